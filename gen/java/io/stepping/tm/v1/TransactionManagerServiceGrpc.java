@@ -1,0 +1,781 @@
+package io.stepping.tm.v1;
+
+import static io.grpc.MethodDescriptor.generateFullMethodName;
+
+/**
+ * <pre>
+ * TransactionManagerService stores jobs (global transactions) of ordered steps
+ * and calls each step's gRPC endpoint until the job completes.
+ * Every RPC is idempotent on `gid`: repeating a request returns the current
+ * state. A conflicting request fails with ALREADY_EXISTS or FAILED_PRECONDITION
+ * and a google.rpc.ErrorInfo detail (domain "stepping.tm.v1") whose `reason` is
+ * an ErrorReason name and whose metadata holds "gid" and, where relevant,
+ * "status" (the job's current TransactionStatus name). Bad input fails with
+ * INVALID_ARGUMENT and a google.rpc.BadRequest detail naming the field; nothing
+ * is stored then.
+ * </pre>
+ */
+@javax.annotation.Generated(
+    value = "by gRPC proto compiler",
+    comments = "Source: stepping/tm/v1/tm.proto")
+@io.grpc.stub.annotations.GrpcGenerated
+public final class TransactionManagerServiceGrpc {
+
+  private TransactionManagerServiceGrpc() {}
+
+  public static final String SERVICE_NAME = "stepping.tm.v1.TransactionManagerService";
+
+  // Static method descriptors that strictly reflect the proto.
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.NewGidRequest,
+      io.stepping.tm.v1.NewGidResponse> getNewGidMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "NewGid",
+      requestType = io.stepping.tm.v1.NewGidRequest.class,
+      responseType = io.stepping.tm.v1.NewGidResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.NewGidRequest,
+      io.stepping.tm.v1.NewGidResponse> getNewGidMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.NewGidRequest, io.stepping.tm.v1.NewGidResponse> getNewGidMethod;
+    if ((getNewGidMethod = TransactionManagerServiceGrpc.getNewGidMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getNewGidMethod = TransactionManagerServiceGrpc.getNewGidMethod) == null) {
+          TransactionManagerServiceGrpc.getNewGidMethod = getNewGidMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.NewGidRequest, io.stepping.tm.v1.NewGidResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "NewGid"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.NewGidRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.NewGidResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("NewGid"))
+              .build();
+        }
+      }
+    }
+    return getNewGidMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.PrepareRequest,
+      io.stepping.tm.v1.PrepareResponse> getPrepareMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Prepare",
+      requestType = io.stepping.tm.v1.PrepareRequest.class,
+      responseType = io.stepping.tm.v1.PrepareResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.PrepareRequest,
+      io.stepping.tm.v1.PrepareResponse> getPrepareMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.PrepareRequest, io.stepping.tm.v1.PrepareResponse> getPrepareMethod;
+    if ((getPrepareMethod = TransactionManagerServiceGrpc.getPrepareMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getPrepareMethod = TransactionManagerServiceGrpc.getPrepareMethod) == null) {
+          TransactionManagerServiceGrpc.getPrepareMethod = getPrepareMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.PrepareRequest, io.stepping.tm.v1.PrepareResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Prepare"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.PrepareRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.PrepareResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("Prepare"))
+              .build();
+        }
+      }
+    }
+    return getPrepareMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.SubmitRequest,
+      io.stepping.tm.v1.SubmitResponse> getSubmitMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Submit",
+      requestType = io.stepping.tm.v1.SubmitRequest.class,
+      responseType = io.stepping.tm.v1.SubmitResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.SubmitRequest,
+      io.stepping.tm.v1.SubmitResponse> getSubmitMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.SubmitRequest, io.stepping.tm.v1.SubmitResponse> getSubmitMethod;
+    if ((getSubmitMethod = TransactionManagerServiceGrpc.getSubmitMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getSubmitMethod = TransactionManagerServiceGrpc.getSubmitMethod) == null) {
+          TransactionManagerServiceGrpc.getSubmitMethod = getSubmitMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.SubmitRequest, io.stepping.tm.v1.SubmitResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Submit"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.SubmitRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.SubmitResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("Submit"))
+              .build();
+        }
+      }
+    }
+    return getSubmitMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.AbortRequest,
+      io.stepping.tm.v1.AbortResponse> getAbortMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Abort",
+      requestType = io.stepping.tm.v1.AbortRequest.class,
+      responseType = io.stepping.tm.v1.AbortResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.AbortRequest,
+      io.stepping.tm.v1.AbortResponse> getAbortMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.AbortRequest, io.stepping.tm.v1.AbortResponse> getAbortMethod;
+    if ((getAbortMethod = TransactionManagerServiceGrpc.getAbortMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getAbortMethod = TransactionManagerServiceGrpc.getAbortMethod) == null) {
+          TransactionManagerServiceGrpc.getAbortMethod = getAbortMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.AbortRequest, io.stepping.tm.v1.AbortResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Abort"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.AbortRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.AbortResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("Abort"))
+              .build();
+        }
+      }
+    }
+    return getAbortMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.GetTransactionRequest,
+      io.stepping.tm.v1.GetTransactionResponse> getGetTransactionMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetTransaction",
+      requestType = io.stepping.tm.v1.GetTransactionRequest.class,
+      responseType = io.stepping.tm.v1.GetTransactionResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.GetTransactionRequest,
+      io.stepping.tm.v1.GetTransactionResponse> getGetTransactionMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.GetTransactionRequest, io.stepping.tm.v1.GetTransactionResponse> getGetTransactionMethod;
+    if ((getGetTransactionMethod = TransactionManagerServiceGrpc.getGetTransactionMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getGetTransactionMethod = TransactionManagerServiceGrpc.getGetTransactionMethod) == null) {
+          TransactionManagerServiceGrpc.getGetTransactionMethod = getGetTransactionMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.GetTransactionRequest, io.stepping.tm.v1.GetTransactionResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetTransaction"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.GetTransactionRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.GetTransactionResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("GetTransaction"))
+              .build();
+        }
+      }
+    }
+    return getGetTransactionMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.ListTransactionsRequest,
+      io.stepping.tm.v1.ListTransactionsResponse> getListTransactionsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "ListTransactions",
+      requestType = io.stepping.tm.v1.ListTransactionsRequest.class,
+      responseType = io.stepping.tm.v1.ListTransactionsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.ListTransactionsRequest,
+      io.stepping.tm.v1.ListTransactionsResponse> getListTransactionsMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.ListTransactionsRequest, io.stepping.tm.v1.ListTransactionsResponse> getListTransactionsMethod;
+    if ((getListTransactionsMethod = TransactionManagerServiceGrpc.getListTransactionsMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getListTransactionsMethod = TransactionManagerServiceGrpc.getListTransactionsMethod) == null) {
+          TransactionManagerServiceGrpc.getListTransactionsMethod = getListTransactionsMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.ListTransactionsRequest, io.stepping.tm.v1.ListTransactionsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "ListTransactions"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.ListTransactionsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.ListTransactionsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("ListTransactions"))
+              .build();
+        }
+      }
+    }
+    return getListTransactionsMethod;
+  }
+
+  /**
+   * Creates a new async stub that supports all call types for the service
+   */
+  public static TransactionManagerServiceStub newStub(io.grpc.Channel channel) {
+    io.grpc.stub.AbstractStub.StubFactory<TransactionManagerServiceStub> factory =
+      new io.grpc.stub.AbstractStub.StubFactory<TransactionManagerServiceStub>() {
+        @java.lang.Override
+        public TransactionManagerServiceStub newStub(io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+          return new TransactionManagerServiceStub(channel, callOptions);
+        }
+      };
+    return TransactionManagerServiceStub.newStub(factory, channel);
+  }
+
+  /**
+   * Creates a new blocking-style stub that supports unary and streaming output calls on the service
+   */
+  public static TransactionManagerServiceBlockingStub newBlockingStub(
+      io.grpc.Channel channel) {
+    io.grpc.stub.AbstractStub.StubFactory<TransactionManagerServiceBlockingStub> factory =
+      new io.grpc.stub.AbstractStub.StubFactory<TransactionManagerServiceBlockingStub>() {
+        @java.lang.Override
+        public TransactionManagerServiceBlockingStub newStub(io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+          return new TransactionManagerServiceBlockingStub(channel, callOptions);
+        }
+      };
+    return TransactionManagerServiceBlockingStub.newStub(factory, channel);
+  }
+
+  /**
+   * Creates a new ListenableFuture-style stub that supports unary calls on the service
+   */
+  public static TransactionManagerServiceFutureStub newFutureStub(
+      io.grpc.Channel channel) {
+    io.grpc.stub.AbstractStub.StubFactory<TransactionManagerServiceFutureStub> factory =
+      new io.grpc.stub.AbstractStub.StubFactory<TransactionManagerServiceFutureStub>() {
+        @java.lang.Override
+        public TransactionManagerServiceFutureStub newStub(io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+          return new TransactionManagerServiceFutureStub(channel, callOptions);
+        }
+      };
+    return TransactionManagerServiceFutureStub.newStub(factory, channel);
+  }
+
+  /**
+   * <pre>
+   * TransactionManagerService stores jobs (global transactions) of ordered steps
+   * and calls each step's gRPC endpoint until the job completes.
+   * Every RPC is idempotent on `gid`: repeating a request returns the current
+   * state. A conflicting request fails with ALREADY_EXISTS or FAILED_PRECONDITION
+   * and a google.rpc.ErrorInfo detail (domain "stepping.tm.v1") whose `reason` is
+   * an ErrorReason name and whose metadata holds "gid" and, where relevant,
+   * "status" (the job's current TransactionStatus name). Bad input fails with
+   * INVALID_ARGUMENT and a google.rpc.BadRequest detail naming the field; nothing
+   * is stored then.
+   * </pre>
+   */
+  public static abstract class TransactionManagerServiceImplBase implements io.grpc.BindableService {
+
+    /**
+     * <pre>
+     * NewGid returns a fresh, unique global transaction id.
+     * </pre>
+     */
+    public void newGid(io.stepping.tm.v1.NewGidRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.NewGidResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getNewGidMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Prepare stores a job as PREPARED (phase one of the 2-phase message). Its steps
+     * run only after Submit, or after the QueryPrepared back-check says the
+     * client's local transaction committed.
+     * </pre>
+     */
+    public void prepare(io.stepping.tm.v1.PrepareRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.PrepareResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getPrepareMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Submit starts a prepared job, or stores and starts a new one given its steps.
+     * </pre>
+     */
+    public void submit(io.stepping.tm.v1.SubmitRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.SubmitResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getSubmitMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Abort ends a prepared job without running any step.
+     * </pre>
+     */
+    public void abort(io.stepping.tm.v1.AbortRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.AbortResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getAbortMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetTransaction returns a job and its steps.
+     * </pre>
+     */
+    public void getTransaction(io.stepping.tm.v1.GetTransactionRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.GetTransactionResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetTransactionMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListTransactions pages through jobs, newest first.
+     * </pre>
+     */
+    public void listTransactions(io.stepping.tm.v1.ListTransactionsRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.ListTransactionsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListTransactionsMethod(), responseObserver);
+    }
+
+    @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
+      return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
+          .addMethod(
+            getNewGidMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.NewGidRequest,
+                io.stepping.tm.v1.NewGidResponse>(
+                  this, METHODID_NEW_GID)))
+          .addMethod(
+            getPrepareMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.PrepareRequest,
+                io.stepping.tm.v1.PrepareResponse>(
+                  this, METHODID_PREPARE)))
+          .addMethod(
+            getSubmitMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.SubmitRequest,
+                io.stepping.tm.v1.SubmitResponse>(
+                  this, METHODID_SUBMIT)))
+          .addMethod(
+            getAbortMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.AbortRequest,
+                io.stepping.tm.v1.AbortResponse>(
+                  this, METHODID_ABORT)))
+          .addMethod(
+            getGetTransactionMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.GetTransactionRequest,
+                io.stepping.tm.v1.GetTransactionResponse>(
+                  this, METHODID_GET_TRANSACTION)))
+          .addMethod(
+            getListTransactionsMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.ListTransactionsRequest,
+                io.stepping.tm.v1.ListTransactionsResponse>(
+                  this, METHODID_LIST_TRANSACTIONS)))
+          .build();
+    }
+  }
+
+  /**
+   * <pre>
+   * TransactionManagerService stores jobs (global transactions) of ordered steps
+   * and calls each step's gRPC endpoint until the job completes.
+   * Every RPC is idempotent on `gid`: repeating a request returns the current
+   * state. A conflicting request fails with ALREADY_EXISTS or FAILED_PRECONDITION
+   * and a google.rpc.ErrorInfo detail (domain "stepping.tm.v1") whose `reason` is
+   * an ErrorReason name and whose metadata holds "gid" and, where relevant,
+   * "status" (the job's current TransactionStatus name). Bad input fails with
+   * INVALID_ARGUMENT and a google.rpc.BadRequest detail naming the field; nothing
+   * is stored then.
+   * </pre>
+   */
+  public static final class TransactionManagerServiceStub extends io.grpc.stub.AbstractAsyncStub<TransactionManagerServiceStub> {
+    private TransactionManagerServiceStub(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      super(channel, callOptions);
+    }
+
+    @java.lang.Override
+    protected TransactionManagerServiceStub build(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      return new TransactionManagerServiceStub(channel, callOptions);
+    }
+
+    /**
+     * <pre>
+     * NewGid returns a fresh, unique global transaction id.
+     * </pre>
+     */
+    public void newGid(io.stepping.tm.v1.NewGidRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.NewGidResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getNewGidMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Prepare stores a job as PREPARED (phase one of the 2-phase message). Its steps
+     * run only after Submit, or after the QueryPrepared back-check says the
+     * client's local transaction committed.
+     * </pre>
+     */
+    public void prepare(io.stepping.tm.v1.PrepareRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.PrepareResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getPrepareMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Submit starts a prepared job, or stores and starts a new one given its steps.
+     * </pre>
+     */
+    public void submit(io.stepping.tm.v1.SubmitRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.SubmitResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getSubmitMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Abort ends a prepared job without running any step.
+     * </pre>
+     */
+    public void abort(io.stepping.tm.v1.AbortRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.AbortResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getAbortMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * GetTransaction returns a job and its steps.
+     * </pre>
+     */
+    public void getTransaction(io.stepping.tm.v1.GetTransactionRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.GetTransactionResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetTransactionMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * ListTransactions pages through jobs, newest first.
+     * </pre>
+     */
+    public void listTransactions(io.stepping.tm.v1.ListTransactionsRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.ListTransactionsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getListTransactionsMethod(), getCallOptions()), request, responseObserver);
+    }
+  }
+
+  /**
+   * <pre>
+   * TransactionManagerService stores jobs (global transactions) of ordered steps
+   * and calls each step's gRPC endpoint until the job completes.
+   * Every RPC is idempotent on `gid`: repeating a request returns the current
+   * state. A conflicting request fails with ALREADY_EXISTS or FAILED_PRECONDITION
+   * and a google.rpc.ErrorInfo detail (domain "stepping.tm.v1") whose `reason` is
+   * an ErrorReason name and whose metadata holds "gid" and, where relevant,
+   * "status" (the job's current TransactionStatus name). Bad input fails with
+   * INVALID_ARGUMENT and a google.rpc.BadRequest detail naming the field; nothing
+   * is stored then.
+   * </pre>
+   */
+  public static final class TransactionManagerServiceBlockingStub extends io.grpc.stub.AbstractBlockingStub<TransactionManagerServiceBlockingStub> {
+    private TransactionManagerServiceBlockingStub(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      super(channel, callOptions);
+    }
+
+    @java.lang.Override
+    protected TransactionManagerServiceBlockingStub build(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      return new TransactionManagerServiceBlockingStub(channel, callOptions);
+    }
+
+    /**
+     * <pre>
+     * NewGid returns a fresh, unique global transaction id.
+     * </pre>
+     */
+    public io.stepping.tm.v1.NewGidResponse newGid(io.stepping.tm.v1.NewGidRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getNewGidMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Prepare stores a job as PREPARED (phase one of the 2-phase message). Its steps
+     * run only after Submit, or after the QueryPrepared back-check says the
+     * client's local transaction committed.
+     * </pre>
+     */
+    public io.stepping.tm.v1.PrepareResponse prepare(io.stepping.tm.v1.PrepareRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getPrepareMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Submit starts a prepared job, or stores and starts a new one given its steps.
+     * </pre>
+     */
+    public io.stepping.tm.v1.SubmitResponse submit(io.stepping.tm.v1.SubmitRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getSubmitMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Abort ends a prepared job without running any step.
+     * </pre>
+     */
+    public io.stepping.tm.v1.AbortResponse abort(io.stepping.tm.v1.AbortRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getAbortMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * GetTransaction returns a job and its steps.
+     * </pre>
+     */
+    public io.stepping.tm.v1.GetTransactionResponse getTransaction(io.stepping.tm.v1.GetTransactionRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetTransactionMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * ListTransactions pages through jobs, newest first.
+     * </pre>
+     */
+    public io.stepping.tm.v1.ListTransactionsResponse listTransactions(io.stepping.tm.v1.ListTransactionsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getListTransactionsMethod(), getCallOptions(), request);
+    }
+  }
+
+  /**
+   * <pre>
+   * TransactionManagerService stores jobs (global transactions) of ordered steps
+   * and calls each step's gRPC endpoint until the job completes.
+   * Every RPC is idempotent on `gid`: repeating a request returns the current
+   * state. A conflicting request fails with ALREADY_EXISTS or FAILED_PRECONDITION
+   * and a google.rpc.ErrorInfo detail (domain "stepping.tm.v1") whose `reason` is
+   * an ErrorReason name and whose metadata holds "gid" and, where relevant,
+   * "status" (the job's current TransactionStatus name). Bad input fails with
+   * INVALID_ARGUMENT and a google.rpc.BadRequest detail naming the field; nothing
+   * is stored then.
+   * </pre>
+   */
+  public static final class TransactionManagerServiceFutureStub extends io.grpc.stub.AbstractFutureStub<TransactionManagerServiceFutureStub> {
+    private TransactionManagerServiceFutureStub(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      super(channel, callOptions);
+    }
+
+    @java.lang.Override
+    protected TransactionManagerServiceFutureStub build(
+        io.grpc.Channel channel, io.grpc.CallOptions callOptions) {
+      return new TransactionManagerServiceFutureStub(channel, callOptions);
+    }
+
+    /**
+     * <pre>
+     * NewGid returns a fresh, unique global transaction id.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.NewGidResponse> newGid(
+        io.stepping.tm.v1.NewGidRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getNewGidMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Prepare stores a job as PREPARED (phase one of the 2-phase message). Its steps
+     * run only after Submit, or after the QueryPrepared back-check says the
+     * client's local transaction committed.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.PrepareResponse> prepare(
+        io.stepping.tm.v1.PrepareRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getPrepareMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Submit starts a prepared job, or stores and starts a new one given its steps.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.SubmitResponse> submit(
+        io.stepping.tm.v1.SubmitRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getSubmitMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Abort ends a prepared job without running any step.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.AbortResponse> abort(
+        io.stepping.tm.v1.AbortRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getAbortMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * GetTransaction returns a job and its steps.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.GetTransactionResponse> getTransaction(
+        io.stepping.tm.v1.GetTransactionRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetTransactionMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * ListTransactions pages through jobs, newest first.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.ListTransactionsResponse> listTransactions(
+        io.stepping.tm.v1.ListTransactionsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getListTransactionsMethod(), getCallOptions()), request);
+    }
+  }
+
+  private static final int METHODID_NEW_GID = 0;
+  private static final int METHODID_PREPARE = 1;
+  private static final int METHODID_SUBMIT = 2;
+  private static final int METHODID_ABORT = 3;
+  private static final int METHODID_GET_TRANSACTION = 4;
+  private static final int METHODID_LIST_TRANSACTIONS = 5;
+
+  private static final class MethodHandlers<Req, Resp> implements
+      io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
+      io.grpc.stub.ServerCalls.ServerStreamingMethod<Req, Resp>,
+      io.grpc.stub.ServerCalls.ClientStreamingMethod<Req, Resp>,
+      io.grpc.stub.ServerCalls.BidiStreamingMethod<Req, Resp> {
+    private final TransactionManagerServiceImplBase serviceImpl;
+    private final int methodId;
+
+    MethodHandlers(TransactionManagerServiceImplBase serviceImpl, int methodId) {
+      this.serviceImpl = serviceImpl;
+      this.methodId = methodId;
+    }
+
+    @java.lang.Override
+    @java.lang.SuppressWarnings("unchecked")
+    public void invoke(Req request, io.grpc.stub.StreamObserver<Resp> responseObserver) {
+      switch (methodId) {
+        case METHODID_NEW_GID:
+          serviceImpl.newGid((io.stepping.tm.v1.NewGidRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.NewGidResponse>) responseObserver);
+          break;
+        case METHODID_PREPARE:
+          serviceImpl.prepare((io.stepping.tm.v1.PrepareRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.PrepareResponse>) responseObserver);
+          break;
+        case METHODID_SUBMIT:
+          serviceImpl.submit((io.stepping.tm.v1.SubmitRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.SubmitResponse>) responseObserver);
+          break;
+        case METHODID_ABORT:
+          serviceImpl.abort((io.stepping.tm.v1.AbortRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.AbortResponse>) responseObserver);
+          break;
+        case METHODID_GET_TRANSACTION:
+          serviceImpl.getTransaction((io.stepping.tm.v1.GetTransactionRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.GetTransactionResponse>) responseObserver);
+          break;
+        case METHODID_LIST_TRANSACTIONS:
+          serviceImpl.listTransactions((io.stepping.tm.v1.ListTransactionsRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.ListTransactionsResponse>) responseObserver);
+          break;
+        default:
+          throw new AssertionError();
+      }
+    }
+
+    @java.lang.Override
+    @java.lang.SuppressWarnings("unchecked")
+    public io.grpc.stub.StreamObserver<Req> invoke(
+        io.grpc.stub.StreamObserver<Resp> responseObserver) {
+      switch (methodId) {
+        default:
+          throw new AssertionError();
+      }
+    }
+  }
+
+  private static abstract class TransactionManagerServiceBaseDescriptorSupplier
+      implements io.grpc.protobuf.ProtoFileDescriptorSupplier, io.grpc.protobuf.ProtoServiceDescriptorSupplier {
+    TransactionManagerServiceBaseDescriptorSupplier() {}
+
+    @java.lang.Override
+    public com.google.protobuf.Descriptors.FileDescriptor getFileDescriptor() {
+      return io.stepping.tm.v1.Tm.getDescriptor();
+    }
+
+    @java.lang.Override
+    public com.google.protobuf.Descriptors.ServiceDescriptor getServiceDescriptor() {
+      return getFileDescriptor().findServiceByName("TransactionManagerService");
+    }
+  }
+
+  private static final class TransactionManagerServiceFileDescriptorSupplier
+      extends TransactionManagerServiceBaseDescriptorSupplier {
+    TransactionManagerServiceFileDescriptorSupplier() {}
+  }
+
+  private static final class TransactionManagerServiceMethodDescriptorSupplier
+      extends TransactionManagerServiceBaseDescriptorSupplier
+      implements io.grpc.protobuf.ProtoMethodDescriptorSupplier {
+    private final String methodName;
+
+    TransactionManagerServiceMethodDescriptorSupplier(String methodName) {
+      this.methodName = methodName;
+    }
+
+    @java.lang.Override
+    public com.google.protobuf.Descriptors.MethodDescriptor getMethodDescriptor() {
+      return getServiceDescriptor().findMethodByName(methodName);
+    }
+  }
+
+  private static volatile io.grpc.ServiceDescriptor serviceDescriptor;
+
+  public static io.grpc.ServiceDescriptor getServiceDescriptor() {
+    io.grpc.ServiceDescriptor result = serviceDescriptor;
+    if (result == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        result = serviceDescriptor;
+        if (result == null) {
+          serviceDescriptor = result = io.grpc.ServiceDescriptor.newBuilder(SERVICE_NAME)
+              .setSchemaDescriptor(new TransactionManagerServiceFileDescriptorSupplier())
+              .addMethod(getNewGidMethod())
+              .addMethod(getPrepareMethod())
+              .addMethod(getSubmitMethod())
+              .addMethod(getAbortMethod())
+              .addMethod(getGetTransactionMethod())
+              .addMethod(getListTransactionsMethod())
+              .build();
+        }
+      }
+    }
+    return result;
+  }
+}
