@@ -1,0 +1,7 @@
+"""The gRPC API of the TM: servicer, request conversion and the error mapping."""
+
+from tm_service.api._convert import Converter, transaction_to_proto
+from tm_service.api._errors import DOMAIN, to_status
+from tm_service.api._service import TransactionManagerServicer
+
+__all__ = ["DOMAIN", "Converter", "TransactionManagerServicer", "to_status", "transaction_to_proto"]

@@ -1,0 +1,96 @@
+"""The gRPC adapter: TransactionManagerService on top of the use cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
+
+from tm_service.api._convert import Converter, transaction_to_proto
+from tm_service.api._errors import grpc_errors
+from tm_service.errors import InvalidArgument
+from tm_service.usecases import TransactionService
+
+__all__ = ["TransactionManagerServicer"]
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+_TRACE_KEYS = ("traceparent", "tracestate")
+
+
+def _trace_context(context: Ctx) -> dict[str, str]:
+    md = context.invocation_metadata() or ()
+    return {k: v for k, v in md if k in _TRACE_KEYS and isinstance(v, str)}
+
+
+class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
+    def __init__(self, service: TransactionService, converter: Converter) -> None:
+        self._svc = service
+        self._conv = converter
+
+    @grpc_errors
+    async def NewGid(self, request: tm_pb2.NewGidRequest, context: Ctx) -> tm_pb2.NewGidResponse:
+        return tm_pb2.NewGidResponse(gid=self._svc.new_gid())
+
+    @grpc_errors
+    async def Prepare(
+        self, request: tm_pb2.PrepareRequest, context: Ctx
+    ) -> tm_pb2.PrepareResponse:
+        if not request.HasField("query_prepared"):
+            self._conv.gid(request.gid)
+            raise InvalidArgument("query_prepared", "is required for Prepare")
+        new = self._conv.new_transaction(
+            request.gid,
+            request.steps,
+            request.options,
+            query_prepared=request.query_prepared,
+            database=request.database,
+            trace_context=_trace_context(context),
+        )
+        tx = await self._svc.prepare(new)
+        return tm_pb2.PrepareResponse(transaction=transaction_to_proto(tx))
+
+    @grpc_errors
+    async def Submit(self, request: tm_pb2.SubmitRequest, context: Ctx) -> tm_pb2.SubmitResponse:
+        gid = self._conv.gid(request.gid)
+        new = None
+        if request.steps:
+            new = self._conv.new_transaction(
+                gid,
+                request.steps,
+                request.options,
+                query_prepared=None,
+                database="",
+                trace_context=_trace_context(context),
+            )
+        wait_timeout = self._conv.wait_timeout(
+            request.wait_timeout if request.HasField("wait_timeout") else None,
+            context.time_remaining(),
+        )
+        tx = await self._svc.submit(gid, new, wait=request.wait_result, wait_timeout=wait_timeout)
+        return tm_pb2.SubmitResponse(transaction=transaction_to_proto(tx))
+
+    @grpc_errors
+    async def Abort(self, request: tm_pb2.AbortRequest, context: Ctx) -> tm_pb2.AbortResponse:
+        tx = await self._svc.abort(self._conv.gid(request.gid), request.reason)
+        return tm_pb2.AbortResponse(transaction=transaction_to_proto(tx))
+
+    @grpc_errors
+    async def GetTransaction(
+        self, request: tm_pb2.GetTransactionRequest, context: Ctx
+    ) -> tm_pb2.GetTransactionResponse:
+        tx = await self._svc.get(self._conv.gid(request.gid))
+        return tm_pb2.GetTransactionResponse(transaction=transaction_to_proto(tx))
+
+    @grpc_errors
+    async def ListTransactions(
+        self, request: tm_pb2.ListTransactionsRequest, context: Ctx
+    ) -> tm_pb2.ListTransactionsResponse:
+        txs, token = await self._svc.list(
+            statuses=self._conv.statuses(request.statuses),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return tm_pb2.ListTransactionsResponse(
+            transactions=[transaction_to_proto(t) for t in txs], next_page_token=token
+        )

@@ -1,0 +1,130 @@
+"""``stepping-tm``: serve, db upgrade, tx list, tx show."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from tm_service.config import Settings, SettingsError, field_type
+
+__all__ = ["main"]
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also STEPPING_<NAME> in the environment)")
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if field_type(f) is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
+                               help=help_text)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {f.name: getattr(args, f.name, None) for f in fields(Settings)}
+    return Settings.load(overrides=overrides)
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    uvloop.install()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tm_service._logging import configure_logging
+    from tm_service.server import run
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    _use_uvloop()
+    asyncio.run(run(settings))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tm_service._logging import configure_logging
+    from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+
+    settings = _settings(args)
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    url = settings.database_url or EmbeddedPostgres(Path(settings.embedded_pg_dir)).start()
+
+    async def go() -> None:
+        store = PostgresStore.from_url(url, pool_size=1)
+        try:
+            await upgrade(store.engine, args.revision)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    print(f"database upgraded to {args.revision}")
+    return 0
+
+
+def cmd_tx(args: argparse.Namespace) -> int:
+    from tm_service._tx_cli import list_transactions, show_transaction
+
+    if args.tx_command == "list":
+        return asyncio.run(list_transactions(args))
+    return asyncio.run(show_transaction(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepping-tm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the TM")
+    _add_setting_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    _add_setting_flags(up)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    tx = sub.add_parser("tx", help="inspect transactions through a running TM")
+    tx_sub = tx.add_subparsers(dest="tx_command", required=True)
+    for name, help_text in (("list", "list transactions"), ("show", "show one transaction")):
+        p = tx_sub.add_parser(name, help=help_text)
+        p.add_argument("--target", default="127.0.0.1:36790", help="the TM's address")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if name == "list":
+            p.add_argument("--status", action="append", default=[],
+                           help="only this status (repeatable), e.g. FAILED")
+            p.add_argument("--limit", type=int, default=50)
+            p.add_argument("--page-token", default="")
+        else:
+            p.add_argument("gid")
+        p.set_defaults(func=cmd_tx)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: Any = args.func(args)
+    except SettingsError as err:
+        print(f"stepping-tm: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

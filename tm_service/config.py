@@ -1,0 +1,130 @@
+"""The TM's one settings object: defaults, ``STEPPING_*`` environment variables, CLI flags.
+
+Nothing else in the TM reads the environment. Each field ``foo_bar`` is set by the
+environment variable ``STEPPING_FOO_BAR`` and the ``serve`` flag ``--foo-bar``; flags win.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+
+ENV_PREFIX = "STEPPING_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong form."""
+
+
+def _default_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the TM, with its default."""
+
+    # Network
+    listen: str = field(default="0.0.0.0:36790", metadata={"help": "gRPC listen address"})
+    # Storage
+    database_url: str = field(
+        default="",
+        metadata={"help": "Postgres URL (postgresql://...); empty starts an embedded Postgres"},
+    )
+    embedded_pg_dir: str = field(
+        default="/var/tmp/stepping-tm/pgdata",
+        metadata={"help": "data directory of the embedded Postgres (keep it out of $HOME)"},
+    )
+    embedded_pg_port: int = field(default=0, metadata={"help": "embedded Postgres port; 0 = free"})
+    migrate_on_start: bool = field(default=True, metadata={"help": "apply migrations on start"})
+    db_pool_size: int = field(default=10, metadata={"help": "database connections per process"})
+    # Processing
+    replica_id: str = field(
+        default_factory=_default_replica_id, metadata={"help": "this replica's lease owner name"}
+    )
+    lease_seconds: float = field(
+        default=30.0, metadata={"help": "how long a claimed job stays with this replica"}
+    )
+    poll_interval_seconds: float = field(
+        default=1.0, metadata={"help": "how often the sweeper looks for due jobs"}
+    )
+    sweep_batch_size: int = field(default=100, metadata={"help": "jobs claimed per sweep"})
+    max_active_jobs: int = field(default=5000, metadata={"help": "jobs run at once per process"})
+    inline_retry_max_seconds: float = field(
+        default=5.0,
+        metadata={"help": "retry delays up to this are waited in memory; longer ones in the DB"},
+    )
+    shutdown_grace_seconds: float = field(
+        default=10.0, metadata={"help": "on SIGTERM, how long in-flight work may finish"}
+    )
+    # Defaults of a job's options
+    default_initial_interval_seconds: float = 1.0
+    default_backoff_coefficient: float = 2.0
+    default_maximum_interval_seconds: float = 60.0
+    default_maximum_attempts: int = 0
+    default_step_timeout_seconds: float = 3.0
+    default_check_prepared_after_seconds: float = 10.0
+    default_wait_timeout_seconds: float = 30.0
+    # Limits of a request
+    max_payload_bytes: int = field(default=1 << 20, metadata={"help": "largest step payload"})
+    max_steps: int = field(default=100, metadata={"help": "most steps in one job"})
+    max_gid_length: int = 128
+    # Telemetry / logging
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def load(
+        cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Defaults, then ``STEPPING_*`` variables from ``env``, then ``overrides``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = parse_value(f, raw)
+        for name, value in (overrides or {}).items():
+            if value is None:
+                continue
+            f = _field(name)
+            values[name] = parse_value(f, value) if isinstance(value, str) else value
+        return dataclasses.replace(cls(), **values)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _field(name: str) -> dataclasses.Field[Any]:
+    for f in fields(Settings):
+        if f.name == name:
+            return f
+    raise SettingsError(f"unknown setting {name!r}")
+
+
+def field_type(f: dataclasses.Field[Any]) -> type:
+    """The Python type of a settings field (annotations are strings here)."""
+    return {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+
+
+def parse_value(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = field_type(f)
+    env_name = ENV_PREFIX + f.name.upper()
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{env_name}: expected true/false, got {raw!r}")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{env_name}: expected {kind.__name__}, got {raw!r}") from None

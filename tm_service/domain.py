@@ -1,0 +1,179 @@
+"""The TM's domain model: jobs (transactions), steps, policies and their states.
+
+Plain dataclasses and enums, free of gRPC and SQL: the use cases, processors and the
+store speak these types. Durations are float seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = [
+    "FINAL_STATUSES",
+    "ActiveJob",
+    "Endpoint",
+    "Mode",
+    "NewTransaction",
+    "RetryPolicy",
+    "StepSpec",
+    "StepState",
+    "StepStatus",
+    "Transaction",
+    "TxOptions",
+    "TxStatus",
+]
+
+
+class TxStatus(enum.IntEnum):
+    """Job states; values match ``stepping.tm.v1.TransactionStatus``."""
+
+    PREPARED = 1
+    SUBMITTED = 2
+    SUCCEEDED = 3
+    ABORTED = 4
+    COMPENSATING = 5
+    FAILED = 6
+
+
+FINAL_STATUSES = frozenset({TxStatus.SUCCEEDED, TxStatus.ABORTED, TxStatus.FAILED})
+
+
+class StepStatus(enum.IntEnum):
+    """Step states; values match ``stepping.tm.v1.StepStatus``."""
+
+    PENDING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    COMPENSATED = 4
+
+
+class Mode(enum.IntEnum):
+    """Job modes; values match ``stepping.tm.v1.Mode``."""
+
+    MESSAGE = 1
+    SAGA = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A unary gRPC method: ``target`` is "host:port", ``method`` "/pkg.Service/Method"."""
+
+    target: str
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff: attempt n (1-based) failing waits initial * backoff**(n-1)."""
+
+    initial_interval: float
+    backoff_coefficient: float
+    maximum_interval: float
+    maximum_attempts: int  # 0 = unlimited
+
+    def delay_after(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        exponent = max(attempt - 1, 0)
+        # Cap the exponent so huge attempt counts cannot overflow the float.
+        raw = self.initial_interval * self.backoff_coefficient ** min(exponent, 64)
+        return min(raw, self.maximum_interval)
+
+    def exhausted(self, attempt: int) -> bool:
+        return self.maximum_attempts > 0 and attempt >= self.maximum_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """What a step is: fixed at Prepare/Submit, never changed afterwards."""
+
+    index: int
+    name: str
+    action: Endpoint
+    compensation: Endpoint | None
+    payload: bytes
+    headers: dict[str, str]
+    retry_policy: RetryPolicy
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class TxOptions:
+    """Options of a job with every default already applied."""
+
+    mode: Mode
+    step_timeout: float
+    check_prepared_after: float
+    deadline: float | None
+    concurrent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewTransaction:
+    """A validated Prepare or Submit request, ready to be stored."""
+
+    gid: str
+    steps: tuple[StepSpec, ...]
+    options: TxOptions
+    query_prepared: Endpoint | None
+    database: str
+    # Identifies the request's steps and options, so a repeated request can be told
+    # from a conflicting one.
+    fingerprint: bytes
+    trace_context: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StepState:
+    """A step's progress, as stored."""
+
+    index: int
+    name: str
+    status: StepStatus
+    attempts: int
+    last_error: str
+    result: bytes | None
+    next_attempt_time: datetime | None
+
+
+@dataclass(slots=True)
+class Transaction:
+    """A job as clients see it."""
+
+    gid: str
+    mode: Mode
+    status: TxStatus
+    steps: list[StepState]
+    error: str
+    create_time: datetime
+    update_time: datetime
+    finish_time: datetime | None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(slots=True)
+class ActiveJob:
+    """A job this replica holds the lease of, with everything needed to run it.
+
+    ``lease_token`` fences every write: a replica whose lease was taken over finds
+    its writes rejected and stops.
+    """
+
+    gid: str
+    status: TxStatus
+    options: TxOptions
+    specs: tuple[StepSpec, ...]
+    states: list[StepState]
+    query_prepared: Endpoint | None
+    database: str
+    trace_context: dict[str, str]
+    query_attempts: int
+    deadline_at: datetime | None
+    error: str
+    lease_token: int
+    # Monotonic time until which the lease surely holds (taken before the write).
+    lease_valid_until: float = 0.0

@@ -1,0 +1,74 @@
+"""Errors of the TM's use cases, each with a machine-readable reason.
+
+Mapped to gRPC statuses in exactly one place: ``tm_service.api._errors``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Conflict",
+    "InvalidArgument",
+    "InvalidState",
+    "LeaseLost",
+    "NotFound",
+    "ShuttingDown",
+    "StoreUnavailable",
+    "TmError",
+]
+
+
+class TmError(Exception):
+    """Root of the errors a TM request can end with."""
+
+    reason = "ERROR_REASON_UNSPECIFIED"
+
+    def __init__(self, message: str, *, gid: str = "", metadata: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.gid = gid
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgument(TmError):
+    """A request field is invalid; ``field`` names it (e.g. ``steps[1].action.target``)."""
+
+    reason = "ERROR_REASON_INVALID_ARGUMENT"
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description
+
+
+class NotFound(TmError):
+    """No job has the gid."""
+
+    reason = "ERROR_REASON_TRANSACTION_NOT_FOUND"
+
+
+class Conflict(TmError):
+    """A job with the gid exists with other steps or options."""
+
+    reason = "ERROR_REASON_GID_CONFLICT"
+
+
+class InvalidState(TmError):
+    """The job's state forbids the request (e.g. Abort after Submit)."""
+
+    reason = "ERROR_REASON_INVALID_STATE"
+
+
+class ShuttingDown(TmError):
+    """The TM is stopping; the client should retry (on another replica)."""
+
+    reason = "ERROR_REASON_SHUTTING_DOWN"
+
+
+class StoreUnavailable(TmError):
+    """The database could not be reached."""
+
+    reason = "ERROR_REASON_STORE_UNAVAILABLE"
+
+
+class LeaseLost(Exception):  # noqa: N818 - an internal signal, not a request error
+    """This replica's lease on a job was taken over; it must stop working on it."""

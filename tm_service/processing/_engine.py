@@ -1,0 +1,152 @@
+"""The engine: runs jobs in this process, sweeps the database for due ones, waits, stops.
+
+Jobs submitted here start at once; the sweeper claims jobs that are due (a prepared
+job's back-check, a retry handed to the database, a dead replica's lapsed lease).
+Nothing lives only in memory: a job's task can vanish with the process and the
+database still says what is left to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from tm_service.domain import ActiveJob, Transaction
+from tm_service.errors import StoreUnavailable
+from tm_service.processing._context import ProcessingContext
+from tm_service.processing._processor import JobProcessor
+
+__all__ = ["Engine"]
+
+_log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Owns the running jobs of this process and the sweeper."""
+
+    def __init__(self, ctx: ProcessingContext) -> None:
+        self._ctx = ctx
+        self._processor = JobProcessor(ctx)
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._waiters: dict[str, list[asyncio.Event]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        ctx.on_final = self._notify_final
+
+    @property
+    def stopping(self) -> bool:
+        return self._ctx.stopping.is_set()
+
+    @property
+    def active_count(self) -> int:
+        return len(self._active)
+
+    def start(self) -> None:
+        """Start the sweeper (call from within the running loop)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_loop(), name="stepping-sweeper")
+
+    def run(self, job: ActiveJob) -> None:
+        """Start working on a job this process just leased."""
+        if job.gid in self._active:  # cannot happen with fenced leases; be safe anyway
+            return
+        job.lease_valid_until = self._ctx.clock.monotonic() + self._ctx.lease - 1.0
+        task = asyncio.create_task(self._processor.run(job), name=f"job:{job.gid}")
+        self._active[job.gid] = task
+        task.add_done_callback(lambda t, gid=job.gid: self._task_done(gid, t))
+
+    def _task_done(self, gid: str, task: asyncio.Task[None]) -> None:
+        self._active.pop(gid, None)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("job task crashed", exc_info=task.exception(), extra={"gid": gid})
+        if self._ctx.settings.max_active_jobs - len(self._active) == 1:
+            self._wake.set()  # room again: sweep without waiting for the next tick
+
+    async def sweep_once(self) -> int:
+        """Claim the due jobs this process has room for and start them; returns how many."""
+        room = min(self._ctx.settings.sweep_batch_size,
+                   self._ctx.settings.max_active_jobs - len(self._active))
+        if room <= 0 or self.stopping:
+            return 0
+        jobs = await self._ctx.store.claim_due(
+            owner=self._ctx.settings.replica_id, lease=self._ctx.lease, limit=room
+        )
+        for job in jobs:
+            self.run(job)
+        return len(jobs)
+
+    async def _sweep_loop(self) -> None:
+        interval = self._ctx.settings.poll_interval_seconds
+        while not self.stopping:
+            try:
+                claimed = await self.sweep_once()
+            except StoreUnavailable as err:
+                _log.error("sweep failed: %s", err)
+                claimed = 0
+            except Exception:
+                _log.exception("sweep failed")
+                claimed = 0
+            if claimed >= self._ctx.settings.sweep_batch_size:
+                continue  # more may be due right now
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    # -- waiting for results ----------------------------------------------------------
+    def _notify_final(self, gid: str) -> None:
+        for event in self._waiters.get(gid, ()):
+            event.set()
+
+    async def wait_final(self, gid: str, timeout: float) -> Transaction | None:
+        """The job once final, or as it is when ``timeout`` runs out (None: unknown gid)."""
+        deadline = time.monotonic() + timeout
+        event = asyncio.Event()
+        self._waiters.setdefault(gid, []).append(event)
+        try:
+            while True:
+                stored = await self._ctx.store.get(gid)
+                if stored is None:
+                    return None
+                remaining = deadline - time.monotonic()
+                if stored.transaction.is_final or remaining <= 0:
+                    return stored.transaction
+                # The event fires when this process finishes the job; the poll covers a
+                # job finished by another replica.
+                event.clear()
+                try:
+                    await asyncio.wait_for(
+                        event.wait(), timeout=min(remaining, self._ctx.settings.poll_interval_seconds)
+                    )
+                except TimeoutError:
+                    pass
+        finally:
+            waiters = self._waiters.get(gid, [])
+            waiters.remove(event)
+            if not waiters:
+                self._waiters.pop(gid, None)
+
+    # -- stopping -----------------------------------------------------------------
+    async def shutdown(self, grace: float) -> None:
+        """Stop claiming; let running step calls finish within ``grace``; hand jobs back.
+
+        Processors see the stop signal between attempts and release their leases, so
+        other replicas take the jobs over at once instead of after the lease lapses.
+        """
+        self._ctx.stopping.set()
+        self._wake.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        tasks = list(self._active.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _log.warning("%d jobs still running after the grace period; cancelled",
+                             len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+        await self._ctx.transport.close()

@@ -1,0 +1,205 @@
+"""The job processor: the back-check of prepared jobs, message and saga execution.
+
+A processor works on a job it holds the lease of. It stops as soon as a fenced write
+says the lease was taken over (another replica now owns the job), and hands the job
+back to the database when a retry is far off or the TM is stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from google.protobuf.message import DecodeError
+
+from tm_service.domain import ActiveJob, Mode, StepState, StepStatus, TxStatus
+from tm_service.errors import LeaseLost, StoreUnavailable
+from tm_service.processing._context import ProcessingContext
+from tm_service.processing._steps import Op, Outcome, StepResult, run_attempts
+
+__all__ = ["JobProcessor"]
+
+_log = logging.getLogger(__name__)
+
+QUERY_PREPARED_METHOD = "/stepping.participant.v1.ParticipantService/QueryPrepared"
+
+
+class JobProcessor:
+    """Runs one job as far as it can go now."""
+
+    def __init__(self, ctx: ProcessingContext) -> None:
+        self._ctx = ctx
+
+    async def run(self, job: ActiveJob) -> None:
+        try:
+            if job.status is TxStatus.PREPARED and not await self._back_check(job):
+                return
+            if job.status is TxStatus.SUBMITTED:
+                await self._forward(job)
+            if job.status is TxStatus.COMPENSATING:
+                await self._compensate(job)
+        except LeaseLost:
+            _log.warning("lease lost; another replica owns the job now", extra={"gid": job.gid})
+        except StoreUnavailable as err:
+            # The lease lapses and a later pass (here or elsewhere) picks the job up.
+            _log.error("database unavailable while running job: %s", err, extra={"gid": job.gid})
+
+    # -- phase one: is the prepared job's local transaction committed? -------------
+    async def _back_check(self, job: ActiveJob) -> bool:
+        from stepping.participant.v1 import participant_pb2
+
+        ctx = self._ctx
+        assert job.query_prepared is not None
+        request = participant_pb2.QueryPreparedRequest(gid=job.gid, database=job.database)
+        metadata = [("stepping-gid", job.gid), ("stepping-op", "query_prepared")]
+        metadata += [(k, v) for k, v in job.trace_context.items()]
+        result = await ctx.transport.call(
+            job.query_prepared,
+            request.SerializeToString(),
+            metadata=metadata,
+            timeout=job.options.step_timeout,
+        )
+        error = f"QueryPrepared: {result.error_text}"
+        if result.code is grpc.StatusCode.OK:
+            try:
+                outcome = participant_pb2.QueryPreparedResponse.FromString(result.response).outcome
+            except DecodeError:
+                outcome = participant_pb2.PREPARED_OUTCOME_UNSPECIFIED
+            started = ctx.clock.monotonic()
+            if outcome == participant_pb2.PREPARED_OUTCOME_COMMITTED:
+                await ctx.store.set_status(job, TxStatus.SUBMITTED, error="", lease=ctx.lease)
+                ctx.mark_leased(job, started)
+                job.status = TxStatus.SUBMITTED
+                _log.info("back-check: committed; submitting", extra={"gid": job.gid})
+                return True
+            if outcome == participant_pb2.PREPARED_OUTCOME_ROLLED_BACK:
+                await ctx.store.set_status(
+                    job,
+                    TxStatus.ABORTED,
+                    error="the local transaction did not commit (QueryPrepared: ROLLED_BACK)",
+                    lease=ctx.lease,
+                )
+                job.status = TxStatus.ABORTED
+                _log.info("back-check: rolled back; aborted", extra={"gid": job.gid})
+                ctx.on_final(job.gid)
+                return False
+            error = "QueryPrepared answered no outcome"
+        delay = job.specs[0].retry_policy.delay_after(job.query_attempts + 1)
+        await ctx.store.defer_prepared(job, delay=delay, error=error)
+        _log.info("back-check: %s; asking again in %.1fs", error, delay, extra={"gid": job.gid})
+        return False
+
+    # -- running the steps ---------------------------------------------------------
+    async def _forward(self, job: ActiveJob) -> None:
+        if job.options.concurrent:
+            await self._forward_concurrent(job)
+            return
+        pending = [s for s in job.states if s.status is StepStatus.PENDING]
+        for n, state in enumerate(pending):
+            last = n == len(pending) - 1
+            result = await run_attempts(self._ctx, job, job.specs[state.index], state, Op.ACTION)
+            if result.outcome is Outcome.PAUSED:
+                return
+            if result.outcome is Outcome.FAILED:
+                await self._fail(job, state, result)
+                return
+            await self._done(job, state, result, finish=TxStatus.SUCCEEDED if last else None)
+        if not pending:  # recovered a job whose last step was recorded but not the job
+            await self._finish(job, TxStatus.SUCCEEDED)
+
+    async def _forward_concurrent(self, job: ActiveJob) -> None:
+        pending = [s for s in job.states if s.status is StepStatus.PENDING]
+
+        async def one(state: StepState) -> StepResult:
+            result = await run_attempts(self._ctx, job, job.specs[state.index], state, Op.ACTION)
+            if result.outcome is Outcome.DONE:
+                await self._done(job, state, result, finish=None)
+            return result
+
+        results = await asyncio.gather(*(one(s) for s in pending))
+        failed = [(s, r) for s, r in zip(pending, results, strict=True) if r.outcome is Outcome.FAILED]
+        if failed:
+            for state, result in failed[1:]:
+                await self._record_failure(job, state, result, job_status=None)
+            await self._fail(job, *failed[0])
+        elif all(r.outcome is Outcome.DONE for r in results):
+            await self._finish(job, TxStatus.SUCCEEDED)
+
+    async def _done(
+        self, job: ActiveJob, state: StepState, result: StepResult, *, finish: TxStatus | None
+    ) -> None:
+        ctx = self._ctx
+        started = ctx.clock.monotonic()
+        await ctx.store.step_done(
+            job,
+            state.index,
+            status=StepStatus.SUCCEEDED,
+            attempts=result.attempts,
+            result=result.response,
+            lease=ctx.lease,
+            finish=finish,
+        )
+        ctx.mark_leased(job, started)
+        state.status = StepStatus.SUCCEEDED
+        if finish is not None:
+            job.status = finish
+            ctx.on_final(job.gid)
+
+    async def _fail(self, job: ActiveJob, state: StepState, result: StepResult) -> None:
+        saga = job.options.mode is Mode.SAGA
+        status = TxStatus.COMPENSATING if saga else TxStatus.FAILED
+        await self._record_failure(job, state, result, job_status=status)
+        job.status = status
+        if status is TxStatus.FAILED:
+            self._ctx.on_final(job.gid)
+
+    async def _record_failure(
+        self, job: ActiveJob, state: StepState, result: StepResult, *, job_status: TxStatus | None
+    ) -> None:
+        ctx = self._ctx
+        spec = job.specs[state.index]
+        job_error = f"step {spec.index} ({spec.name}) failed: {result.error}"
+        started = ctx.clock.monotonic()
+        await ctx.store.step_failed(
+            job,
+            state.index,
+            attempts=result.attempts,
+            error=result.error,
+            job_status=job_status,
+            job_error=job_error,
+            lease=ctx.lease,
+        )
+        ctx.mark_leased(job, started)
+        state.status = StepStatus.FAILED
+        job.error = job_error
+        _log.info("job failed: %s", job_error, extra={"gid": job.gid})
+
+    async def _compensate(self, job: ActiveJob) -> None:
+        ctx = self._ctx
+        for state in reversed(job.states):
+            spec = job.specs[state.index]
+            touched = state.status in (StepStatus.SUCCEEDED, StepStatus.FAILED) or state.attempts
+            if spec.compensation is None or not touched or state.status is StepStatus.COMPENSATED:
+                continue
+            result = await run_attempts(ctx, job, spec, state, Op.COMPENSATE)
+            if result.outcome is Outcome.PAUSED:
+                return
+            started = ctx.clock.monotonic()
+            await ctx.store.step_done(
+                job,
+                state.index,
+                status=StepStatus.COMPENSATED,
+                attempts=result.attempts,
+                result=None,
+                lease=ctx.lease,
+            )
+            ctx.mark_leased(job, started)
+            state.status = StepStatus.COMPENSATED
+        await self._finish(job, TxStatus.FAILED)
+
+    async def _finish(self, job: ActiveJob, status: TxStatus) -> None:
+        await self._ctx.store.set_status(job, status, lease=self._ctx.lease)
+        job.status = status
+        self._ctx.on_final(job.gid)

@@ -1,0 +1,118 @@
+"""One step's attempts: call, classify the answer, record it, back off, try again."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+
+from tm_service.domain import ActiveJob, StepSpec, StepState
+from tm_service.processing._context import ProcessingContext
+
+__all__ = ["Op", "Outcome", "StepResult", "run_attempts"]
+
+_log = logging.getLogger(__name__)
+
+
+class Op(enum.StrEnum):
+    ACTION = "action"
+    COMPENSATE = "compensate"
+
+
+class Outcome(enum.Enum):
+    DONE = "done"  # the call succeeded (not yet recorded)
+    FAILED = "failed"  # failed for good (not yet recorded)
+    PAUSED = "paused"  # handed back to the database (retry later, or shutdown)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    outcome: Outcome
+    attempts: int
+    response: bytes = b""
+    error: str = ""
+
+
+def step_metadata(job: ActiveJob, spec: StepSpec, op: Op, attempt: int) -> list[tuple[str, str]]:
+    md = [
+        ("stepping-gid", job.gid),
+        ("stepping-step-index", str(spec.index)),
+        ("stepping-step-name", spec.name),
+        ("stepping-op", op.value),
+        ("stepping-attempt", str(attempt)),
+    ]
+    md.extend((k, v) for k, v in job.trace_context.items() if k in ("traceparent", "tracestate"))
+    md.extend(spec.headers.items())
+    return md
+
+
+def _deadline_passed(job: ActiveJob) -> bool:
+    return job.deadline_at is not None and datetime.now(UTC) >= job.deadline_at
+
+
+async def run_attempts(
+    ctx: ProcessingContext, job: ActiveJob, spec: StepSpec, state: StepState, op: Op
+) -> StepResult:
+    """Call the step until it succeeds, fails for good, or must wait in the database.
+
+    Failed attempts are recorded here; the caller records DONE and FAILED.
+    Compensations are retried until they succeed: they cannot fail for business reasons.
+    """
+    endpoint = spec.action if op is Op.ACTION else spec.compensation
+    assert endpoint is not None
+    policy = spec.retry_policy
+    while True:
+        if ctx.stopping.is_set():
+            await ctx.store.release(job)
+            return StepResult(Outcome.PAUSED, state.attempts)
+        if op is Op.ACTION and _deadline_passed(job):
+            return StepResult(Outcome.FAILED, state.attempts, error="job deadline exceeded")
+        await ctx.ensure_lease(job, spec.timeout)
+        attempt = state.attempts + 1
+        result = await ctx.transport.call(
+            endpoint,
+            spec.payload,
+            metadata=step_metadata(job, spec, op, attempt),
+            timeout=spec.timeout,
+        )
+        state.attempts = attempt
+        if result.code is grpc.StatusCode.OK:
+            return StepResult(Outcome.DONE, attempt, response=result.response)
+        error = result.error_text
+        _log.info(
+            "step attempt failed",
+            extra={"gid": job.gid, "step": spec.index, "op": op.value, "attempt": attempt,
+                   "error": error},
+        )
+        if op is Op.ACTION:
+            if result.code is grpc.StatusCode.ABORTED:
+                return StepResult(Outcome.FAILED, attempt, error=error)
+            if policy.exhausted(attempt):
+                return StepResult(
+                    Outcome.FAILED, attempt, error=f"gave up after {attempt} attempts: {error}"
+                )
+        if result.code is grpc.StatusCode.FAILED_PRECONDITION:
+            delay = policy.initial_interval
+        else:
+            delay = policy.delay_after(attempt)
+        keep = delay <= ctx.settings.inline_retry_max_seconds
+        started = ctx.clock.monotonic()
+        await ctx.store.step_attempt_failed(
+            job,
+            spec.index,
+            attempts=attempt,
+            error=error,
+            delay=delay,
+            keep_lease=keep,
+            lease=ctx.lease,
+        )
+        state.last_error = error
+        if not keep:
+            return StepResult(Outcome.PAUSED, attempt, error=error)
+        ctx.mark_leased(job, started, extra=delay)
+        if await ctx.sleep_or_stop(delay):
+            await ctx.store.release(job)
+            return StepResult(Outcome.PAUSED, attempt, error=error)

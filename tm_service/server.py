@@ -1,0 +1,114 @@
+"""Assembles and runs the TM: database, engine, gRPC server (with health and reflection)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
+
+from tm_service.api import Converter, TransactionManagerServicer
+from tm_service.config import Settings
+from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
+from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+from tm_service.usecases import TransactionService
+
+__all__ = ["TmServer", "run"]
+
+_log = logging.getLogger(__name__)
+
+SERVICE_NAME = tm_pb2.DESCRIPTOR.services_by_name["TransactionManagerService"].full_name
+
+
+@dataclass
+class TmServer:
+    """A running TM. ``start()`` it, read ``port``, ``stop()`` it (graceful)."""
+
+    settings: Settings
+    transport: Transport = field(default_factory=GrpcTransport)
+    port: int = 0
+    store: PostgresStore | None = None
+    engine: Engine | None = None
+    _server: grpc.aio.Server | None = None
+    _health: health.aio.HealthServicer | None = None
+    _embedded: EmbeddedPostgres | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        s = self.settings
+        url = s.database_url
+        if not url:
+            self._embedded = EmbeddedPostgres(Path(s.embedded_pg_dir), port=s.embedded_pg_port)
+            url = await asyncio.to_thread(self._embedded.start)
+            _log.info("embedded postgres at %s (data in %s)", url, s.embedded_pg_dir)
+        self.store = PostgresStore.from_url(url, pool_size=s.db_pool_size)
+        if s.migrate_on_start:
+            await upgrade(self.store.engine)
+        ctx = ProcessingContext(store=self.store, transport=self.transport, settings=s)
+        self.engine = Engine(ctx)
+        service = TransactionService(self.store, self.engine, s)
+
+        server = grpc.aio.server(
+            options=[
+                ("grpc.so_reuseport", 1),
+                ("grpc.max_receive_message_length", s.max_payload_bytes * min(s.max_steps, 64) + (1 << 20)),
+            ]
+        )
+        tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
+            TransactionManagerServicer(service, Converter(s)), server
+        )
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        self.port = server.add_insecure_port(s.listen)
+        if self.port == 0:
+            raise RuntimeError(f"could not listen on {s.listen}")
+        await server.start()
+        self._server = server
+        self.engine.start()
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info("stepping TM listening on %s (port %d)", s.listen, self.port)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful stop: refuse new work, finish in-flight calls, release leases."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        if self.engine is not None:
+            # New Submits are refused from here on; running step calls get the grace.
+            await self.engine.shutdown(grace)
+        if self._server is not None:
+            await self._server.stop(min(grace, 1.0))
+        if self.store is not None:
+            await self.store.close()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+
+    async def wait(self) -> None:
+        assert self._server is not None
+        await self._server.wait_for_termination()
+
+
+async def run(settings: Settings) -> None:
+    """Run the TM until SIGTERM or SIGINT, then stop gracefully."""
+    server = TmServer(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    _log.info("stopping (grace %.1fs)", settings.shutdown_grace_seconds)
+    await server.stop()

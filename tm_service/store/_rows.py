@@ -1,0 +1,129 @@
+"""Conversions between table rows and domain objects (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tm_service.domain import (
+    ActiveJob,
+    Endpoint,
+    Mode,
+    NewTransaction,
+    RetryPolicy,
+    StepSpec,
+    StepState,
+    StepStatus,
+    Transaction,
+    TxOptions,
+    TxStatus,
+)
+
+__all__ = [
+    "active_job",
+    "spec_from_row",
+    "state_from_row",
+    "step_rows",
+    "transaction_from_rows",
+]
+
+Row = Mapping[str, Any]
+
+
+def step_rows(new: NewTransaction) -> list[dict[str, Any]]:
+    rows = []
+    for s in new.steps:
+        rows.append(
+            {
+                "gid": new.gid,
+                "idx": s.index,
+                "name": s.name,
+                "action_target": s.action.target,
+                "action_method": s.action.method,
+                "comp_target": s.compensation.target if s.compensation else None,
+                "comp_method": s.compensation.method if s.compensation else None,
+                "payload": s.payload,
+                "headers": s.headers,
+                "initial_interval": s.retry_policy.initial_interval,
+                "backoff_coefficient": s.retry_policy.backoff_coefficient,
+                "maximum_interval": s.retry_policy.maximum_interval,
+                "maximum_attempts": s.retry_policy.maximum_attempts,
+                "timeout": s.timeout,
+                "status": int(StepStatus.PENDING),
+            }
+        )
+    return rows
+
+
+def spec_from_row(r: Row) -> StepSpec:
+    comp = Endpoint(r["comp_target"], r["comp_method"]) if r["comp_target"] else None
+    return StepSpec(
+        index=r["idx"],
+        name=r["name"],
+        action=Endpoint(r["action_target"], r["action_method"]),
+        compensation=comp,
+        payload=bytes(r["payload"]),
+        headers=dict(r["headers"]),
+        retry_policy=RetryPolicy(
+            r["initial_interval"],
+            r["backoff_coefficient"],
+            r["maximum_interval"],
+            r["maximum_attempts"],
+        ),
+        timeout=r["timeout"],
+    )
+
+
+def state_from_row(r: Row, *, with_result: bool = True) -> StepState:
+    result = r.get("result") if with_result else None
+    return StepState(
+        index=r["idx"],
+        name=r["name"],
+        status=StepStatus(r["status"]),
+        attempts=r["attempts"],
+        last_error=r["last_error"],
+        result=bytes(result) if result is not None else None,
+        next_attempt_time=r["next_attempt_time"],
+    )
+
+
+def options_from_row(r: Row) -> TxOptions:
+    return TxOptions(
+        mode=Mode(r["mode"]),
+        step_timeout=r["step_timeout"],
+        check_prepared_after=r["check_prepared_after"],
+        deadline=r["deadline"],
+        concurrent=r["concurrent"],
+    )
+
+
+def transaction_from_rows(tx: Row, step_rows_: list[Row], *, with_results: bool = True) -> Transaction:
+    return Transaction(
+        gid=tx["gid"],
+        mode=Mode(tx["mode"]),
+        status=TxStatus(tx["status"]),
+        steps=[state_from_row(s, with_result=with_results) for s in step_rows_],
+        error=tx["error"],
+        create_time=tx["create_time"],
+        update_time=tx["update_time"],
+        finish_time=tx["finish_time"],
+    )
+
+
+def active_job(tx: Row, step_rows_: list[Row], lease_valid_until: float) -> ActiveJob:
+    qp = Endpoint(tx["qp_target"], tx["qp_method"]) if tx["qp_target"] else None
+    return ActiveJob(
+        gid=tx["gid"],
+        status=TxStatus(tx["status"]),
+        options=options_from_row(tx),
+        specs=tuple(spec_from_row(s) for s in step_rows_),
+        states=[state_from_row(s, with_result=False) for s in step_rows_],
+        query_prepared=qp,
+        database=tx["database"],
+        trace_context=dict(tx["trace_context"] or {}),
+        query_attempts=tx["query_attempts"],
+        deadline_at=tx["deadline_at"],
+        error=tx["error"],
+        lease_token=tx["lease_token"],
+        lease_valid_until=lease_valid_until,
+    )

@@ -1,0 +1,155 @@
+"""The TM's use cases (DTM's svcPrepare / svcSubmit / svcAbort), free of transport code."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from tm_service.config import Settings
+from tm_service.domain import NewTransaction, Transaction, TxStatus
+from tm_service.errors import Conflict, InvalidArgument, InvalidState, NotFound, ShuttingDown
+from tm_service.processing import Engine
+from tm_service.store import PostgresStore
+
+__all__ = ["TransactionService"]
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+
+
+class TransactionService:
+    """Prepare, Submit, Abort, Get, List: validated input in, domain objects out."""
+
+    def __init__(self, store: PostgresStore, engine: Engine, settings: Settings) -> None:
+        self._store = store
+        self._engine = engine
+        self._settings = settings
+
+    def new_gid(self) -> str:
+        # Time-ordered (sorts by creation) and unique: ms since epoch + 64 random bits.
+        return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+    async def prepare(self, new: NewTransaction) -> Transaction:
+        self._check_running()
+        created = await self._store.insert(
+            new, status=TxStatus.PREPARED, owner=None, lease=self._settings.lease_seconds
+        )
+        if created is not None:
+            return created[1]
+        return await self._existing(new)
+
+    async def submit(
+        self, gid: str, new: NewTransaction | None, *, wait: bool, wait_timeout: float
+    ) -> Transaction:
+        """Start a prepared job, or store and start ``new``; optionally wait for the end."""
+        self._check_running()
+        tx: Transaction | None = None
+        if new is not None:
+            created = await self._store.insert(
+                new,
+                status=TxStatus.SUBMITTED,
+                owner=self._settings.replica_id,
+                lease=self._settings.lease_seconds,
+            )
+            if created is not None:
+                self._engine.run(created[0])
+                tx = created[1]
+            else:
+                tx = await self._existing(new)
+        if tx is None or tx.status is TxStatus.PREPARED:
+            tx = await self._submit_prepared(gid)
+        if wait and not tx.is_final:
+            waited = await self._engine.wait_final(gid, wait_timeout)
+            tx = waited if waited is not None else tx
+        return tx
+
+    async def _submit_prepared(self, gid: str) -> Transaction:
+        moved = await self._store.submit_prepared(
+            gid, owner=self._settings.replica_id, lease=self._settings.lease_seconds
+        )
+        if moved is not None:
+            self._engine.run(moved[0])
+            return moved[1]
+        stored = await self._store.get(gid)
+        if stored is None:
+            raise NotFound(
+                f"transaction {gid!r} does not exist; prepare it first or submit it with steps",
+                gid=gid,
+            )
+        tx = stored.transaction
+        if tx.status is TxStatus.ABORTED:
+            raise InvalidState(
+                f"transaction {gid!r} was aborted and cannot be submitted",
+                gid=gid,
+                metadata={"status": _status_name(tx.status)},
+            )
+        return tx  # already submitted: the same Submit again returns the current state
+
+    async def abort(self, gid: str, reason: str) -> Transaction:
+        aborted = await self._store.abort_prepared(gid, reason or "aborted by the client")
+        stored = await self._store.get(gid)
+        if stored is None:
+            raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
+        tx = stored.transaction
+        if aborted or tx.status is TxStatus.ABORTED:
+            return tx
+        raise InvalidState(
+            f"transaction {gid!r} is {_status_name(tx.status)}; only a PREPARED one can be aborted",
+            gid=gid,
+            metadata={"status": _status_name(tx.status)},
+        )
+
+    async def get(self, gid: str) -> Transaction:
+        stored = await self._store.get(gid)
+        if stored is None:
+            raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
+        return stored.transaction
+
+    async def list(
+        self, *, statuses: Sequence[TxStatus], page_size: int, page_token: str
+    ) -> tuple[list[Transaction], str]:
+        if page_size < 0:
+            raise InvalidArgument("page_size", "must not be negative")
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        before = _decode_token(page_token) if page_token else None
+        txs = await self._store.list(statuses=statuses, limit=size + 1, before=before)
+        if len(txs) <= size:
+            return txs, ""
+        txs = txs[:size]
+        return txs, _encode_token(txs[-1].create_time, txs[-1].gid)
+
+    async def _existing(self, new: NewTransaction) -> Transaction:
+        stored = await self._store.get(new.gid)
+        if stored is None:  # deleted in between: vanishingly rare; report as a conflict
+            raise Conflict(f"transaction {new.gid!r} changed concurrently; retry", gid=new.gid)
+        if stored.fingerprint != new.fingerprint:
+            raise Conflict(
+                f"transaction {new.gid!r} already exists with other steps or options",
+                gid=new.gid,
+                metadata={"status": _status_name(stored.transaction.status)},
+            )
+        return stored.transaction
+
+    def _check_running(self) -> None:
+        if self._engine.stopping:
+            raise ShuttingDown("the TM is shutting down; retry on another replica")
+
+
+def _status_name(status: TxStatus) -> str:
+    return f"TRANSACTION_STATUS_{status.name}"
+
+
+def _encode_token(create_time: datetime, gid: str) -> str:
+    return base64.urlsafe_b64encode(f"{create_time.isoformat()}|{gid}".encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode()).decode()
+        stamp, gid = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), gid
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("page_token", "is not a token this TM returned") from None
