@@ -1,0 +1,49 @@
+"""Stepping participant SDK: write steps as Python functions, start jobs from Python.
+
+Steps (participant side)::
+
+    @step(name="Debit")
+    async def debit(req: Transfer) -> None:
+        async with engine.begin() as conn:
+            if await barrier(conn):  # exactly-once, however often the TM delivers
+                await conn.execute(...)
+
+    async with ParticipantServer(steps=[debit], service="bank.v1.Bank", port=50061):
+        ...
+
+Jobs (client side)::
+
+    async with TmClient.connect("localhost:36790") as tm:
+        job = tm.job()
+        job.add_step(Endpoint.for_step("bank:50061", "bank.v1.Bank", "Debit"), Transfer(...))
+        await job.start()
+
+More in :mod:`participant_sdk.client`, :mod:`participant_sdk.errors`,
+:mod:`participant_sdk.migrations` and :mod:`participant_sdk.testing`.
+"""
+
+from __future__ import annotations
+
+from participant_sdk._barrier import barrier
+from participant_sdk._client import TmClient
+from participant_sdk._info import StepInfo, info
+from participant_sdk._job import Job
+from participant_sdk._server import ParticipantServer
+from participant_sdk._step import compensation, step
+from participant_sdk._types import Endpoint, RetryPolicy
+from participant_sdk.errors import RetryLater, StepFailed
+
+__all__ = [
+    "Endpoint",
+    "Job",
+    "ParticipantServer",
+    "RetryLater",
+    "RetryPolicy",
+    "StepFailed",
+    "StepInfo",
+    "TmClient",
+    "barrier",
+    "compensation",
+    "info",
+    "step",
+]

@@ -1,0 +1,226 @@
+"""TmClient: a connection to the TM and the RPCs on it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
+
+from participant_sdk._job import Job
+from participant_sdk._rpc_errors import map_rpc_error
+from participant_sdk._state import JobState, JobStatus, Mode
+from participant_sdk._types import Duration, Endpoint, RetryPolicy, to_duration_pb, to_seconds
+from participant_sdk.errors import TmUnavailable
+
+__all__ = ["TmClient"]
+
+R = TypeVar("R")
+
+
+class TmClient:
+    """A client of the TM. Create it with :meth:`connect`::
+
+        async with TmClient.connect("localhost:36790") as tm:
+            job = tm.job()
+            job.add_step(endpoint, payload)
+            await job.start()
+
+    ``query_prepared`` and ``database`` set the defaults of jobs started inside a
+    DB transaction (see :meth:`job`).
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        timeout: Duration = 10.0,
+        query_prepared: Endpoint | None = None,
+        database: str = "",
+    ) -> None:
+        self._channel = channel
+        self._stub: tm_pb2_grpc.TransactionManagerServiceAsyncStub = (
+            tm_pb2_grpc.TransactionManagerServiceStub(channel)
+        )
+        self.timeout = to_seconds(timeout)
+        self.query_prepared = query_prepared
+        self.database = database
+
+    @classmethod
+    def connect(
+        cls,
+        target: str,
+        *,
+        tls: bool | grpc.ChannelCredentials | None = None,
+        timeout: Duration = 10.0,
+        query_prepared: Endpoint | None = None,
+        database: str = "",
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        lazy: bool = False,
+    ) -> _Connect:
+        """Connects to the TM at ``target`` ("host:port").
+
+        Await it (``tm = await TmClient.connect(...)``, then ``await tm.close()``) or
+        use it as an async context manager. ``tls``: None/False for plaintext, True for
+        the system's roots, or channel credentials. ``timeout`` is the deadline of each
+        call. Unless ``lazy``, waits up to ``timeout`` for the TM to answer and raises
+        :class:`~participant_sdk.errors.TmUnavailable` if it does not.
+        """
+        if tls is None or tls is False:
+            channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+        else:
+            creds = grpc.ssl_channel_credentials() if tls is True else tls
+            channel = grpc.aio.secure_channel(target, creds, interceptors=interceptors)
+        client = cls(channel, timeout=timeout, query_prepared=query_prepared, database=database)
+        return _Connect(client, check=not lazy)
+
+    async def close(self) -> None:
+        """Closes the channel."""
+        await self._channel.close(None)
+
+    async def __aenter__(self) -> TmClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- jobs -----------------------------------------------------------------
+    def job(
+        self,
+        gid: str | None = None,
+        *,
+        mode: Mode | str = Mode.MESSAGE,
+        retry_policy: RetryPolicy | None = None,
+        step_timeout: Duration | None = None,
+        check_prepared_after: Duration | None = None,
+        deadline: Duration | None = None,
+        concurrent: bool = False,
+        query_prepared: Endpoint | None = None,
+        database: str | None = None,
+    ) -> Job:
+        """A new job to fill with :meth:`Job.add_step` and start with :meth:`Job.start`.
+
+        ``gid`` defaults to a fresh random id. ``query_prepared`` (default: the
+        client's) is where the TM asks whether the local transaction of
+        ``job.start(conn)`` committed, and ``database`` which participant database
+        holds its barrier row.
+        """
+        options = tm_pb2.TransactionOptions(mode=Mode(mode).to_proto(), concurrent=concurrent)
+        if retry_policy is not None:
+            options.retry_policy.CopyFrom(retry_policy.to_proto())
+        for field, value in (
+            ("step_timeout", step_timeout),
+            ("check_prepared_after", check_prepared_after),
+            ("deadline", deadline),
+        ):
+            if value is not None:
+                getattr(options, field).CopyFrom(to_duration_pb(value))
+        return Job(
+            self,
+            gid,
+            options=options,
+            query_prepared=query_prepared or self.query_prepared,
+            database=self.database if database is None else database,
+        )
+
+    # -- RPCs -----------------------------------------------------------------
+    async def call(
+        self, rpc: Callable[..., Awaitable[R]], request: Any, *, rpc_timeout: float | None = None
+    ) -> R:
+        """Makes one TM call, mapping failures to :class:`~participant_sdk.errors.TmError`."""
+        try:
+            return await rpc(request, timeout=self.timeout if rpc_timeout is None else rpc_timeout)
+        except grpc.aio.AioRpcError as err:
+            raise map_rpc_error(err) from err
+        except grpc.aio.UsageError as err:  # the channel is closed
+            raise TmUnavailable(str(err), code="UNAVAILABLE") from err
+
+    @property
+    def stub(self) -> tm_pb2_grpc.TransactionManagerServiceAsyncStub:
+        """The generated stub, for calls the SDK does not wrap."""
+        return self._stub
+
+    async def new_gid(self) -> str:
+        """A fresh gid from the TM."""
+        response = await self.call(self._stub.NewGid, tm_pb2.NewGidRequest())
+        return response.gid
+
+    async def get(self, gid: str) -> JobState:
+        """The job ``gid`` with its steps; raises ``TransactionNotFound``."""
+        response = await self.call(self._stub.GetTransaction, tm_pb2.GetTransactionRequest(gid=gid))
+        return JobState.from_proto(response.transaction)
+
+    async def submit(
+        self, gid: str, *, wait: bool = False, wait_timeout: Duration | None = None
+    ) -> JobState:
+        """Submits the prepared job ``gid`` (see also :meth:`Job.submit`)."""
+        return await self.submit_request(tm_pb2.SubmitRequest(gid=gid), wait, wait_timeout)
+
+    async def submit_request(
+        self, request: tm_pb2.SubmitRequest, wait: bool, wait_timeout: Duration | None
+    ) -> JobState:
+        timeout = self.timeout
+        if wait:
+            request.wait_result = True
+            wait_seconds = 30.0 if wait_timeout is None else to_seconds(wait_timeout)
+            request.wait_timeout.CopyFrom(to_duration_pb(wait_seconds))
+            timeout += wait_seconds
+        response = await self.call(self._stub.Submit, request, rpc_timeout=timeout)
+        return JobState.from_proto(response.transaction)
+
+    async def abort(self, gid: str, *, reason: str = "") -> JobState:
+        """Aborts the prepared job ``gid``; raises ``InvalidState`` once it is submitted."""
+        response = await self.call(self._stub.Abort, tm_pb2.AbortRequest(gid=gid, reason=reason))
+        return JobState.from_proto(response.transaction)
+
+    async def list_jobs(
+        self, *, statuses: Iterable[JobStatus] = (), page_size: int = 50, page_token: str = ""
+    ) -> tuple[list[JobState], str]:
+        """One page of jobs, newest first, and the token of the next page ("" at the end)."""
+        request = tm_pb2.ListTransactionsRequest(
+            statuses=[
+                tm_pb2.TransactionStatus.Value(f"TRANSACTION_STATUS_{s.value}") for s in statuses
+            ],
+            page_size=page_size,
+            page_token=page_token,
+        )
+        response = await self.call(self._stub.ListTransactions, request)
+        return [JobState.from_proto(t) for t in response.transactions], response.next_page_token
+
+
+class _Connect:
+    """What :meth:`TmClient.connect` returns: awaitable, or an async context manager."""
+
+    def __init__(self, client: TmClient, *, check: bool) -> None:
+        self._client = client
+        self._check = check
+
+    async def _ready(self) -> TmClient:
+        if self._check:
+            try:
+                await self._client.new_gid()
+            except BaseException:
+                await self._client.close()
+                raise
+        return self._client
+
+    def __await__(self) -> Generator[Any, None, TmClient]:
+        return self._ready().__await__()
+
+    async def __aenter__(self) -> TmClient:
+        return await self._ready()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.close()

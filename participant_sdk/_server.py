@@ -1,0 +1,212 @@
+"""ParticipantServer: serves steps, QueryPrepared and health on grpc.aio."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+from stepping.participant.v1 import participant_pb2, participant_pb2_grpc
+
+from participant_sdk._barrier import query_prepared
+from participant_sdk._handler import StepHandler
+from participant_sdk._step import StepDefinition, step_definition
+from participant_sdk._types import QUERY_PREPARED_METHOD, Endpoint
+
+__all__ = ["ParticipantServer"]
+
+_log = logging.getLogger("participant_sdk")
+
+_PARTICIPANT_SERVICE = "stepping.participant.v1.ParticipantService"
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class _QueryPrepared(participant_pb2_grpc.ParticipantServiceServicer):
+    def __init__(self, databases: Mapping[str, AsyncEngine]) -> None:
+        self._databases = databases
+
+    async def QueryPrepared(
+        self,
+        request: participant_pb2.QueryPreparedRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> participant_pb2.QueryPreparedResponse:
+        name = request.database or "default"
+        engine = self._databases.get(name)
+        if engine is None and not request.database and len(self._databases) == 1:
+            engine = next(iter(self._databases.values()))
+        if engine is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no database named {name!r}")
+        try:
+            outcome = await query_prepared(engine, request.gid)
+        except Exception as exc:  # the TM asks again later
+            _log.exception("QueryPrepared gid=%s on %r failed", request.gid, name)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
+        return participant_pb2.QueryPreparedResponse(
+            outcome=participant_pb2.PREPARED_OUTCOME_COMMITTED
+            if outcome == "committed"
+            else participant_pb2.PREPARED_OUTCOME_ROLLED_BACK
+        )
+
+
+class ParticipantServer:
+    """A gRPC server for a participant's steps.
+
+    Each ``@step`` function in ``steps`` is served at ``/<service>/<step name>`` (its
+    ``@compensation``, if listed too, at the same method for ``stepping-op:
+    compensate``). With ``databases``, the standard
+    ``stepping.participant.v1.ParticipantService/QueryPrepared`` answers the TM's
+    back-check from the barrier table of the database the request names (an engine
+    given alone is ``"default"``). The gRPC health service is always served.
+
+    Use it as an async context manager, or call :meth:`start` and :meth:`stop`::
+
+        async with ParticipantServer(steps=[debit], service="bank.v1.Bank", port=50061):
+            await asyncio.Event().wait()
+    """
+
+    def __init__(
+        self,
+        *,
+        steps: Sequence[Callable[..., Awaitable[Any]]] = (),
+        service: str | None = None,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        databases: AsyncEngine | Mapping[str, AsyncEngine] | None = None,
+        advertised_host: str | None = None,
+        grace: float = 5.0,
+        interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        if steps and not service:
+            raise ValueError("service is required to serve steps (e.g. 'orders.v1.Orders')")
+        self.service = service or ""
+        self._handlers = _handlers([step_definition(fn) for fn in steps])
+        self._databases: dict[str, AsyncEngine] = (
+            {"default": databases} if isinstance(databases, AsyncEngine) else dict(databases or {})
+        )
+        self._host = host
+        self._port = port
+        self._advertised_host = advertised_host or (
+            "127.0.0.1" if host in ("", "0.0.0.0", "[::]", "::") else host
+        )
+        self._grace = grace
+        self._interceptors = tuple(interceptors)
+        self._credentials = credentials
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # not in the stubs
+
+    # -- addresses ------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The bound port (known after :meth:`start` when created with port 0)."""
+        if self._port == 0:
+            raise RuntimeError("the server is not started yet")
+        return self._port
+
+    @property
+    def target(self) -> str:
+        """``"host:port"`` for clients and the TM (``advertised_host`` and the port)."""
+        return f"{self._advertised_host}:{self.port}"
+
+    @property
+    def step_names(self) -> list[str]:
+        """The names of the served steps."""
+        return list(self._handlers)
+
+    def endpoint(self, step: str | Callable[..., Any]) -> Endpoint:
+        """The endpoint of a served step (by name or function), for ``job.add_step``."""
+        endpoint = Endpoint.for_step(self.target, self.service, step)
+        if endpoint.method.rsplit("/", 1)[1] not in self._handlers:
+            raise KeyError(f"this server does not serve step {endpoint.method!r}")
+        return endpoint
+
+    @property
+    def query_prepared_endpoint(self) -> Endpoint:
+        """The endpoint of this server's QueryPrepared, for ``tm.job(query_prepared=...)``."""
+        if not self._databases:
+            raise RuntimeError("QueryPrepared is served only with databases=...")
+        return Endpoint(self.target, QUERY_PREPARED_METHOD)
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        """Binds the port and starts serving."""
+        if self._server is not None:
+            raise RuntimeError("already started")
+        server = grpc.aio.server(interceptors=self._interceptors)
+        if self._handlers:
+            server.add_generic_rpc_handlers(
+                (
+                    grpc.method_handlers_generic_handler(
+                        self.service,
+                        {
+                            name: grpc.unary_unary_rpc_method_handler(
+                                handler.handle,
+                                request_deserializer=_identity,
+                                response_serializer=_identity,
+                            )
+                            for name, handler in self._handlers.items()
+                        },
+                    ),
+                )
+            )
+        if self._databases:
+            participant_pb2_grpc.add_ParticipantServiceServicer_to_server(
+                _QueryPrepared(self._databases), server
+            )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        address = f"{self._host}:{self._port}"
+        if self._credentials is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, self._credentials)
+        await server.start()
+        self._server, self._port = server, bound
+        for name in {"", self.service, _PARTICIPANT_SERVICE if self._databases else ""}:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info("participant %s serving %s on %s", self.service, self.step_names, self.target)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Reports NOT_SERVING, lets running calls finish for ``grace`` seconds, stops."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await server.stop(self._grace if grace is None else grace)
+
+    async def wait_for_termination(self) -> None:
+        """Waits until the server stops."""
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def __aenter__(self) -> ParticipantServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+def _handlers(definitions: Sequence[StepDefinition]) -> dict[str, StepHandler]:
+    actions: dict[str, StepDefinition] = {}
+    compensations: dict[str, StepDefinition] = {}
+    for d in definitions:
+        table = actions if d.kind == "step" else compensations
+        if d.name in table:
+            raise ValueError(f"two {d.kind}s named {d.name!r}")
+        table[d.name] = d
+    unknown = set(compensations) - set(actions)
+    if unknown:
+        raise ValueError(f"compensations for steps that are not served: {sorted(unknown)}")
+    return {name: StepHandler(d, compensations.get(name)) for name, d in actions.items()}

@@ -1,0 +1,123 @@
+"""What the TM says about a job, as plain Python values (no protobuf types)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from google.protobuf import timestamp_pb2
+from stepping.tm.v1 import tm_pb2
+
+from participant_sdk._codec import codec_for
+
+__all__ = ["JobState", "JobStatus", "Mode", "StepState", "StepStatus"]
+
+T = TypeVar("T")
+
+
+class Mode(enum.Enum):
+    """How a job reacts to a step that fails for good."""
+
+    MESSAGE = "message"
+    """Retry each step until it succeeds; a business failure fails the job."""
+    SAGA = "saga"
+    """Like message, but a failure compensates the steps already done, in reverse."""
+
+    def to_proto(self) -> tm_pb2.Mode.ValueType:
+        return tm_pb2.MODE_SAGA if self is Mode.SAGA else tm_pb2.MODE_MESSAGE
+
+
+class JobStatus(enum.Enum):
+    """The state of a job (``TransactionStatus`` without its prefix)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    PREPARED = "PREPARED"
+    SUBMITTED = "SUBMITTED"
+    SUCCEEDED = "SUCCEEDED"
+    ABORTED = "ABORTED"
+    COMPENSATING = "COMPENSATING"
+    FAILED = "FAILED"
+
+    @property
+    def is_final(self) -> bool:
+        """SUCCEEDED, ABORTED or FAILED: the job will not change any more."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.ABORTED, JobStatus.FAILED)
+
+
+class StepStatus(enum.Enum):
+    """The state of one step (``StepStatus`` without its prefix)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    COMPENSATED = "COMPENSATED"
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    """The progress of one step."""
+
+    index: int
+    name: str
+    status: StepStatus
+    attempts: int
+    last_error: str
+    result: bytes
+    """The raw response of the successful action call."""
+
+    def result_as(self, tp: type[T]) -> T:
+        """Decodes :attr:`result` as ``tp`` (a protobuf message, dataclass, model)."""
+        value: T = codec_for(tp).decode(self.result)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job as the TM stored it."""
+
+    gid: str
+    status: JobStatus
+    mode: Mode
+    steps: tuple[StepState, ...]
+    error: str
+    """Why the job failed or was aborted."""
+    create_time: datetime | None
+    update_time: datetime | None
+    finish_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, tx: tm_pb2.Transaction) -> JobState:
+        return cls(
+            gid=tx.gid,
+            status=JobStatus(_strip(tm_pb2.TransactionStatus.Name(tx.status))),
+            mode=Mode.SAGA if tx.mode == tm_pb2.MODE_SAGA else Mode.MESSAGE,
+            steps=tuple(
+                StepState(
+                    index=s.index,
+                    name=s.name,
+                    status=StepStatus(_strip(tm_pb2.StepStatus.Name(s.status))),
+                    attempts=s.attempts,
+                    last_error=s.last_error,
+                    result=s.result,
+                )
+                for s in tx.steps
+            ),
+            error=tx.error,
+            create_time=_time(tx, "create_time"),
+            update_time=_time(tx, "update_time"),
+            finish_time=_time(tx, "finish_time"),
+        )
+
+
+def _strip(name: str) -> str:
+    return name.removeprefix("TRANSACTION_STATUS_").removeprefix("STEP_STATUS_")
+
+
+def _time(msg: Any, field: str) -> datetime | None:
+    if not msg.HasField(field):
+        return None
+    ts: timestamp_pb2.Timestamp = getattr(msg, field)
+    return ts.ToDatetime(tzinfo=UTC)

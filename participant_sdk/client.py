@@ -1,0 +1,9 @@
+"""The client side: connect to the TM, build jobs, start them, read their state."""
+
+from __future__ import annotations
+
+from participant_sdk._client import TmClient
+from participant_sdk._job import Job
+from participant_sdk._state import JobState, JobStatus, Mode, StepState, StepStatus
+
+__all__ = ["Job", "JobState", "JobStatus", "Mode", "StepState", "StepStatus", "TmClient"]
