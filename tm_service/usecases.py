@@ -60,13 +60,13 @@ class TransactionService:
             else:
                 tx = await self._existing(new)
         if tx is None or tx.status is TxStatus.PREPARED:
-            tx = await self._submit_prepared(gid)
+            tx = await self._submit_prepared(gid, with_steps=new is not None)
         if wait and not tx.is_final:
             waited = await self._engine.wait_final(gid, wait_timeout)
             tx = waited if waited is not None else tx
         return tx
 
-    async def _submit_prepared(self, gid: str) -> Transaction:
+    async def _submit_prepared(self, gid: str, *, with_steps: bool) -> Transaction:
         moved = await self._store.submit_prepared(
             gid, owner=self._settings.replica_id, lease=self._settings.lease_seconds
         )
@@ -75,10 +75,11 @@ class TransactionService:
             return moved[1]
         stored = await self._store.get(gid)
         if stored is None:
-            raise NotFound(
-                f"transaction {gid!r} does not exist; prepare it first or submit it with steps",
-                gid=gid,
-            )
+            if not with_steps:
+                raise InvalidArgument(
+                    "steps", "at least one step is required: no transaction with this gid was prepared"
+                )
+            raise Conflict(f"transaction {gid!r} changed concurrently; retry", gid=gid)
         tx = stored.transaction
         if tx.status is TxStatus.ABORTED:
             raise InvalidState(

@@ -40,6 +40,8 @@ class Participant:
     scripts: dict[str, list[FakeAnswer]] = field(default_factory=lambda: defaultdict(list))
     responses: dict[str, bytes] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    # method -> n: the first n attempts of every (gid, step) answer UNAVAILABLE.
+    fail_first: dict[str, int] = field(default_factory=dict)
     prepared_outcome: int = participant_pb2.PREPARED_OUTCOME_COMMITTED
     query_calls: list[participant_pb2.QueryPreparedRequest] = field(default_factory=list)
     in_flight: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
@@ -70,6 +72,8 @@ class Participant:
         try:
             if self.delays.get(method):
                 await asyncio.sleep(self.delays[method])
+            if int(md.get("stepping-attempt", "0")) <= self.fail_first.get(method, 0):
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "first attempts fail")
             script = self.scripts.get(method)
             if script:
                 answer = script.pop(0)
