@@ -6,7 +6,6 @@ must put the same bytes on the wire.
 """
 
 from google.protobuf.duration_pb2 import Duration
-
 from stepping.tm.v1 import tm_pb2
 
 
