@@ -32,8 +32,9 @@ def _time(ts: object) -> str:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                     for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
 def _fail(err: grpc.aio.AioRpcError) -> int:
@@ -68,10 +69,16 @@ async def list_transactions(args: argparse.Namespace) -> int:
     rows = [["GID", "STATUS", "MODE", "STEPS", "CREATED", "ERROR"]]
     for t in resp.transactions:
         done = sum(1 for s in t.steps if s.status == tm_pb2.STEP_STATUS_SUCCEEDED)
-        rows.append([
-            t.gid, _status(t.status), tm_pb2.Mode.Name(t.mode).removeprefix("MODE_"),
-            f"{done}/{len(t.steps)}", _time(t.create_time), t.error[:60],
-        ])
+        rows.append(
+            [
+                t.gid,
+                _status(t.status),
+                tm_pb2.Mode.Name(t.mode).removeprefix("MODE_"),
+                f"{done}/{len(t.steps)}",
+                _time(t.create_time),
+                t.error[:60],
+            ]
+        )
     print(_table(rows))
     if resp.next_page_token:
         print(f"\nmore: --page-token {resp.next_page_token}")
@@ -99,7 +106,9 @@ async def show_transaction(args: argparse.Namespace) -> int:
         print(f"error:    {t.error}")
     rows = [["#", "NAME", "STATUS", "ATTEMPTS", "LAST ERROR"]]
     for s in t.steps:
-        rows.append([str(s.index), s.name, _step_status(s.status), str(s.attempts), s.last_error[:70]])
+        rows.append(
+            [str(s.index), s.name, _step_status(s.status), str(s.attempts), s.last_error[:70]]
+        )
     print()
     print(_table(rows))
     return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -21,11 +20,17 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if field_type(f) is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
+            group.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
         else:
-            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(),
-                               help=help_text)
+            group.add_argument(
+                flag, dest=f.name, default=None, metavar=f.name.upper(), help=help_text
+            )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -104,8 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--target", default="127.0.0.1:36790", help="the TM's address")
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "list":
-            p.add_argument("--status", action="append", default=[],
-                           help="only this status (repeatable), e.g. FAILED")
+            p.add_argument(
+                "--status",
+                action="append",
+                default=[],
+                help="only this status (repeatable), e.g. FAILED",
+            )
             p.add_argument("--limit", type=int, default=50)
             p.add_argument("--page-token", default="")
         else:

@@ -70,5 +70,5 @@ class StoreUnavailable(TmError):
     reason = "ERROR_REASON_STORE_UNAVAILABLE"
 
 
-class LeaseLost(Exception):  # noqa: N818 - an internal signal, not a request error
+class LeaseLost(Exception):
     """This replica's lease on a job was taken over; it must stop working on it."""

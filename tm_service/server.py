@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,7 +37,7 @@ class TmServer:
     store: PostgresStore | None = None
     engine: Engine | None = None
     _server: grpc.aio.Server | None = None
-    _health: health.aio.HealthServicer | None = None
+    _health: Any = None
     _embedded: EmbeddedPostgres | None = None
 
     @property
@@ -60,13 +61,16 @@ class TmServer:
         server = grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", 1),
-                ("grpc.max_receive_message_length", s.max_payload_bytes * min(s.max_steps, 64) + (1 << 20)),
+                (
+                    "grpc.max_receive_message_length",
+                    s.max_payload_bytes * min(s.max_steps, 64) + (1 << 20),
+                ),
             ]
         )
         tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
             TransactionManagerServicer(service, Converter(s)), server
         )
-        self._health = health.aio.HealthServicer()
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

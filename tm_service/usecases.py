@@ -77,7 +77,7 @@ class TransactionService:
         if stored is None:
             if not with_steps:
                 raise InvalidArgument(
-                    "steps", "at least one step is required: no transaction with this gid was prepared"
+                    "steps", "at least one step is required (no job with this gid was prepared)"
                 )
             raise Conflict(f"transaction {gid!r} changed concurrently; retry", gid=gid)
         tx = stored.transaction
@@ -116,7 +116,7 @@ class TransactionService:
             raise InvalidArgument("page_size", "must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         before = _decode_token(page_token) if page_token else None
-        txs = await self._store.list(statuses=statuses, limit=size + 1, before=before)
+        txs = await self._store.list_transactions(statuses=statuses, limit=size + 1, before=before)
         if len(txs) <= size:
             return txs, ""
         txs = txs[:size]

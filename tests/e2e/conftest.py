@@ -58,9 +58,22 @@ def spawn_tm() -> Iterator[SpawnTm]:
     logs = Path(tempfile.mkdtemp(prefix="stepping-e2e-"))
 
     async def spawn(database_url: str, **settings: Any) -> TmProcess:
-        args = [sys.executable, "-m", "tm_service", "serve", "--listen", "127.0.0.1:0",
-                "--database-url", database_url, "--poll-interval-seconds", "0.1",
-                "--lease-seconds", "2", "--log-level", "INFO"]
+        args = [
+            sys.executable,
+            "-m",
+            "tm_service",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+            "--poll-interval-seconds",
+            "0.1",
+            "--lease-seconds",
+            "2",
+            "--log-level",
+            "INFO",
+        ]
         for key, value in settings.items():
             args += ["--" + key.replace("_", "-"), str(value)]
         log = logs / f"tm-{len(procs)}.log"

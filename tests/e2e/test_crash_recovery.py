@@ -36,9 +36,14 @@ async def test_sigkill_mid_job_then_restart_completes_in_order(
     first = await spawn_tm(database_url)
     g = gid()
     async with tm_stub(first.target) as stub:
-        await stub.Submit(S.SubmitRequest(
-            gid=g, steps=[step(participant.target, method, bytes([i]), name=f"s{i}")
-                          for i in range(n)]))
+        await stub.Submit(
+            S.SubmitRequest(
+                gid=g,
+                steps=[
+                    step(participant.target, method, bytes([i]), name=f"s{i}") for i in range(n)
+                ],
+            )
+        )
         deadline = time.monotonic() + 10
         while len(participant.calls) < 3:  # step 2 is in flight
             assert time.monotonic() < deadline
@@ -55,8 +60,9 @@ async def test_sigkill_mid_job_then_restart_completes_in_order(
     assert indexes == sorted(indexes), indexes  # order kept, never a step before its predecessor
     assert set(indexes) == set(range(n))  # no step skipped
     assert len(indexes) <= n + 1  # at most the in-flight step is delivered again
-    assert [c.payload for c in participant.calls if c.metadata["stepping-step-index"] == "5"] \
-        == [bytes([5])]
+    assert [c.payload for c in participant.calls if c.metadata["stepping-step-index"] == "5"] == [
+        bytes([5])
+    ]
     assert all(s.status == S.STEP_STATUS_SUCCEEDED for s in tx.steps)
 
 
@@ -72,20 +78,29 @@ async def test_two_replicas_share_the_work_without_double_delivery(
     gids = [gid() for _ in range(24)]
     async with tm_stub(a.target) as stub_a, tm_stub(b.target) as stub_b:
         for i, g in enumerate(gids):
-            await (stub_a if i % 2 else stub_b).Prepare(S.PrepareRequest(
-                gid=g,
-                steps=[step(participant.target, ship, g.encode()),
-                       step(participant.target, mail, g.encode())],
-                query_prepared=S.Endpoint(target=participant.target),
-                options=S.TransactionOptions(check_prepared_after=dur(0.2),
-                                             retry_policy=fast_retry(0.1))))
+            await (stub_a if i % 2 else stub_b).Prepare(
+                S.PrepareRequest(
+                    gid=g,
+                    steps=[
+                        step(participant.target, ship, g.encode()),
+                        step(participant.target, mail, g.encode()),
+                    ],
+                    query_prepared=S.Endpoint(target=participant.target),
+                    options=S.TransactionOptions(
+                        check_prepared_after=dur(0.2), retry_policy=fast_retry(0.1)
+                    ),
+                )
+            )
         for g in gids:
             await wait_status(stub_a, g, S.TRANSACTION_STATUS_SUCCEEDED, timeout=30)
     assert participant.max_in_flight == 1  # never the same step on both replicas at once
     for g in gids:
         mine = [c for c in participant.calls if c.metadata["stepping-gid"] == g]
         assert [(c.method, c.metadata["stepping-attempt"]) for c in mine] == [
-            (ship, "1"), (ship, "2"), (mail, "1")]
+            (ship, "1"),
+            (ship, "2"),
+            (mail, "1"),
+        ]
     assert len(participant.query_calls) == len(gids)  # each back-check asked once
     # Both replicas took part (claims are spread by the small sweep batch).
     assert "back-check: committed" in a.log_text()
@@ -100,9 +115,15 @@ async def test_sigterm_lets_the_call_finish_and_hands_the_job_over(
     first = await spawn_tm(database_url, lease_seconds=60, shutdown_grace_seconds=5)
     g = gid()
     async with tm_stub(first.target) as stub:
-        await stub.Submit(S.SubmitRequest(
-            gid=g, steps=[step(participant.target, method, b"1", timeout=dur(5)),
-                          step(participant.target, method, b"2", timeout=dur(5))]))
+        await stub.Submit(
+            S.SubmitRequest(
+                gid=g,
+                steps=[
+                    step(participant.target, method, b"1", timeout=dur(5)),
+                    step(participant.target, method, b"2", timeout=dur(5)),
+                ],
+            )
+        )
         while not participant.calls:
             await asyncio.sleep(0.01)
     first.terminate()
@@ -111,9 +132,13 @@ async def test_sigterm_lets_the_call_finish_and_hands_the_job_over(
     store = PostgresStore.from_url(database_url, pool_size=1)
     try:
         async with store.engine.connect() as conn:
-            row = (await conn.execute(
-                select(transactions.c.lease_owner, transactions.c.status)
-                .where(transactions.c.gid == g))).one()
+            row = (
+                await conn.execute(
+                    select(transactions.c.lease_owner, transactions.c.status).where(
+                        transactions.c.gid == g
+                    )
+                )
+            ).one()
     finally:
         await store.close()
     assert row.lease_owner is None

@@ -34,11 +34,14 @@ def step(
     )
 
 
-def fast_retry(initial: float = 0.05, backoff: float = 2.0, maximum: float = 1.0,
-               attempts: int = 0) -> tm_pb2.RetryPolicy:
+def fast_retry(
+    initial: float = 0.05, backoff: float = 2.0, maximum: float = 1.0, attempts: int = 0
+) -> tm_pb2.RetryPolicy:
     return tm_pb2.RetryPolicy(
-        initial_interval=dur(initial), backoff_coefficient=backoff,
-        maximum_interval=dur(maximum), maximum_attempts=attempts,
+        initial_interval=dur(initial),
+        backoff_coefficient=backoff,
+        maximum_interval=dur(maximum),
+        maximum_attempts=attempts,
     )
 
 

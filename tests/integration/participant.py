@@ -91,7 +91,9 @@ class Participant:
         if script:
             answer = script.pop(0)
             await context.abort(answer.code, answer.details)
-        return participant_pb2.QueryPreparedResponse(outcome=self.prepared_outcome).SerializeToString()  # type: ignore[arg-type]
+        return participant_pb2.QueryPreparedResponse(
+            outcome=self.prepared_outcome
+        ).SerializeToString()  # type: ignore[arg-type]
 
     async def start(self, port: int = 0) -> Participant:
         participant = self

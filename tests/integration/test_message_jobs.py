@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import grpc
@@ -28,15 +29,21 @@ async def test_prepare_then_submit_runs_each_step_once_in_order(
 ) -> None:
     g = gid()
     steps = [
-        step(participant.target, "/bank.v1.Bank/Debit", b"\x00debit", name="debit",
-             headers={"x-tenant": "acme"}),
+        step(
+            participant.target,
+            "/bank.v1.Bank/Debit",
+            b"\x00debit",
+            name="debit",
+            headers={"x-tenant": "acme"},
+        ),
         step(participant.target, "/bank.v1.Bank/Credit", b"\x01credit", name="credit"),
         step(participant.target, "/mail.v1.Mail/Send", b"", name="mail"),
     ]
     async with tm_stub(tm.target) as stub:
         prepared = await stub.Prepare(
-            S.PrepareRequest(gid=g, steps=steps,
-                             query_prepared=S.Endpoint(target=participant.target)),
+            S.PrepareRequest(
+                gid=g, steps=steps, query_prepared=S.Endpoint(target=participant.target)
+            ),
             metadata=(("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),),
         )
         assert prepared.transaction.status == S.TRANSACTION_STATUS_PREPARED
@@ -45,7 +52,10 @@ async def test_prepare_then_submit_runs_each_step_once_in_order(
     tx = done.transaction
     assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED, tx.error
     assert [c.method for c in participant.calls] == [
-        "/bank.v1.Bank/Debit", "/bank.v1.Bank/Credit", "/mail.v1.Mail/Send"]
+        "/bank.v1.Bank/Debit",
+        "/bank.v1.Bank/Credit",
+        "/mail.v1.Mail/Send",
+    ]
     assert [c.payload for c in participant.calls] == [b"\x00debit", b"\x01credit", b""]
     first = participant.calls[0].metadata
     assert first["stepping-gid"] == g
@@ -65,10 +75,14 @@ async def test_prepare_then_submit_runs_each_step_once_in_order(
 async def test_prepare_then_abort_calls_no_step(tm: TmServer, participant: Participant) -> None:
     g = gid()
     async with tm_stub(tm.target) as stub:
-        await stub.Prepare(S.PrepareRequest(
-            gid=g, steps=[step(participant.target, "/a.v1.A/Do")],
-            query_prepared=S.Endpoint(target=participant.target),
-            options=S.TransactionOptions(check_prepared_after=dur(0.2))))
+        await stub.Prepare(
+            S.PrepareRequest(
+                gid=g,
+                steps=[step(participant.target, "/a.v1.A/Do")],
+                query_prepared=S.Endpoint(target=participant.target),
+                options=S.TransactionOptions(check_prepared_after=dur(0.2)),
+            )
+        )
         aborted = (await stub.Abort(S.AbortRequest(gid=g, reason="insufficient stock"))).transaction
         assert aborted.status == S.TRANSACTION_STATUS_ABORTED
         assert aborted.error == "insufficient stock"
@@ -91,14 +105,21 @@ async def test_unavailable_is_retried_with_growing_intervals(
     participant.fail(method, *[FakeAnswer(grpc.StatusCode.UNAVAILABLE, "down")] * 3)
     g = gid()
     async with tm_stub(tm.target) as stub:
-        tx = (await stub.Submit(S.SubmitRequest(
-            gid=g, steps=[step(participant.target, method, b"p")],
-            options=S.TransactionOptions(retry_policy=fast_retry(initial=0.1, backoff=2.0)),
-            wait_result=True, wait_timeout=dur(10)))).transaction
+        tx = (
+            await stub.Submit(
+                S.SubmitRequest(
+                    gid=g,
+                    steps=[step(participant.target, method, b"p")],
+                    options=S.TransactionOptions(retry_policy=fast_retry(initial=0.1, backoff=2.0)),
+                    wait_result=True,
+                    wait_timeout=dur(10),
+                )
+            )
+        ).transaction
     assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED, tx.error
     calls = participant.calls_to(method)
     assert [c.metadata["stepping-attempt"] for c in calls] == ["1", "2", "3", "4"]
-    gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
     # 0.1, 0.2, 0.4 s: each wait grows by the backoff coefficient.
     assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.39, gaps
     assert gaps[0] < gaps[1] < gaps[2]
@@ -112,13 +133,22 @@ async def test_failed_precondition_retries_at_the_base_interval(
     method = "/slow.v1.Slow/Ready"
     participant.fail(method, *[FakeAnswer(grpc.StatusCode.FAILED_PRECONDITION, "not yet")] * 3)
     async with tm_stub(tm.target) as stub:
-        tx = (await stub.Submit(S.SubmitRequest(
-            gid=gid(), steps=[step(participant.target, method)],
-            options=S.TransactionOptions(retry_policy=fast_retry(initial=0.15, backoff=4.0)),
-            wait_result=True, wait_timeout=dur(10)))).transaction
+        tx = (
+            await stub.Submit(
+                S.SubmitRequest(
+                    gid=gid(),
+                    steps=[step(participant.target, method)],
+                    options=S.TransactionOptions(
+                        retry_policy=fast_retry(initial=0.15, backoff=4.0)
+                    ),
+                    wait_result=True,
+                    wait_timeout=dur(10),
+                )
+            )
+        ).transaction
     assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED
     calls = participant.calls_to(method)
-    gaps = [b.at - a.at for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(calls)]
     assert len(gaps) == 3
     # No backoff growth: every wait is the base interval (0.15 s), never 0.6 s or 2.4 s.
     assert all(0.14 <= g_ < 0.5 for g_ in gaps), gaps
@@ -127,13 +157,23 @@ async def test_failed_precondition_retries_at_the_base_interval(
 async def test_aborted_step_fails_the_job_and_stops_later_steps(
     tm: TmServer, participant: Participant
 ) -> None:
-    participant.fail("/bank.v1.Bank/Debit", FakeAnswer(grpc.StatusCode.ABORTED, "insufficient funds"))
+    participant.fail(
+        "/bank.v1.Bank/Debit", FakeAnswer(grpc.StatusCode.ABORTED, "insufficient funds")
+    )
     async with tm_stub(tm.target) as stub:
-        tx = (await stub.Submit(S.SubmitRequest(
-            gid=gid(),
-            steps=[step(participant.target, "/bank.v1.Bank/Debit", name="debit"),
-                   step(participant.target, "/bank.v1.Bank/Credit", name="credit")],
-            wait_result=True, wait_timeout=dur(10)))).transaction
+        tx = (
+            await stub.Submit(
+                S.SubmitRequest(
+                    gid=gid(),
+                    steps=[
+                        step(participant.target, "/bank.v1.Bank/Debit", name="debit"),
+                        step(participant.target, "/bank.v1.Bank/Credit", name="credit"),
+                    ],
+                    wait_result=True,
+                    wait_timeout=dur(10),
+                )
+            )
+        ).transaction
     assert tx.status == S.TRANSACTION_STATUS_FAILED
     assert "insufficient funds" in tx.error and "debit" in tx.error
     assert [c.method for c in participant.calls] == ["/bank.v1.Bank/Debit"]
@@ -145,11 +185,19 @@ async def test_exhausted_attempts_fail_the_job(tm: TmServer, participant: Partic
     method = "/flaky.v1.Flaky/Never"
     participant.fail(method, *[FakeAnswer(grpc.StatusCode.INTERNAL, "boom")] * 10)
     async with tm_stub(tm.target) as stub:
-        tx = (await stub.Submit(S.SubmitRequest(
-            gid=gid(),
-            steps=[step(participant.target, method, retry_policy=fast_retry(0.02, attempts=3)),
-                   step(participant.target, "/x.v1.X/Next")],
-            wait_result=True, wait_timeout=dur(10)))).transaction
+        tx = (
+            await stub.Submit(
+                S.SubmitRequest(
+                    gid=gid(),
+                    steps=[
+                        step(participant.target, method, retry_policy=fast_retry(0.02, attempts=3)),
+                        step(participant.target, "/x.v1.X/Next"),
+                    ],
+                    wait_result=True,
+                    wait_timeout=dur(10),
+                )
+            )
+        ).transaction
     assert tx.status == S.TRANSACTION_STATUS_FAILED
     assert "after 3 attempts" in tx.error and "boom" in tx.error
     assert len(participant.calls_to(method)) == 3
@@ -162,10 +210,17 @@ async def test_step_timeout_counts_as_a_retryable_failure(
     method = "/slow.v1.Slow/Hang"
     participant.fail(method, FakeAnswer(grpc.StatusCode.OK, delay=1.0))
     async with tm_stub(tm.target) as stub:
-        tx = (await stub.Submit(S.SubmitRequest(
-            gid=gid(), steps=[step(participant.target, method, timeout=dur(0.2))],
-            options=S.TransactionOptions(retry_policy=fast_retry(0.05)),
-            wait_result=True, wait_timeout=dur(10)))).transaction
+        tx = (
+            await stub.Submit(
+                S.SubmitRequest(
+                    gid=gid(),
+                    steps=[step(participant.target, method, timeout=dur(0.2))],
+                    options=S.TransactionOptions(retry_policy=fast_retry(0.05)),
+                    wait_result=True,
+                    wait_timeout=dur(10),
+                )
+            )
+        ).transaction
     assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED
     assert tx.steps[0].attempts == 2
     assert tx.steps[0].last_error.startswith("DEADLINE_EXCEEDED")
@@ -180,9 +235,13 @@ async def test_long_retry_delays_wait_in_the_database(
     tm.settings = tm.settings  # the fixture's TM keeps inline retries up to 5 s
     g = gid()
     async with tm_stub(tm.target) as stub:
-        await stub.Submit(S.SubmitRequest(
-            gid=g, steps=[step(participant.target, method)],
-            options=S.TransactionOptions(retry_policy=fast_retry(initial=6.0, maximum=6.0))))
+        await stub.Submit(
+            S.SubmitRequest(
+                gid=g,
+                steps=[step(participant.target, method)],
+                options=S.TransactionOptions(retry_policy=fast_retry(initial=6.0, maximum=6.0)),
+            )
+        )
         pending = await wait_status(stub, g, S.TRANSACTION_STATUS_SUBMITTED)
         import asyncio
 
@@ -198,11 +257,17 @@ async def test_long_retry_delays_wait_in_the_database(
 async def test_concurrent_steps_all_run(tm: TmServer, participant: Participant) -> None:
     participant.delays["/c.v1.C/Slow"] = 0.3
     async with tm_stub(tm.target) as stub:
-        tx = (await stub.Submit(S.SubmitRequest(
-            gid=gid(),
-            steps=[step(participant.target, "/c.v1.C/Slow", bytes([i])) for i in range(4)],
-            options=S.TransactionOptions(concurrent=True),
-            wait_result=True, wait_timeout=dur(10)))).transaction
+        tx = (
+            await stub.Submit(
+                S.SubmitRequest(
+                    gid=gid(),
+                    steps=[step(participant.target, "/c.v1.C/Slow", bytes([i])) for i in range(4)],
+                    options=S.TransactionOptions(concurrent=True),
+                    wait_result=True,
+                    wait_timeout=dur(10),
+                )
+            )
+        ).transaction
     assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED
     calls = participant.calls_to("/c.v1.C/Slow")
     assert sorted(c.payload for c in calls) == [bytes([i]) for i in range(4)]

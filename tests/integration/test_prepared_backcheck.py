@@ -27,8 +27,9 @@ def _prepare(target: str, g: str, qp_target: str, **kw: object) -> S.PrepareRequ
         gid=g,
         steps=[step(target, "/o.v1.Orders/Ship", b"order-1"), step(target, "/o.v1.Mail/Send")],
         query_prepared=S.Endpoint(target=qp_target),
-        options=S.TransactionOptions(check_prepared_after=dur(0.3),
-                                     retry_policy=fast_retry(0.2, maximum=0.5)),
+        options=S.TransactionOptions(
+            check_prepared_after=dur(0.3), retry_policy=fast_retry(0.2, maximum=0.5)
+        ),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -58,7 +59,9 @@ async def test_rolled_back_aborts(tm: TmServer, participant: Participant) -> Non
     assert len(participant.query_calls) == 1
 
 
-async def test_unreachable_then_reachable_is_resolved(tm: TmServer, participant: Participant) -> None:
+async def test_unreachable_then_reachable_is_resolved(
+    tm: TmServer, participant: Participant
+) -> None:
     # The back-check endpoint is a port where nothing listens yet.
     qp = await Participant().start()
     qp_port = qp.port
@@ -80,9 +83,14 @@ async def test_unreachable_then_reachable_is_resolved(tm: TmServer, participant:
     assert len(participant.calls) == 2
 
 
-async def test_back_check_error_status_is_asked_again(tm: TmServer, participant: Participant) -> None:
-    participant.fail(QP_METHOD, FakeAnswer(grpc.StatusCode.INTERNAL, "db down"),
-                     FakeAnswer(grpc.StatusCode.UNAVAILABLE, "still down"))
+async def test_back_check_error_status_is_asked_again(
+    tm: TmServer, participant: Participant
+) -> None:
+    participant.fail(
+        QP_METHOD,
+        FakeAnswer(grpc.StatusCode.INTERNAL, "db down"),
+        FakeAnswer(grpc.StatusCode.UNAVAILABLE, "still down"),
+    )
     g = gid()
     async with tm_stub(tm.target) as stub:
         await stub.Prepare(_prepare(participant.target, g, participant.target))

@@ -30,8 +30,9 @@ async def participant() -> AsyncIterator[Participant]:
     await p.stop()
 
 
-def _details(err: grpc.aio.AioRpcError) -> tuple[error_details_pb2.ErrorInfo | None,
-                                                  error_details_pb2.BadRequest | None]:
+def _details(
+    err: grpc.aio.AioRpcError,
+) -> tuple[error_details_pb2.ErrorInfo | None, error_details_pb2.BadRequest | None]:
     status = rpc_status.from_call(err)  # type: ignore[arg-type]
     info = bad = None
     assert status is not None
@@ -66,8 +67,11 @@ async def test_repeated_requests_return_the_current_state(
     tm: TmServer, participant: Participant
 ) -> None:
     g = gid()
-    req = S.PrepareRequest(gid=g, steps=[step(participant.target, M, b"x")],
-                           query_prepared=S.Endpoint(target=participant.target))
+    req = S.PrepareRequest(
+        gid=g,
+        steps=[step(participant.target, M, b"x")],
+        query_prepared=S.Endpoint(target=participant.target),
+    )
     async with tm_stub(tm.target) as stub:
         first = (await stub.Prepare(req)).transaction
         second = (await stub.Prepare(req)).transaction
@@ -92,12 +96,21 @@ async def test_conflicting_requests_get_clear_reasons(
 ) -> None:
     g = gid()
     async with tm_stub(tm.target) as stub:
-        await stub.Prepare(S.PrepareRequest(gid=g, steps=[step(participant.target, M, b"x")],
-                                            query_prepared=S.Endpoint(target=participant.target)))
+        await stub.Prepare(
+            S.PrepareRequest(
+                gid=g,
+                steps=[step(participant.target, M, b"x")],
+                query_prepared=S.Endpoint(target=participant.target),
+            )
+        )
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.Prepare(S.PrepareRequest(
-                gid=g, steps=[step(participant.target, M, b"other")],
-                query_prepared=S.Endpoint(target=participant.target)))
+            await stub.Prepare(
+                S.PrepareRequest(
+                    gid=g,
+                    steps=[step(participant.target, M, b"other")],
+                    query_prepared=S.Endpoint(target=participant.target),
+                )
+            )
         assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
         info, _ = _details(err.value)
         assert info is not None
@@ -114,8 +127,10 @@ async def test_conflicting_requests_get_clear_reasons(
         assert info is not None and info.reason == "ERROR_REASON_INVALID_STATE"
         assert info.metadata["status"] == "TRANSACTION_STATUS_SUCCEEDED"
 
-        for call in (stub.Abort(S.AbortRequest(gid="nope")),
-                     stub.GetTransaction(S.GetTransactionRequest(gid="nope"))):
+        for call in (
+            stub.Abort(S.AbortRequest(gid="nope")),
+            stub.GetTransaction(S.GetTransactionRequest(gid="nope")),
+        ):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await call
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
@@ -133,32 +148,67 @@ INVALID: list[tuple[str, str, S.SubmitRequest]] = [
     ("bad gid chars", "gid", S.SubmitRequest(gid="a b/c", steps=[_ok_step()])),
     ("no steps", "steps", S.SubmitRequest(gid="no-steps")),
     ("no target", "steps[0].action.target", S.SubmitRequest(gid="g1", steps=[step("", M)])),
-    ("bad target", "steps[0].action.target",
-     S.SubmitRequest(gid="g1", steps=[step("localhost", M)])),
-    ("bad port", "steps[0].action.target",
-     S.SubmitRequest(gid="g1", steps=[step("h:99999", M)])),
-    ("bad method", "steps[1].action.method",
-     S.SubmitRequest(gid="g1", steps=[_ok_step(), step(T, "Do")])),
+    (
+        "bad target",
+        "steps[0].action.target",
+        S.SubmitRequest(gid="g1", steps=[step("localhost", M)]),
+    ),
+    ("bad port", "steps[0].action.target", S.SubmitRequest(gid="g1", steps=[step("h:99999", M)])),
+    (
+        "bad method",
+        "steps[1].action.method",
+        S.SubmitRequest(gid="g1", steps=[_ok_step(), step(T, "Do")]),
+    ),
     ("no action", "steps[0].action", S.SubmitRequest(gid="g1", steps=[S.Step(name="x")])),
-    ("negative timeout", "steps[0].timeout",
-     S.SubmitRequest(gid="g1", steps=[_ok_step(timeout=dur(-1))])),
-    ("negative step_timeout", "options.step_timeout",
-     S.SubmitRequest(gid="g1", steps=[_ok_step()],
-                     options=S.TransactionOptions(step_timeout=dur(-0.5)))),
-    ("negative retry interval", "options.retry_policy.initial_interval",
-     S.SubmitRequest(gid="g1", steps=[_ok_step()], options=S.TransactionOptions(
-         retry_policy=S.RetryPolicy(initial_interval=dur(-2))))),
-    ("negative attempts", "steps[0].retry_policy.maximum_attempts",
-     S.SubmitRequest(gid="g1", steps=[_ok_step(retry_policy=S.RetryPolicy(maximum_attempts=-1))])),
-    ("negative wait", "wait_timeout",
-     S.SubmitRequest(gid="g1", steps=[_ok_step()], wait_timeout=dur(-1))),
-    ("big payload", "steps[0].payload",
-     S.SubmitRequest(gid="g1", steps=[step(T, M, b"x" * ((1 << 20) + 1))])),
+    (
+        "negative timeout",
+        "steps[0].timeout",
+        S.SubmitRequest(gid="g1", steps=[_ok_step(timeout=dur(-1))]),
+    ),
+    (
+        "negative step_timeout",
+        "options.step_timeout",
+        S.SubmitRequest(
+            gid="g1", steps=[_ok_step()], options=S.TransactionOptions(step_timeout=dur(-0.5))
+        ),
+    ),
+    (
+        "negative retry interval",
+        "options.retry_policy.initial_interval",
+        S.SubmitRequest(
+            gid="g1",
+            steps=[_ok_step()],
+            options=S.TransactionOptions(retry_policy=S.RetryPolicy(initial_interval=dur(-2))),
+        ),
+    ),
+    (
+        "negative attempts",
+        "steps[0].retry_policy.maximum_attempts",
+        S.SubmitRequest(
+            gid="g1", steps=[_ok_step(retry_policy=S.RetryPolicy(maximum_attempts=-1))]
+        ),
+    ),
+    (
+        "negative wait",
+        "wait_timeout",
+        S.SubmitRequest(gid="g1", steps=[_ok_step()], wait_timeout=dur(-1)),
+    ),
+    (
+        "big payload",
+        "steps[0].payload",
+        S.SubmitRequest(gid="g1", steps=[step(T, M, b"x" * ((1 << 20) + 1))]),
+    ),
     ("too many steps", "steps", S.SubmitRequest(gid="g1", steps=[_ok_step()] * 101)),
-    ("reserved header", "steps[0].headers['stepping-gid']",
-     S.SubmitRequest(gid="g1", steps=[_ok_step(headers={"stepping-gid": "x"})])),
-    ("compensation in message mode", "steps[0].compensation",
-     S.SubmitRequest(gid="g1", steps=[_ok_step(compensation=S.Endpoint(target=T, method=M))])),
+    (
+        "reserved header",
+        "steps[0].headers['stepping-gid']",
+        S.SubmitRequest(gid="g1", steps=[_ok_step(headers={"stepping-gid": "x"})]),
+    ),
+    (
+        "compensation in message mode",
+        "steps[0].compensation",
+        S.SubmitRequest(gid="g1", steps=[_ok_step(compensation=S.Endpoint(target=T, method=M))]),
+    ),
 ]
 
 
@@ -191,8 +241,11 @@ async def test_prepare_requires_query_prepared_and_stores_nothing(
         _, bad = _details(err.value)
         assert bad is not None and bad.field_violations[0].field == "steps"
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.Prepare(S.PrepareRequest(
-                gid="g1", steps=[_ok_step()], query_prepared=S.Endpoint(target="nohost")))
+            await stub.Prepare(
+                S.PrepareRequest(
+                    gid="g1", steps=[_ok_step()], query_prepared=S.Endpoint(target="nohost")
+                )
+            )
         _, bad = _details(err.value)
         assert bad is not None and bad.field_violations[0].field == "query_prepared.target"
     assert await _rows(database_url) == (0, 0)
@@ -203,18 +256,26 @@ async def test_list_filters_by_status_and_pages(tm: TmServer, participant: Parti
         done = []
         for i in range(5):
             g = f"list-{i}"
-            await stub.Submit(S.SubmitRequest(gid=g, steps=[step(participant.target, M)],
-                                              wait_result=True))
+            await stub.Submit(
+                S.SubmitRequest(gid=g, steps=[step(participant.target, M)], wait_result=True)
+            )
             done.append(g)
-        await stub.Prepare(S.PrepareRequest(gid="list-prepared", steps=[step(participant.target, M)],
-                                            query_prepared=S.Endpoint(target=participant.target),
-                                            options=S.TransactionOptions(
-                                                check_prepared_after=dur(60))))
+        await stub.Prepare(
+            S.PrepareRequest(
+                gid="list-prepared",
+                steps=[step(participant.target, M)],
+                query_prepared=S.Endpoint(target=participant.target),
+                options=S.TransactionOptions(check_prepared_after=dur(60)),
+            )
+        )
         seen: list[str] = []
         token = ""
         while True:
-            page = await stub.ListTransactions(S.ListTransactionsRequest(
-                statuses=[S.TRANSACTION_STATUS_SUCCEEDED], page_size=2, page_token=token))
+            page = await stub.ListTransactions(
+                S.ListTransactionsRequest(
+                    statuses=[S.TRANSACTION_STATUS_SUCCEEDED], page_size=2, page_token=token
+                )
+            )
             assert len(page.transactions) <= 2
             seen += [t.gid for t in page.transactions]
             token = page.next_page_token

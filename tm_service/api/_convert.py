@@ -62,7 +62,9 @@ def validate_method(method: str, field: str) -> None:
     if not method:
         raise InvalidArgument(field, "is required (/package.Service/Method)")
     if not _METHOD.match(method):
-        raise InvalidArgument(field, f"{method!r} is not a full method name /package.Service/Method")
+        raise InvalidArgument(
+            field, f"{method!r} is not a full method name /package.Service/Method"
+        )
 
 
 class Converter:
@@ -107,9 +109,7 @@ class Converter:
         if len(database) > _MAX_NAME:
             raise InvalidArgument("database", f"is longer than {_MAX_NAME} characters")
         fingerprint = hashlib.sha256(
-            tm_pb2.SubmitRequest(steps=steps, options=options).SerializeToString(
-                deterministic=True
-            )
+            tm_pb2.SubmitRequest(steps=steps, options=options).SerializeToString(deterministic=True)
         ).digest()
         return NewTransaction(
             gid=gid,
@@ -251,7 +251,7 @@ def transaction_to_proto(tx: Transaction) -> tm_pb2.Transaction:
         st = out.steps.add(
             index=s.index,
             name=s.name,
-            status=int(s.status),  # type: ignore[arg-type]
+            status=int(s.status),
             attempts=s.attempts,
             last_error=s.last_error,
             result=s.result or b"",

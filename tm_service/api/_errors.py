@@ -74,7 +74,7 @@ def grpc_errors(handler: Handler) -> Handler:
         try:
             return await handler(self, request, context)
         except TmError as err:
-            await context.abort_with_status(to_status(err))
+            await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
         except grpc.aio.AbortError:
             raise
         except Exception:

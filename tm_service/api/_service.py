@@ -33,9 +33,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
         return tm_pb2.NewGidResponse(gid=self._svc.new_gid())
 
     @grpc_errors
-    async def Prepare(
-        self, request: tm_pb2.PrepareRequest, context: Ctx
-    ) -> tm_pb2.PrepareResponse:
+    async def Prepare(self, request: tm_pb2.PrepareRequest, context: Ctx) -> tm_pb2.PrepareResponse:
         if not request.HasField("query_prepared"):
             self._conv.gid(request.gid)
             raise InvalidArgument("query_prepared", "is required for Prepare")

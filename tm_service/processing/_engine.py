@@ -9,6 +9,7 @@ database still says what is left to do.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -54,7 +55,7 @@ class Engine:
         job.lease_valid_until = self._ctx.clock.monotonic() + self._ctx.lease - 1.0
         task = asyncio.create_task(self._processor.run(job), name=f"job:{job.gid}")
         self._active[job.gid] = task
-        task.add_done_callback(lambda t, gid=job.gid: self._task_done(gid, t))
+        task.add_done_callback(functools.partial(self._task_done, job.gid))
 
     def _task_done(self, gid: str, task: asyncio.Task[None]) -> None:
         self._active.pop(gid, None)
@@ -65,8 +66,10 @@ class Engine:
 
     async def sweep_once(self) -> int:
         """Claim the due jobs this process has room for and start them; returns how many."""
-        room = min(self._ctx.settings.sweep_batch_size,
-                   self._ctx.settings.max_active_jobs - len(self._active))
+        room = min(
+            self._ctx.settings.sweep_batch_size,
+            self._ctx.settings.max_active_jobs - len(self._active),
+        )
         if room <= 0 or self.stopping:
             return 0
         jobs = await self._ctx.store.claim_due(
@@ -118,7 +121,8 @@ class Engine:
                 event.clear()
                 try:
                     await asyncio.wait_for(
-                        event.wait(), timeout=min(remaining, self._ctx.settings.poll_interval_seconds)
+                        event.wait(),
+                        timeout=min(remaining, self._ctx.settings.poll_interval_seconds),
                     )
                 except TimeoutError:
                     pass
@@ -146,7 +150,8 @@ class Engine:
             for task in pending:
                 task.cancel()
             if pending:
-                _log.warning("%d jobs still running after the grace period; cancelled",
-                             len(pending))
+                _log.warning(
+                    "%d jobs still running after the grace period; cancelled", len(pending)
+                )
                 await asyncio.gather(*pending, return_exceptions=True)
         await self._ctx.transport.close()

@@ -11,7 +11,6 @@ import asyncio
 import logging
 
 import grpc
-
 from google.protobuf.message import DecodeError
 
 from tm_service.domain import ActiveJob, Mode, StepState, StepStatus, TxStatus
@@ -119,7 +118,9 @@ class JobProcessor:
             return result
 
         results = await asyncio.gather(*(one(s) for s in pending))
-        failed = [(s, r) for s, r in zip(pending, results, strict=True) if r.outcome is Outcome.FAILED]
+        failed = [
+            (s, r) for s, r in zip(pending, results, strict=True) if r.outcome is Outcome.FAILED
+        ]
         if failed:
             for state, result in failed[1:]:
                 await self._record_failure(job, state, result, job_status=None)

@@ -84,8 +84,13 @@ async def run_attempts(
         error = result.error_text
         _log.info(
             "step attempt failed",
-            extra={"gid": job.gid, "step": spec.index, "op": op.value, "attempt": attempt,
-                   "error": error},
+            extra={
+                "gid": job.gid,
+                "step": spec.index,
+                "op": op.value,
+                "attempt": attempt,
+                "error": error,
+            },
         )
         if op is Op.ACTION:
             if result.code is grpc.StatusCode.ABORTED:
@@ -94,7 +99,9 @@ async def run_attempts(
                 return StepResult(
                     Outcome.FAILED, attempt, error=f"gave up after {attempt} attempts: {error}"
                 )
-        if result.code is grpc.StatusCode.FAILED_PRECONDITION:
+        if result.retry_after is not None:
+            delay = result.retry_after  # the participant knows best (RetryLater)
+        elif result.code is grpc.StatusCode.FAILED_PRECONDITION:
             delay = policy.initial_interval
         else:
             delay = policy.delay_after(attempt)

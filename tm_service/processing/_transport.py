@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
 from tm_service.domain import Endpoint
 
 __all__ = ["CallResult", "GrpcTransport", "Transport"]
+
+_DETAILS_KEY = "grpc-status-details-bin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,8 @@ class CallResult:
     code: grpc.StatusCode
     response: bytes = b""
     details: str = ""
+    # The participant's own hint (google.rpc.RetryInfo), when it sent one.
+    retry_after: float | None = None
 
     @property
     def error_text(self) -> str:
@@ -44,6 +50,25 @@ class Transport(Protocol):
 
 def _identity(b: bytes) -> bytes:
     return b
+
+
+def _retry_after(err: grpc.aio.AioRpcError) -> float | None:
+    """The RetryInfo delay in the call's rich status details, if any."""
+    trailers: Any = err.trailing_metadata() or ()
+    for key, value in trailers:
+        if key != _DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return None
+        for detail in status.details:
+            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                detail.Unpack(info)
+                seconds: float = info.retry_delay.ToTimedelta().total_seconds()
+                return max(seconds, 0.0)
+    return None
 
 
 class GrpcTransport:
@@ -80,7 +105,7 @@ class GrpcTransport:
                 payload, metadata=tuple(metadata), timeout=timeout
             )
         except grpc.aio.AioRpcError as err:
-            return CallResult(err.code(), b"", err.details() or "")
+            return CallResult(err.code(), b"", err.details() or "", _retry_after(err))
         except asyncio.CancelledError:
             raise
         except Exception as err:  # a bad target, a closed channel: retry like UNAVAILABLE
@@ -89,4 +114,4 @@ class GrpcTransport:
 
     async def close(self) -> None:
         channels, self._channels, self._methods = self._channels, {}, {}
-        await asyncio.gather(*(c.close() for c in channels.values()), return_exceptions=True)
+        await asyncio.gather(*(c.close(None) for c in channels.values()), return_exceptions=True)

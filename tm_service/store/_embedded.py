@@ -108,8 +108,17 @@ class EmbeddedPostgres:
         log_file = self.data_dir / "server.log"
         try:
             self._run(
-                "pg_ctl", "-D", str(self.data_dir), "-l", str(log_file), "-o", options,
-                "-w", "-t", "60", "start",
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
             )
         except EmbeddedPostgresError:
             tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
@@ -140,8 +149,9 @@ class EmbeddedPostgres:
         try:
             pwd.getpwnam(_OS_USER)
         except KeyError:
-            subprocess.run(["useradd", "-M", "-s", "/bin/false", _OS_USER], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["useradd", "-M", "-s", "/bin/false", _OS_USER], check=True, capture_output=True
+            )
         entry = pwd.getpwnam(_OS_USER)
         _open_ancestors(self.data_dir)
         _open_ancestors(self._bin)
@@ -194,6 +204,7 @@ class EmbeddedPostgres:
             text=True,
             timeout=120,
             cwd="/",
+            check=False,
         )
         if result.returncode != 0:
             raise EmbeddedPostgresError(f"{exe} failed ({result.returncode}): {result.stderr}")

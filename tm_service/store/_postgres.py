@@ -19,7 +19,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
-
     or_,
     select,
     tuple_,
@@ -71,7 +70,9 @@ class PostgresStore:
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
-        return cls(create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=pool_size))
+        return cls(
+            create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=pool_size)
+        )
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -151,11 +152,13 @@ class PostgresStore:
             if tx is None:
                 return None
             rows = (
-                await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx))
-            ).mappings().all()
+                (await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx)))
+                .mappings()
+                .all()
+            )
         return StoredTransaction(_rows.transaction_from_rows(tx, list(rows)), tx["fingerprint"])
 
-    async def list(
+    async def list_transactions(
         self,
         *,
         statuses: Sequence[TxStatus],
@@ -212,10 +215,16 @@ class PostgresStore:
             if not txs:
                 return []
             rows = (
-                await conn.execute(
-                    select(steps).where(_ST.gid.in_([t["gid"] for t in txs])).order_by(_ST.gid, _ST.idx)
+                (
+                    await conn.execute(
+                        select(steps)
+                        .where(_ST.gid.in_([t["gid"] for t in txs]))
+                        .order_by(_ST.gid, _ST.idx)
+                    )
                 )
-            ).mappings().all()
+                .mappings()
+                .all()
+            )
         by_gid: dict[str, list[Any]] = defaultdict(list)
         for r in rows:
             by_gid[r["gid"]].append(r)
@@ -376,8 +385,10 @@ class PostgresStore:
             if tx is None:
                 return None
             rows = (
-                await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx))
-            ).mappings().all()
+                (await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx)))
+                .mappings()
+                .all()
+            )
         return _rows.active_job(tx, list(rows), 0.0), _rows.transaction_from_rows(tx, list(rows))
 
     async def _tx_write(self, job: ActiveJob, **values: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tm_service.domain import (
@@ -27,7 +27,7 @@ __all__ = [
     "transaction_from_rows",
 ]
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 
 def step_rows(new: NewTransaction) -> list[dict[str, Any]]:
@@ -97,7 +97,9 @@ def options_from_row(r: Row) -> TxOptions:
     )
 
 
-def transaction_from_rows(tx: Row, step_rows_: list[Row], *, with_results: bool = True) -> Transaction:
+def transaction_from_rows(
+    tx: Row, step_rows_: Sequence[Row], *, with_results: bool = True
+) -> Transaction:
     return Transaction(
         gid=tx["gid"],
         mode=Mode(tx["mode"]),
@@ -110,7 +112,7 @@ def transaction_from_rows(tx: Row, step_rows_: list[Row], *, with_results: bool 
     )
 
 
-def active_job(tx: Row, step_rows_: list[Row], lease_valid_until: float) -> ActiveJob:
+def active_job(tx: Row, step_rows_: Sequence[Row], lease_valid_until: float) -> ActiveJob:
     qp = Endpoint(tx["qp_target"], tx["qp_method"]) if tx["qp_target"] else None
     return ActiveJob(
         gid=tx["gid"],

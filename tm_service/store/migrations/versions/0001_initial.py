@@ -29,9 +29,7 @@ def upgrade() -> None:
         sa.Column("qp_method", sa.Text, nullable=True),
         sa.Column("database", sa.Text, nullable=False, server_default=""),
         sa.Column("fingerprint", sa.LargeBinary, nullable=False),
-        sa.Column(
-            "trace_context", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
-        ),
+        sa.Column("trace_context", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
         sa.Column("error", sa.Text, nullable=False, server_default=""),
         sa.Column("query_attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_time", sa.DateTime(timezone=True), nullable=False),
@@ -39,10 +37,16 @@ def upgrade() -> None:
         sa.Column("lease_token", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("lease_expires", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
-            "create_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")
+            "create_time",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
         ),
         sa.Column(
-            "update_time", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("now()")
+            "update_time",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
         ),
         sa.Column("finish_time", sa.DateTime(timezone=True), nullable=True),
     )
