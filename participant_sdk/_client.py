@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry import propagate
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from participant_sdk._job import Job
@@ -135,8 +136,15 @@ class TmClient:
         self, rpc: Callable[..., Awaitable[R]], request: Any, *, rpc_timeout: float | None = None
     ) -> R:
         """Makes one TM call, mapping failures to :class:`~participant_sdk.errors.TmError`."""
+        # The TM stores the caller's trace context with the job, so steps join the trace.
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
         try:
-            return await rpc(request, timeout=self.timeout if rpc_timeout is None else rpc_timeout)
+            return await rpc(
+                request,
+                timeout=self.timeout if rpc_timeout is None else rpc_timeout,
+                metadata=tuple(carrier.items()) or None,
+            )
         except grpc.aio.AioRpcError as err:
             raise map_rpc_error(err) from err
         except grpc.aio.UsageError as err:  # the channel is closed
