@@ -169,9 +169,9 @@ class TmClient:
         self, gid: str, *, wait: bool = False, wait_timeout: Duration | None = None
     ) -> JobState:
         """Submits the prepared job ``gid`` (see also :meth:`Job.submit`)."""
-        return await self.submit_request(tm_pb2.SubmitRequest(gid=gid), wait, wait_timeout)
+        return await self._submit_request(tm_pb2.SubmitRequest(gid=gid), wait, wait_timeout)
 
-    async def submit_request(
+    async def _submit_request(
         self, request: tm_pb2.SubmitRequest, wait: bool, wait_timeout: Duration | None
     ) -> JobState:
         timeout = self.timeout

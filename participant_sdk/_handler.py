@@ -25,6 +25,9 @@ _PREFIX = "stepping-"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 _TRANSPORT_KEYS = frozenset({"user-agent", ":authority", "content-type", "te"})
 
+# A failed call: status code, message, trailing metadata (for rich status details).
+_Failure = tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]
+
 
 def parse_step_info(
     metadata: Sequence[tuple[str, str | bytes]], time_remaining: float | None
@@ -64,7 +67,7 @@ def parse_step_info(
     )
 
 
-def _retry_status(exc: RetryLater) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
+def _retry_status(exc: RetryLater) -> _Failure:
     delay = duration_pb2.Duration()
     delay.FromTimedelta(exc.delay)
     detail = any_pb2.Any()
@@ -114,7 +117,7 @@ class StepHandler:
 
     async def _run(
         self, definition: StepDefinition, arg: Any, step_info: StepInfo
-    ) -> bytes | tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
+    ) -> bytes | _Failure:
         """The response bytes, or the failure status to answer with."""
         with step_context(step_info):
             try:
