@@ -158,7 +158,6 @@ async def test_migration_job_then_pods_serve_health_and_stop_on_sigterm(
     assert Settings.load(env=env).migrate_on_start is False
     port = _free_port()
     env["STEPPING_LISTEN"] = f"127.0.0.1:{port}"  # 36790 may be taken on this machine
-    env["STEPPING_METRICS_PORT"] = str(_free_port())
     proc = subprocess.Popen(
         _command(image_site, ["stepping-tm", "serve"]),
         env=env,
