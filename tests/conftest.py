@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from tests.integration.participant import Participant
 from tm_service import Settings, TmServer
 from tm_service.store import EmbeddedPostgres, PostgresStore, normalize_url, upgrade
 
@@ -97,6 +98,14 @@ async def make_database(
 async def database_url(make_database: Callable[..., Awaitable[str]]) -> str:
     """A fresh database with the TM schema."""
     return await make_database(migrated=True)
+
+
+@pytest_asyncio.fixture
+async def participant() -> AsyncIterator[Participant]:
+    """A plain-grpcio participant on 127.0.0.1, port 0, recording every call."""
+    p = await Participant().start()
+    yield p
+    await p.stop()
 
 
 @pytest.fixture

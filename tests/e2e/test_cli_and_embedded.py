@@ -7,12 +7,10 @@ import json
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import inspect
@@ -25,13 +23,6 @@ from tm_service import TmServer
 from tm_service.store import PostgresStore
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest_asyncio.fixture
-async def participant() -> AsyncIterator[Participant]:
-    p = await Participant().start()
-    yield p
-    await p.stop()
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:

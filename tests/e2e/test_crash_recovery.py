@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 from stepping.tm.v1 import tm_pb2 as S
 
@@ -18,13 +16,6 @@ from tm_service.store import PostgresStore
 from tm_service.store._schema import transactions
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest_asyncio.fixture
-async def participant() -> AsyncIterator[Participant]:
-    p = await Participant().start()
-    yield p
-    await p.stop()
 
 
 async def test_sigkill_mid_job_then_restart_completes_in_order(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-import pytest_asyncio
 from stepping.tm.v1 import tm_pb2
 
 from tests.integration.helpers import dur, fast_retry, gid, step, tm_stub, wait_status
@@ -15,13 +13,6 @@ from tests.integration.participant import FakeAnswer, Participant
 from tm_service import TmServer
 
 S = tm_pb2
-
-
-@pytest_asyncio.fixture
-async def participant() -> AsyncIterator[Participant]:
-    p = await Participant().start()
-    yield p
-    await p.stop()
 
 
 async def test_prepare_then_submit_runs_each_step_once_in_order(

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
-import pytest_asyncio
 from stepping.participant.v1 import participant_pb2
 from stepping.tm.v1 import tm_pb2 as S
 
 from tests.integration.helpers import dur, fast_retry, gid, step, tm_stub, wait_status
 from tests.integration.participant import QP_METHOD, FakeAnswer, Participant
 from tm_service import TmServer
-
-
-@pytest_asyncio.fixture
-async def participant() -> AsyncIterator[Participant]:
-    p = await Participant().start()
-    yield p
-    await p.stop()
 
 
 def _prepare(target: str, g: str, qp_target: str, **kw: object) -> S.PrepareRequest:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
 import pytest
-import pytest_asyncio
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from sqlalchemy import func, select
@@ -21,13 +18,6 @@ from tm_service.store._schema import transactions as tx_table
 
 T = "127.0.0.1:5555"
 M = "/a.v1.A/Do"
-
-
-@pytest_asyncio.fixture
-async def participant() -> AsyncIterator[Participant]:
-    p = await Participant().start()
-    yield p
-    await p.stop()
 
 
 def _details(

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import grpc
-import pytest_asyncio
 from stepping.tm.v1 import tm_pb2 as S
 
 from tests.integration.helpers import dur, fast_retry, gid, step, tm_stub
 from tests.integration.participant import FakeAnswer, Participant
 from tm_service import TmServer
-
-
-@pytest_asyncio.fixture
-async def participant() -> AsyncIterator[Participant]:
-    p = await Participant().start()
-    yield p
-    await p.stop()
 
 
 def _saga_step(p: Participant, name: str) -> S.Step:
