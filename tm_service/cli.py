@@ -52,6 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    if settings.workers > 1:
+        from tm_service._workers import serve_workers
+
+        return serve_workers(settings)
     _use_uvloop()
     asyncio.run(run(settings))
     return 0

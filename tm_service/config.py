@@ -33,6 +33,9 @@ class Settings:
 
     # Network
     listen: str = field(default="0.0.0.0:36790", metadata={"help": "gRPC listen address"})
+    workers: int = field(
+        default=1, metadata={"help": "TM processes sharing the listen port (SO_REUSEPORT)"}
+    )
     # Storage
     database_url: str = field(
         default="",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -113,3 +114,59 @@ async def test_serve_without_database_url_uses_embedded_postgres(
         assert not (data / "pg" / "postmaster.pid").exists()  # stopped with the TM
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+async def test_serve_workers_share_one_port(database_url: str, participant: Participant) -> None:
+    import socket
+
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = Path(tempfile.mkdtemp(prefix="stepping-workers-")) / "tm.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEPPING_")}
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tm_service",
+            "serve",
+            "--workers",
+            "2",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--database-url",
+            database_url,
+            "--poll-interval-seconds",
+            "0.1",
+            stdout=out,
+            stderr=out,
+            env=env,
+        )
+    try:
+        for _ in range(200):
+            if log.read_text().count("listening on") == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert log.read_text().count("listening on") == 2, log.read_text()
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 2
+        async with tm_stub(f"127.0.0.1:{port}") as stub:
+            for _ in range(6):
+                tx = (
+                    await stub.Submit(
+                        S.SubmitRequest(
+                            gid=gid(),
+                            steps=[step(participant.target, "/a.v1.A/Do")],
+                            wait_result=True,
+                        )
+                    )
+                ).transaction
+                assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        assert not any(c.is_running() and c.status() != "zombie" for c in children)
+    finally:
+        if proc.returncode is None:
+            proc.kill()

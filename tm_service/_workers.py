@@ -1,0 +1,91 @@
+"""``serve --workers N``: N TM processes sharing one port (SO_REUSEPORT), one pod's cores.
+
+The parent starts the embedded Postgres (if no URL is set) and migrates once, then
+runs N children that each load the same settings from ``STEPPING_*`` variables, with
+their own replica id. SIGTERM/SIGINT are forwarded; each child drains gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from tm_service.config import ENV_PREFIX, Settings
+from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+
+__all__ = ["serve_workers"]
+
+_log = logging.getLogger(__name__)
+
+
+async def _migrate(url: str) -> None:
+    store = PostgresStore.from_url(url, pool_size=1)
+    try:
+        await upgrade(store.engine)
+    finally:
+        await store.close()
+
+
+def _child_env(settings: Settings, index: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        env[ENV_PREFIX + f.name.upper()] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+    env[ENV_PREFIX + "WORKERS"] = "1"
+    env[ENV_PREFIX + "MIGRATE_ON_START"] = "false"
+    env[ENV_PREFIX + "REPLICA_ID"] = f"{settings.replica_id}-w{index}"
+    return env
+
+
+def serve_workers(settings: Settings) -> int:
+    """Run ``settings.workers`` TM processes until a signal; returns the exit code."""
+    embedded: EmbeddedPostgres | None = None
+    url = settings.database_url
+    if not url:
+        embedded = EmbeddedPostgres(Path(settings.embedded_pg_dir), port=settings.embedded_pg_port)
+        url = embedded.start()
+    try:
+        if settings.migrate_on_start:
+            asyncio.run(_migrate(url))
+        shared = dataclasses.replace(settings, database_url=url)
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tm_service", "serve"], env=_child_env(shared, i)
+            )
+            for i in range(settings.workers)
+        ]
+        stopping = False
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        _log.info("started %d workers: %s", len(children), [c.pid for c in children])
+        code = 0
+        while any(c.poll() is None for c in children):
+            if not stopping and any(c.poll() is not None for c in children):
+                _log.error("a worker exited; stopping the others")
+                code = 1
+                forward(signal.SIGTERM, None)
+            time.sleep(0.2)
+        if any(c.returncode not in (0, -signal.SIGTERM) for c in children):
+            code = 1
+        return code
+    finally:
+        if embedded is not None:
+            embedded.stop()
