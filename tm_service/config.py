@@ -101,9 +101,6 @@ class Settings:
             values[name] = parse_value(f, value) if isinstance(value, str) else value
         return dataclasses.replace(cls(), **values)
 
-    def with_overrides(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
-
 
 def _field(name: str) -> dataclasses.Field[Any]:
     for f in fields(Settings):

@@ -100,10 +100,6 @@ class TmServer:
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
 
-    async def wait(self) -> None:
-        assert self._server is not None
-        await self._server.wait_for_termination()
-
 
 async def run(settings: Settings) -> None:
     """Run the TM until SIGTERM or SIGINT, then stop gracefully."""

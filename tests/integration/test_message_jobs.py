@@ -223,7 +223,6 @@ async def test_long_retry_delays_wait_in_the_database(
     """A delay above inline_retry_max_seconds releases the job; the sweeper resumes it."""
     method = "/flaky.v1.Flaky/Later"
     participant.fail(method, FakeAnswer(grpc.StatusCode.UNAVAILABLE, "down"))
-    tm.settings = tm.settings  # the fixture's TM keeps inline retries up to 5 s
     g = gid()
     async with tm_stub(tm.target) as stub:
         await stub.Submit(

@@ -131,22 +131,10 @@ class JobProcessor:
     async def _done(
         self, job: ActiveJob, state: StepState, result: StepResult, *, finish: TxStatus | None
     ) -> None:
-        ctx = self._ctx
-        started = ctx.clock.monotonic()
-        await ctx.store.step_done(
-            job,
-            state.index,
-            status=StepStatus.SUCCEEDED,
-            attempts=result.attempts,
-            result=result.response,
-            lease=ctx.lease,
-            finish=finish,
-        )
-        ctx.mark_leased(job, started)
-        state.status = StepStatus.SUCCEEDED
+        await self._record_step(job, state, result, StepStatus.SUCCEEDED, finish=finish)
         if finish is not None:
             job.status = finish
-            ctx.on_final(job.gid)
+            self._ctx.on_final(job.gid)
 
     async def _fail(self, job: ActiveJob, state: StepState, result: StepResult) -> None:
         saga = job.options.mode is Mode.SAGA
@@ -187,18 +175,32 @@ class JobProcessor:
             result = await run_attempts(ctx, job, spec, state, Op.COMPENSATE)
             if result.outcome is Outcome.PAUSED:
                 return
-            started = ctx.clock.monotonic()
-            await ctx.store.step_done(
-                job,
-                state.index,
-                status=StepStatus.COMPENSATED,
-                attempts=result.attempts,
-                result=None,
-                lease=ctx.lease,
-            )
-            ctx.mark_leased(job, started)
-            state.status = StepStatus.COMPENSATED
+            await self._record_step(job, state, result, StepStatus.COMPENSATED)
         await self._finish(job, TxStatus.FAILED)
+
+    async def _record_step(
+        self,
+        job: ActiveJob,
+        state: StepState,
+        result: StepResult,
+        status: StepStatus,
+        *,
+        finish: TxStatus | None = None,
+    ) -> None:
+        """Store a successful call (action or compensation); the write renews the lease."""
+        ctx = self._ctx
+        started = ctx.clock.monotonic()
+        await ctx.store.step_done(
+            job,
+            state.index,
+            status=status,
+            attempts=result.attempts,
+            result=result.response if status is StepStatus.SUCCEEDED else None,
+            lease=ctx.lease,
+            finish=finish,
+        )
+        ctx.mark_leased(job, started)
+        state.status = status
 
     async def _finish(self, job: ActiveJob, status: TxStatus) -> None:
         await self._ctx.store.set_status(job, status, lease=self._ctx.lease)

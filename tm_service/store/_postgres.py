@@ -77,10 +77,6 @@ class PostgresStore:
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def ping(self) -> None:
-        async with self._connect() as conn:
-            await conn.execute(select(1))
-
     # -- requests -----------------------------------------------------------------
     async def insert(
         self, new: NewTransaction, *, status: TxStatus, owner: str | None, lease: float
@@ -120,12 +116,6 @@ class PostgresStore:
             await conn.execute(insert(steps), step_rows)
         full = [_step_defaults(r) for r in step_rows]
         return _rows.active_job(row, full, 0.0), _rows.transaction_from_rows(row, full)
-
-    async def submit_prepared(
-        self, gid: str, *, owner: str, lease: float
-    ) -> tuple[ActiveJob, Transaction] | None:
-        """PREPARED → SUBMITTED, leased to ``owner``; None when not PREPARED."""
-        return await self._transition_prepared(gid, owner, lease)
 
     async def abort_prepared(self, gid: str, reason: str) -> bool:
         """PREPARED → ABORTED; False when the job is not PREPARED."""
@@ -229,20 +219,6 @@ class PostgresStore:
         for r in rows:
             by_gid[r["gid"]].append(r)
         return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
-
-    async def due_backlog(self) -> tuple[int, float]:
-        """How many jobs are due and unleased, and the age in seconds of the oldest."""
-        q = select(
-            func.count(),
-            func.coalesce(func.extract("epoch", func.now() - func.min(_TX.next_time)), 0.0),
-        ).where(
-            _TX.status.in_(ACTIVE_STATUSES),
-            _TX.next_time <= func.now(),
-            or_(_TX.lease_expires.is_(None), _TX.lease_expires < func.now()),
-        )
-        async with self._connect(auto=True) as conn:
-            count, age = (await conn.execute(q)).one()
-        return int(count), float(age)
 
     # -- fenced writes of a processor ---------------------------------------------
     async def renew(self, job: ActiveJob, lease: float) -> None:
@@ -361,9 +337,10 @@ class PostgresStore:
         )
 
     # -- internals ----------------------------------------------------------------
-    async def _transition_prepared(
-        self, gid: str, owner: str, lease: float
+    async def submit_prepared(
+        self, gid: str, *, owner: str, lease: float
     ) -> tuple[ActiveJob, Transaction] | None:
+        """PREPARED → SUBMITTED, leased to ``owner``; None when not PREPARED."""
         stmt = (
             update(transactions)
             .where(_TX.gid == gid, _TX.status == int(TxStatus.PREPARED))
