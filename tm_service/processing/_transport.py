@@ -30,7 +30,11 @@ class CallResult:
 
     @property
     def error_text(self) -> str:
-        return f"{self.code.name}: {self.details}" if self.details else self.code.name
+        if not self.details:
+            return self.code.name
+        # Stored as text: Postgres rejects NUL characters, so a participant's text
+        # must not be able to make the write fail.
+        return f"{self.code.name}: {self.details}".replace("\x00", "\\0")
 
 
 class Transport(Protocol):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Pending", "WriteBatcher"]
@@ -27,9 +27,7 @@ class Pending:
     kind: str
     gid: str
     values: Any
-    future: asyncio.Future[Any] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    future: asyncio.Future[Any]
 
 
 class WriteBatcher:
@@ -57,11 +55,12 @@ class WriteBatcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def write(self, kind: str, gid: str, values: Any) -> Any:
-        pending = Pending(kind, gid, values)
+        loop = asyncio.get_running_loop()
+        pending = Pending(kind, gid, values, loop.create_future())
         self._queue.append(pending)
         if self._running < self._flushers:
             self._running += 1
-            task = asyncio.get_running_loop().create_task(self._flush())
+            task = loop.create_task(self._flush())
             self._tasks.add(task)  # the loop keeps only a weak reference
             task.add_done_callback(self._tasks.discard)
         return await pending.future

@@ -105,7 +105,11 @@ class PostgresStore:
                     dsn = url.render_as_string(hide_password=False)
                     try:
                         self._pool = await asyncpg.create_pool(
-                            dsn, min_size=1, max_size=self._write_connections, reset=_no_reset
+                            dsn,
+                            min_size=1,
+                            max_size=self._write_connections,
+                            reset=_no_reset,
+                            max_inactive_connection_lifetime=0,
                         )
                     except (OSError, asyncpg.PostgresError) as err:
                         raise StoreUnavailable(f"database unavailable: {err}") from err
