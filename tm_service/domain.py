@@ -177,3 +177,5 @@ class ActiveJob:
     lease_token: int
     # Monotonic time until which the lease surely holds (taken before the write).
     lease_valid_until: float = 0.0
+    # When the job was created (Prepare or Submit), for the job duration metric.
+    create_time: datetime | None = None
