@@ -32,8 +32,6 @@ __all__ = ["TmServer", "run"]
 _log = logging.getLogger(__name__)
 
 SERVICE_NAME = tm_pb2.DESCRIPTOR.services_by_name["TransactionManagerService"].full_name
-# How often the due-backlog gauges are read from the database (metrics on only).
-BACKLOG_INTERVAL_SECONDS = 5.0
 
 
 @dataclass
@@ -44,6 +42,8 @@ class TmServer:
     transport: Transport = field(default_factory=GrpcTransport)
     # Off unless given; ``run()`` builds it from the OTEL_* environment and owns it.
     telemetry: Telemetry = field(default_factory=Telemetry)
+    # How often the due-backlog gauges are read from the database (metrics on only).
+    backlog_interval: float = 5.0
     port: int = 0
     store: PostgresStore | None = None
     engine: Engine | None = None
@@ -101,7 +101,7 @@ class TmServer:
         self.engine.start()
         if tel.metrics:
             self._backlog = asyncio.create_task(
-                watch_backlog(self.store.due_stats, tel.backlog, BACKLOG_INTERVAL_SECONDS),
+                watch_backlog(self.store.due_stats, tel.backlog, self.backlog_interval),
                 name="stepping-backlog",
             )
         for name in ("", SERVICE_NAME):

@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 
 from tests.conftest import test_settings
 from tests.e2e.conftest import spawn_tm  # noqa: F401  (a fixture, used by the e2e tests here)
+from tests.telemetry.otlp_receiver import OtlpReceiver
 from tm_service import TmServer
 from tm_service.telemetry import Telemetry
 
@@ -122,3 +123,11 @@ async def traced_tm(database_url: str, telemetry: Telemetry) -> AsyncIterator[Tm
         yield server
     finally:
         await server.stop(grace=1.0)
+
+
+@pytest_asyncio.fixture
+async def otlp() -> AsyncIterator[OtlpReceiver]:
+    """An OTLP/gRPC receiver on 127.0.0.1 (``otlp.endpoint``)."""
+    receiver = await OtlpReceiver().start()
+    yield receiver
+    await receiver.stop()
