@@ -70,15 +70,20 @@ def _check_grpc(env: Mapping[str, str], signal: str) -> None:
 
 def _resource(settings: Settings, env: Mapping[str, str]) -> Resource:
     """OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES first; our defaults fill the gaps."""
-    detected = Resource.create()  # reads both variables
-    named = env.get("OTEL_SERVICE_NAME") or "service.name=" in env.get(
-        "OTEL_RESOURCE_ATTRIBUTES", ""
-    )
-    ours = {} if named else {"service.name": DEFAULT_SERVICE_NAME}
-    for key, value in (("service.version", VERSION), ("service.instance.id", settings.replica_id)):
-        if key not in detected.attributes:
-            ours[key] = value
-    return detected.merge(Resource(ours))
+    given = {
+        pair.split("=", 1)[0].strip()
+        for pair in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+        if "=" in pair
+    }
+    if env.get("OTEL_SERVICE_NAME"):
+        given.add("service.name")
+    defaults = {
+        "service.name": DEFAULT_SERVICE_NAME,
+        "service.version": VERSION,
+        # The replica id also names the lease owner: one name for logs, leases, traces.
+        "service.instance.id": settings.replica_id,
+    }
+    return Resource.create().merge(Resource({k: v for k, v in defaults.items() if k not in given}))
 
 
 def prometheus_port(settings: Settings, env: Mapping[str, str]) -> int:
