@@ -119,3 +119,26 @@ async def test_tracing_off_passes_the_stored_traceparent_through(
     (call,) = participant.calls
     assert call.metadata["traceparent"] == traceparent
     assert tm.telemetry.enabled is False
+
+
+async def test_without_a_callers_context_the_jobs_trace_starts_at_the_tms_span(
+    traced_tm: TmServer, spans: Spans, participant: Participant
+) -> None:
+    async with tm_stub(traced_tm.target) as stub:  # plain gRPC, no trace context
+        await stub.Submit(
+            S.SubmitRequest(
+                gid=gid(), steps=[step(participant.target, "/o.v1.S/A")], wait_result=True
+            )
+        )
+    served = spans.one(f"{TM_SERVICE}/Submit", SpanKind.SERVER)
+    assert served.parent is None
+    (job_pass,) = spans.named("stepping job")
+    assert job_pass.parent is not None and job_pass.parent.span_id == served.context.span_id
+    assert job_pass.links == ()  # the parent already is the Submit span
+    attempt = spans.one("o.v1.S/A", SpanKind.CLIENT)
+    assert attempt.context.trace_id == served.context.trace_id
+    (call,) = participant.calls
+    assert call.metadata["traceparent"].split("-")[1:3] == [
+        f"{attempt.context.trace_id:032x}",
+        f"{attempt.context.span_id:016x}",
+    ]

@@ -4,6 +4,7 @@
 ``Telemetry()`` is off; tests give ``Telemetry(tracer_provider=..., meter_provider=...)``.
 """
 
+from tm_service.telemetry._attributes import current_w3c
 from tm_service.telemetry._metrics import METRICS, watch_backlog
 from tm_service.telemetry._server import ServerSpans
 from tm_service.telemetry._setup import TelemetryConfigError, configure_telemetry, prometheus_port
@@ -17,6 +18,7 @@ __all__ = [
     "Telemetry",
     "TelemetryConfigError",
     "configure_telemetry",
+    "current_w3c",
     "prometheus_port",
     "watch_backlog",
 ]

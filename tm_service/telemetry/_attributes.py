@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -24,6 +25,7 @@ __all__ = [
     "STEP_NAME",
     "TRACE_KEYS",
     "W3C",
+    "current_w3c",
     "extract_w3c",
     "split_method",
     "split_target",
@@ -56,6 +58,14 @@ def extract_w3c(pairs: Iterable[tuple[str, object]]) -> Context:
     """The W3C trace context in gRPC metadata (or a stored dict's items)."""
     carrier = {k: v for k, v in pairs if k in TRACE_KEYS and isinstance(v, str)}
     return W3C.extract(carrier)
+
+
+def current_w3c() -> dict[str, str]:
+    """The current span's W3C context ({} when no span is current, e.g. tracing off)."""
+    carrier: dict[str, str] = {}
+    if trace.get_current_span().get_span_context().is_valid:
+        W3C.inject(carrier)
+    return carrier
 
 
 def split_method(method: str) -> tuple[str, str]:

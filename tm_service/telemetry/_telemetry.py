@@ -105,13 +105,16 @@ class Telemetry:
             finally:
                 self._pass_ended(job)
             return
+        parent = extract_w3c(job.trace_context.items())
+        stored = trace.get_current_span(parent).get_span_context()
         current = trace.get_current_span().get_span_context()
+        linked = current.is_valid and current.span_id != stored.span_id
         with self.tracer.start_as_current_span(
             "stepping job",
-            context=extract_w3c(job.trace_context.items()),
+            context=parent,
             kind=SpanKind.INTERNAL,
             attributes={GID: job.gid, MODE: _mode(job.options.mode)},
-            links=[Link(current)] if current.is_valid else None,
+            links=[Link(current)] if linked else None,
         ) as span:
             try:
                 yield
