@@ -177,5 +177,28 @@ class ActiveJob:
     lease_token: int
     # Monotonic time until which the lease surely holds (taken before the write).
     lease_valid_until: float = 0.0
-    # When the job was created (Prepare or Submit), for the job duration metric.
+    # As stored by the last write (database clock), for the final snapshot.
     create_time: datetime | None = None
+    update_time: datetime | None = None
+    finish_time: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def snapshot(self) -> Transaction:
+        """The job as clients see it, from what this replica wrote last."""
+        assert self.create_time is not None and self.update_time is not None
+        return Transaction(
+            gid=self.gid,
+            mode=self.options.mode,
+            status=self.status,
+            steps=[
+                StepState(s.index, s.name, s.status, s.attempts, s.last_error, s.result, None)
+                for s in self.states
+            ],
+            error=self.error,
+            create_time=self.create_time,
+            update_time=self.update_time,
+            finish_time=self.finish_time,
+        )

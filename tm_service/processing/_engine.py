@@ -30,6 +30,7 @@ class Engine:
         self._ctx = ctx
         self._processor = JobProcessor(ctx)
         self._active: dict[str, asyncio.Task[None]] = {}
+        self._jobs: dict[str, ActiveJob] = {}
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -55,10 +56,12 @@ class Engine:
         job.lease_valid_until = self._ctx.clock.monotonic() + self._ctx.lease - 1.0
         task = asyncio.create_task(self._processor.run(job), name=f"job:{job.gid}")
         self._active[job.gid] = task
+        self._jobs[job.gid] = job
         task.add_done_callback(functools.partial(self._task_done, job.gid))
 
     def _task_done(self, gid: str, task: asyncio.Task[None]) -> None:
         self._active.pop(gid, None)
+        self._jobs.pop(gid, None)
         if not task.cancelled() and task.exception() is not None:
             _log.error("job task crashed", exc_info=task.exception(), extra={"gid": gid})
         if self._ctx.settings.max_active_jobs - len(self._active) == 1:
@@ -106,28 +109,33 @@ class Engine:
     async def wait_final(self, gid: str, timeout: float) -> Transaction | None:
         """The job once final, or as it is when ``timeout`` runs out (None: unknown gid)."""
         deadline = time.monotonic() + timeout
+        job = self._jobs.get(gid)
+        if job is not None:  # running here: its final state is known without a read
+            if not job.is_final:
+                await self._wait_event(gid, timeout)
+            if job.is_final:
+                return job.snapshot()
+        while True:
+            stored = await self._ctx.store.get(gid)
+            if stored is None:
+                return None
+            remaining = deadline - time.monotonic()
+            if stored.transaction.is_final or remaining <= 0:
+                return stored.transaction
+            # The event fires when this process finishes the job; the poll covers a
+            # job finished by another replica.
+            await self._wait_event(gid, min(remaining, self._ctx.settings.poll_interval_seconds))
+
+    async def _wait_event(self, gid: str, timeout: float) -> None:
         event = asyncio.Event()
-        self._waiters.setdefault(gid, []).append(event)
+        waiters = self._waiters.setdefault(gid, [])
+        waiters.append(event)
         try:
-            while True:
-                stored = await self._ctx.store.get(gid)
-                if stored is None:
-                    return None
-                remaining = deadline - time.monotonic()
-                if stored.transaction.is_final or remaining <= 0:
-                    return stored.transaction
-                # The event fires when this process finishes the job; the poll covers a
-                # job finished by another replica.
-                event.clear()
-                try:
-                    await asyncio.wait_for(
-                        event.wait(),
-                        timeout=min(remaining, self._ctx.settings.poll_interval_seconds),
-                    )
-                except TimeoutError:
-                    pass
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            pass
         finally:
-            waiters = self._waiters.get(gid, [])
             waiters.remove(event)
             if not waiters:
                 self._waiters.pop(gid, None)

@@ -77,18 +77,15 @@ class JobProcessor:
                 outcome = participant_pb2.PREPARED_OUTCOME_UNSPECIFIED
             started = ctx.clock.monotonic()
             if outcome == participant_pb2.PREPARED_OUTCOME_COMMITTED:
+                job.error = ""
                 await ctx.store.set_status(job, TxStatus.SUBMITTED, error="", lease=ctx.lease)
                 ctx.mark_leased(job, started)
                 job.status = TxStatus.SUBMITTED
                 _log.info("back-check: committed; submitting", extra={"gid": job.gid})
                 return True
             if outcome == participant_pb2.PREPARED_OUTCOME_ROLLED_BACK:
-                await ctx.store.set_status(
-                    job,
-                    TxStatus.ABORTED,
-                    error="the local transaction did not commit (QueryPrepared: ROLLED_BACK)",
-                    lease=ctx.lease,
-                )
+                job.error = "the local transaction did not commit (QueryPrepared: ROLLED_BACK)"
+                await ctx.store.set_status(job, TxStatus.ABORTED, error=job.error, lease=ctx.lease)
                 job.status = TxStatus.ABORTED
                 _log.info("back-check: rolled back; aborted", extra={"gid": job.gid})
                 ctx.on_final(job.gid)
@@ -171,7 +168,10 @@ class JobProcessor:
         )
         ctx.mark_leased(job, started)
         state.status = StepStatus.FAILED
-        job.error = job_error
+        state.last_error = result.error
+        state.next_attempt_time = None
+        if job_status is not None:
+            job.error = job_error
         _log.info("job failed: %s", job_error, extra={"gid": job.gid})
 
     async def _compensate(self, job: ActiveJob) -> None:
@@ -210,6 +210,9 @@ class JobProcessor:
         )
         ctx.mark_leased(job, started)
         state.status = status
+        state.next_attempt_time = None
+        if status is StepStatus.SUCCEEDED:
+            state.result = result.response
 
     async def _finish(self, job: ActiveJob, status: TxStatus) -> None:
         await self._ctx.store.set_status(job, status, lease=self._ctx.lease)

@@ -1,22 +1,24 @@
-"""The Postgres store: every SQL statement of the TM lives here.
+"""The Postgres store: every SQL statement of the TM lives in this package.
 
 Writes that a processor makes while it holds a job's lease are fenced by the job's
 ``lease_token``: a write whose token no longer matches changes nothing and raises
-``LeaseLost``. Writes that touch both a job and one of its steps are single
-statements (a data-modifying CTE), so they cost one round trip and are atomic.
+``LeaseLost``. The hot-path writes (new jobs, step results, status changes) are group
+committed across jobs (``_batch``, ``_writes``) on a plain asyncpg pool; reads, the
+sweeper and the rarer writes use SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
     Interval,
-    and_,
     bindparam,
     func,
     or_,
@@ -24,20 +26,30 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tm_service.domain import (
     ActiveJob,
     NewTransaction,
+    StepState,
     StepStatus,
     Transaction,
     TxStatus,
 )
-from tm_service.errors import LeaseLost, StoreUnavailable
+from tm_service.errors import StoreUnavailable
 from tm_service.store import _rows
+from tm_service.store._batch import Pending, WriteBatcher
 from tm_service.store._schema import ACTIVE_STATUSES, steps, transactions
+from tm_service.store._writes import (
+    INSERT,
+    WRITE,
+    FencedWrite,
+    Inserted,
+    NewJob,
+    Written,
+    write_batch,
+)
 
 __all__ = ["PostgresStore", "StoredTransaction"]
 
@@ -63,59 +75,104 @@ class StoredTransaction:
 class PostgresStore:
     """The TM's storage on Postgres (SQLAlchemy Core over asyncpg)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, write_connections: int = 2) -> None:
         self.engine = engine
         # Single statements run in autocommit: one round trip, no BEGIN/COMMIT.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._write_connections = write_connections
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._batcher = WriteBatcher(self._write_batch, max_batch=512, flushers=write_connections)
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
         return cls(
-            create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=pool_size)
+            create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=0),
+            write_connections=max(1, min(2, pool_size)),
         )
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         await self.engine.dispose()
+
+    async def _write_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    url = self.engine.url.set(drivername="postgresql")
+                    dsn = url.render_as_string(hide_password=False)
+                    try:
+                        self._pool = await asyncpg.create_pool(
+                            dsn, min_size=1, max_size=self._write_connections, reset=_no_reset
+                        )
+                    except (OSError, asyncpg.PostgresError) as err:
+                        raise StoreUnavailable(f"database unavailable: {err}") from err
+        return self._pool
+
+    async def _write_batch(self, batch: list[Pending]) -> None:
+        pool = await self._write_pool()
+        try:
+            async with pool.acquire() as conn:
+                try:
+                    await write_batch(conn, batch)
+                except asyncpg.PostgresError:
+                    if len(batch) == 1:
+                        raise
+                    # One bad write must not fail the others: write them one by one.
+                    for p in batch:
+                        try:
+                            await write_batch(conn, [p])
+                        except asyncpg.PostgresError as err:
+                            if not p.future.done():
+                                p.future.set_exception(err)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as err:
+            raise StoreUnavailable(f"database unavailable: {err}") from err
 
     # -- requests -----------------------------------------------------------------
     async def insert(
         self, new: NewTransaction, *, status: TxStatus, owner: str | None, lease: float
     ) -> tuple[ActiveJob, Transaction] | None:
         """Store a new job; None when the gid is taken. Submitted jobs come back leased."""
-        submitted = status is TxStatus.SUBMITTED
-        values: dict[str, Any] = {
-            "gid": new.gid,
-            "status": int(status),
-            "mode": int(new.options.mode),
-            "concurrent": new.options.concurrent,
-            "step_timeout": new.options.step_timeout,
-            "check_prepared_after": new.options.check_prepared_after,
-            "deadline": new.options.deadline,
-            "qp_target": new.query_prepared.target if new.query_prepared else None,
-            "qp_method": new.query_prepared.method if new.query_prepared else None,
-            "database": new.database,
-            "fingerprint": new.fingerprint,
-            "trace_context": new.trace_context,
-            "next_time": func.now() if submitted else _after(new.options.check_prepared_after),
-        }
-        if submitted:
-            values |= {"lease_owner": owner, "lease_token": 1, "lease_expires": _after(lease)}
-            if new.options.deadline is not None:
-                values["deadline_at"] = _after(new.options.deadline)
-        stmt = (
-            insert(transactions)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["gid"])
-            .returning(*transactions.c)
+        made: Inserted | None = await self._batcher.write(
+            INSERT, new.gid, NewJob(new, status, owner, lease)
         )
-        async with self._begin() as conn:
-            row = (await conn.execute(stmt)).mappings().first()
-            if row is None:
-                return None
-            step_rows = _rows.step_rows(new)
-            await conn.execute(insert(steps), step_rows)
-        full = [_step_defaults(r) for r in step_rows]
-        return _rows.active_job(row, full, 0.0), _rows.transaction_from_rows(row, full)
+        if made is None:
+            return None
+        submitted = status is TxStatus.SUBMITTED
+        deadline = new.options.deadline
+        job = ActiveJob(
+            gid=new.gid,
+            status=status,
+            options=new.options,
+            specs=new.steps,
+            states=[_new_state(s.index, s.name) for s in new.steps],
+            query_prepared=new.query_prepared,
+            database=new.database,
+            trace_context=dict(new.trace_context),
+            query_attempts=0,
+            deadline_at=(
+                made.create_time + timedelta(seconds=deadline)
+                if submitted and deadline is not None
+                else None
+            ),
+            error="",
+            lease_token=1 if submitted else 0,
+            create_time=made.create_time,
+            update_time=made.create_time,
+        )
+        tx = Transaction(
+            gid=new.gid,
+            mode=new.options.mode,
+            status=status,
+            steps=[_new_state(s.index, s.name) for s in new.steps],
+            error="",
+            create_time=made.create_time,
+            update_time=made.create_time,
+            finish_time=None,
+        )
+        return job, tx
 
     async def abort_prepared(self, gid: str, reason: str) -> bool:
         """PREPARED → ABORTED; False when the job is not PREPARED."""
@@ -220,13 +277,13 @@ class PostgresStore:
             by_gid[r["gid"]].append(r)
         return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
 
-    # -- fenced writes of a processor ---------------------------------------------
+    # -- fenced writes of a processor (group committed) -------------------------
     async def renew(self, job: ActiveJob, lease: float) -> None:
-        await self._tx_write(job, lease_expires=_after(lease))
+        await self._fenced(job, FencedWrite(job.lease_token, lease))
 
     async def release(self, job: ActiveJob) -> None:
         """Give the job back (shutdown): another replica may take it when it is due."""
-        await self._tx_write(job, lease_owner=None, lease_expires=None)
+        await self._fenced(job, FencedWrite(job.lease_token, None))
 
     async def step_attempt_failed(
         self,
@@ -240,16 +297,18 @@ class PostgresStore:
         lease: float,
     ) -> None:
         """Record a failed attempt; the job is due again after ``delay``."""
-        tx_values: dict[str, Any] = {"next_time": _after(delay)}
-        if keep_lease:
-            tx_values["lease_expires"] = _after(delay + lease)
-        else:
-            tx_values |= {"lease_owner": None, "lease_expires": None}
-        await self._step_write(
+        await self._fenced(
             job,
-            index,
-            {"attempts": attempts, "last_error": error, "next_attempt_time": _after(delay)},
-            tx_values,
+            FencedWrite(
+                job.lease_token,
+                delay + lease if keep_lease else None,
+                next_in=delay,
+                step=index,
+                step_status=int(StepStatus.PENDING),
+                attempts=attempts,
+                last_error=error,
+                step_next_in=delay,
+            ),
         )
 
     async def step_done(
@@ -262,19 +321,22 @@ class PostgresStore:
         result: bytes | None,
         lease: float,
         finish: TxStatus | None = None,
-    ) -> None:
+    ) -> Written:
         """Record a step's success (or compensation); optionally finish the job too."""
-        step_values: dict[str, Any] = {
-            "status": int(status),
-            "attempts": attempts,
-            "next_attempt_time": None,
-        }
-        if status is StepStatus.SUCCEEDED:
-            step_values["result"] = result
-        tx_values: dict[str, Any] = {"lease_expires": _after(lease)}
-        if finish is not None:
-            tx_values |= _finish_values(finish)
-        await self._step_write(job, index, step_values, tx_values)
+        return await self._fenced(
+            job,
+            FencedWrite(
+                job.lease_token,
+                None if finish is not None else lease,
+                status=finish,
+                finish=finish is not None,
+                step=index,
+                step_status=int(status),
+                attempts=attempts,
+                set_result=status is StepStatus.SUCCEEDED,
+                result=result,
+            ),
+        )
 
     async def step_failed(
         self,
@@ -286,55 +348,60 @@ class PostgresStore:
         job_status: TxStatus | None,
         job_error: str,
         lease: float,
-    ) -> None:
+    ) -> Written:
         """A step failed for good: the job fails (or starts compensating) with ``job_error``.
 
         ``job_status`` None records the step only (another failure decides the job).
         """
-        tx_values: dict[str, Any] = {"lease_expires": _after(lease)}
-        if job_status is None:
-            pass
-        elif job_status is TxStatus.COMPENSATING:
-            tx_values |= {"status": int(job_status), "next_time": func.now(), "error": job_error}
-        else:
-            tx_values |= _finish_values(job_status) | {"error": job_error}
-        await self._step_write(
+        final = job_status is not None and job_status is not TxStatus.COMPENSATING
+        return await self._fenced(
             job,
-            index,
-            {
-                "status": int(StepStatus.FAILED),
-                "attempts": attempts,
-                "last_error": error,
-                "next_attempt_time": None,
-            },
-            tx_values,
+            FencedWrite(
+                job.lease_token,
+                None if final else lease,
+                status=job_status,
+                error=job_error if job_status is not None else None,
+                next_in=0.0 if job_status is TxStatus.COMPENSATING else None,
+                finish=final,
+                step=index,
+                step_status=int(StepStatus.FAILED),
+                attempts=attempts,
+                last_error=error,
+            ),
         )
 
     async def set_status(
         self, job: ActiveJob, status: TxStatus, *, error: str | None = None, lease: float
-    ) -> None:
+    ) -> Written:
         """Move the job to ``status`` (final statuses also release the lease)."""
-        values: dict[str, Any] = {"lease_expires": _after(lease), "next_time": func.now()}
-        if status in (TxStatus.SUCCEEDED, TxStatus.FAILED, TxStatus.ABORTED):
-            values = _finish_values(status)
-        else:
-            values["status"] = int(status)
-            if status is TxStatus.SUBMITTED and job.options.deadline is not None:
-                values["deadline_at"] = _after(job.options.deadline)
-        if error is not None:
-            values["error"] = error
-        await self._tx_write(job, **values)
+        final = status in (TxStatus.SUCCEEDED, TxStatus.FAILED, TxStatus.ABORTED)
+        deadline = job.options.deadline
+        return await self._fenced(
+            job,
+            FencedWrite(
+                job.lease_token,
+                None if final else lease,
+                status=status,
+                error=error,
+                next_in=None if final else 0.0,
+                finish=final,
+                deadline_in=deadline if status is TxStatus.SUBMITTED else None,
+            ),
+        )
 
     async def defer_prepared(self, job: ActiveJob, *, delay: float, error: str) -> None:
         """The back-check got no answer: ask again after ``delay``."""
-        await self._tx_write(
+        await self._fenced(
             job,
-            query_attempts=_TX.query_attempts + 1,
-            error=error,
-            next_time=_after(delay),
-            lease_owner=None,
-            lease_expires=None,
+            FencedWrite(
+                job.lease_token, None, error=error, next_in=delay, bump_query_attempts=True
+            ),
         )
+
+    async def _fenced(self, job: ActiveJob, write: FencedWrite) -> Written:
+        written: Written = await self._batcher.write(WRITE, job.gid, write)
+        job.update_time, job.finish_time = written.update_time, written.finish_time
+        return written
 
     # -- internals ----------------------------------------------------------------
     async def submit_prepared(
@@ -368,37 +435,6 @@ class PostgresStore:
             )
         return _rows.active_job(tx, list(rows), 0.0), _rows.transaction_from_rows(tx, list(rows))
 
-    async def _tx_write(self, job: ActiveJob, **values: Any) -> None:
-        stmt = (
-            update(transactions)
-            .where(_TX.gid == job.gid, _TX.lease_token == job.lease_token)
-            .values(update_time=func.now(), **values)
-            .returning(_TX.gid)
-        )
-        async with self._connect(auto=True) as conn:
-            if (await conn.execute(stmt)).first() is None:
-                raise LeaseLost(job.gid)
-
-    async def _step_write(
-        self, job: ActiveJob, index: int, step_values: dict[str, Any], tx_values: dict[str, Any]
-    ) -> None:
-        fenced = (
-            update(transactions)
-            .where(_TX.gid == job.gid, _TX.lease_token == job.lease_token)
-            .values(update_time=func.now(), **tx_values)
-            .returning(_TX.gid)
-            .cte("fenced")
-        )
-        stmt = (
-            update(steps)
-            .where(and_(_ST.gid == fenced.c.gid, _ST.idx == index))
-            .values(**step_values)
-            .returning(_ST.idx)
-        )
-        async with self._connect(auto=True) as conn:
-            if (await conn.execute(stmt)).first() is None:
-                raise LeaseLost(job.gid)
-
     def _connect(self, *, auto: bool = False) -> _Guarded:
         return _Guarded((self._auto if auto else self.engine).connect())
 
@@ -419,17 +455,12 @@ class PostgresStore:
         return int(count), float(age)
 
 
-def _finish_values(status: TxStatus) -> dict[str, Any]:
-    return {
-        "status": int(status),
-        "finish_time": func.now(),
-        "lease_owner": None,
-        "lease_expires": None,
-    }
+async def _no_reset(conn: Any) -> None:
+    """The write connections set no session state: skip the reset round trip."""
 
 
-def _step_defaults(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "attempts": 0, "last_error": "", "result": None, "next_attempt_time": None}
+def _new_state(index: int, name: str) -> StepState:
+    return StepState(index, name, StepStatus.PENDING, 0, "", None, None)
 
 
 def normalize_url(url: str) -> str:

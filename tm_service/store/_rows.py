@@ -128,5 +128,7 @@ def active_job(tx: Row, step_rows_: Sequence[Row], lease_valid_until: float) -> 
         error=tx["error"],
         lease_token=tx["lease_token"],
         lease_valid_until=lease_valid_until,
-        create_time=tx.get("create_time"),
+        create_time=tx["create_time"],
+        update_time=tx["update_time"],
+        finish_time=tx["finish_time"],
     )

@@ -1,0 +1,262 @@
+"""The hot-path writes, group-committed: new jobs and the fenced writes of processors.
+
+Each kind is one SQL statement over arrays (``unnest``), whatever the number of jobs
+in the batch: a batch of new jobs inserts every job and step row in one statement, a
+batch of step results updates every step and job row in one. Statements run on a
+plain asyncpg connection (prepared once per connection, no ORM or expression work per
+call). When a batch holds both kinds, they share one transaction: one commit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from tm_service.domain import NewTransaction, TxStatus
+from tm_service.errors import LeaseLost
+from tm_service.store._batch import Pending
+
+__all__ = ["INSERT", "WRITE", "FencedWrite", "Inserted", "NewJob", "Written", "write_batch"]
+
+INSERT = "insert"
+WRITE = "write"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    new: NewTransaction
+    status: TxStatus
+    owner: str | None
+    lease: float
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """A stored new job (None instead of this when the gid was taken)."""
+
+    create_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FencedWrite:
+    """A write to a job this replica holds the lease of (``token``), and maybe a step.
+
+    Job columns: ``None`` keeps the stored value. ``lease`` renews the lease for that
+    many seconds; ``None`` releases it. Step columns apply when ``step`` is set.
+    """
+
+    token: int
+    lease: float | None
+    status: TxStatus | None = None
+    error: str | None = None
+    next_in: float | None = None
+    finish: bool = False
+    deadline_in: float | None = None
+    bump_query_attempts: bool = False
+    step: int | None = None
+    step_status: int = 0
+    attempts: int = 0
+    last_error: str | None = None
+    set_result: bool = False
+    result: bytes | None = None
+    step_next_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    update_time: datetime
+    finish_time: datetime | None
+
+
+_INSERT_SQL = """
+WITH v AS (
+  SELECT * FROM unnest(
+    $1::text[], $2::int2[], $3::int2[], $4::bool[], $5::float8[], $6::float8[],
+    $7::float8[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::text[],
+    $13::text[], $14::float8[]
+  ) AS v(gid, status, mode, concurrent, step_timeout, check_prepared_after, deadline,
+         qp_target, qp_method, database, fingerprint, trace_context, lease_owner, lease)
+), tx AS (
+  INSERT INTO stepping_transactions (
+    gid, status, mode, concurrent, step_timeout, check_prepared_after, deadline,
+    deadline_at, qp_target, qp_method, database, fingerprint, trace_context, next_time,
+    lease_owner, lease_token, lease_expires)
+  SELECT gid, status, mode, concurrent, step_timeout, check_prepared_after, deadline,
+    CASE WHEN status = 2 THEN now() + deadline * interval '1 second' END,
+    qp_target, qp_method, database, fingerprint, trace_context::jsonb,
+    CASE WHEN status = 2 THEN now()
+         ELSE now() + check_prepared_after * interval '1 second' END,
+    lease_owner, CASE WHEN status = 2 THEN 1 ELSE 0 END,
+    now() + lease * interval '1 second'
+  FROM v
+  ON CONFLICT (gid) DO NOTHING
+  RETURNING gid, create_time
+), st AS (
+  INSERT INTO stepping_steps (
+    gid, idx, name, action_target, action_method, comp_target, comp_method, payload,
+    headers, initial_interval, backoff_coefficient, maximum_interval, maximum_attempts,
+    timeout, status)
+  SELECT s.gid, s.idx, s.name, s.action_target, s.action_method, s.comp_target,
+    s.comp_method, s.payload, s.headers::jsonb, s.initial_interval,
+    s.backoff_coefficient, s.maximum_interval, s.maximum_attempts, s.timeout, 1
+  FROM unnest(
+    $15::text[], $16::int4[], $17::text[], $18::text[], $19::text[], $20::text[],
+    $21::text[], $22::bytea[], $23::text[], $24::float8[], $25::float8[],
+    $26::float8[], $27::int4[], $28::float8[]
+  ) AS s(gid, idx, name, action_target, action_method, comp_target, comp_method,
+         payload, headers, initial_interval, backoff_coefficient, maximum_interval,
+         maximum_attempts, timeout)
+  WHERE s.gid IN (SELECT gid FROM tx)
+)
+SELECT gid, create_time FROM tx
+"""
+
+_WRITE_SQL = """
+WITH v AS (
+  SELECT * FROM unnest(
+    $1::text[], $2::int8[], $3::float8[], $4::int2[], $5::text[], $6::float8[],
+    $7::bool[], $8::float8[], $9::bool[], $10::int4[], $11::int2[], $12::int4[],
+    $13::text[], $14::bool[], $15::bytea[], $16::float8[]
+  ) AS v(gid, token, lease, status, error, next_in, finish, deadline_in, bump_query,
+         idx, step_status, attempts, last_error, set_result, result, step_next_in)
+), tx AS (
+  UPDATE stepping_transactions t SET
+    status = coalesce(v.status, t.status),
+    error = coalesce(v.error, t.error),
+    lease_owner = CASE WHEN v.lease IS NULL THEN NULL ELSE t.lease_owner END,
+    lease_expires = now() + v.lease * interval '1 second',
+    next_time = coalesce(now() + v.next_in * interval '1 second', t.next_time),
+    finish_time = CASE WHEN v.finish THEN now() ELSE t.finish_time END,
+    deadline_at = coalesce(now() + v.deadline_in * interval '1 second', t.deadline_at),
+    query_attempts = t.query_attempts + CASE WHEN v.bump_query THEN 1 ELSE 0 END,
+    update_time = now()
+  FROM v
+  WHERE t.gid = v.gid AND t.lease_token = v.token
+  RETURNING t.gid, t.update_time, t.finish_time
+), st AS (
+  UPDATE stepping_steps s SET
+    status = v.step_status,
+    attempts = v.attempts,
+    last_error = coalesce(v.last_error, s.last_error),
+    result = CASE WHEN v.set_result THEN v.result ELSE s.result END,
+    next_attempt_time = now() + v.step_next_in * interval '1 second'
+  FROM v JOIN tx ON tx.gid = v.gid
+  WHERE v.idx IS NOT NULL AND s.gid = v.gid AND s.idx = v.idx
+)
+SELECT gid, update_time, finish_time FROM tx
+"""
+
+
+def _insert_args(jobs: Sequence[tuple[str, NewJob]]) -> list[list[Any]]:
+    tx: list[list[Any]] = [[] for _ in range(14)]
+    st: list[list[Any]] = [[] for _ in range(14)]
+    for gid, job in jobs:
+        new, opts, qp = job.new, job.new.options, job.new.query_prepared
+        submitted = job.status is TxStatus.SUBMITTED
+        for col, value in zip(
+            tx,
+            (
+                gid,
+                int(job.status),
+                int(opts.mode),
+                opts.concurrent,
+                opts.step_timeout,
+                opts.check_prepared_after,
+                opts.deadline,
+                qp.target if qp else None,
+                qp.method if qp else None,
+                new.database,
+                new.fingerprint,
+                json.dumps(new.trace_context),
+                job.owner if submitted else None,
+                job.lease if submitted else None,
+            ),
+            strict=True,
+        ):
+            col.append(value)
+        for s in new.steps:
+            comp, policy = s.compensation, s.retry_policy
+            for col, value in zip(
+                st,
+                (
+                    gid,
+                    s.index,
+                    s.name,
+                    s.action.target,
+                    s.action.method,
+                    comp.target if comp else None,
+                    comp.method if comp else None,
+                    s.payload,
+                    json.dumps(s.headers),
+                    policy.initial_interval,
+                    policy.backoff_coefficient,
+                    policy.maximum_interval,
+                    policy.maximum_attempts,
+                    s.timeout,
+                ),
+                strict=True,
+            ):
+                col.append(value)
+    return tx + st
+
+
+def _write_args(writes: Sequence[tuple[str, FencedWrite]]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(16)]
+    for gid, w in writes:
+        for col, value in zip(
+            cols,
+            (
+                gid,
+                w.token,
+                w.lease,
+                int(w.status) if w.status is not None else None,
+                w.error,
+                w.next_in,
+                w.finish,
+                w.deadline_in,
+                w.bump_query_attempts,
+                w.step,
+                w.step_status,
+                w.attempts,
+                w.last_error,
+                w.set_result,
+                w.result,
+                w.step_next_in,
+            ),
+            strict=True,
+        ):
+            col.append(value)
+    return cols
+
+
+async def write_batch(
+    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any], batch: Sequence[Pending]
+) -> None:
+    """Write a batch and resolve its futures: ``Inserted``/None, ``Written``/LeaseLost."""
+    inserts = [(p.gid, p.values) for p in batch if p.kind == INSERT]
+    writes = [(p.gid, p.values) for p in batch if p.kind == WRITE]
+    if inserts and writes:
+        async with conn.transaction():
+            created = await conn.fetch(_INSERT_SQL, *_insert_args(inserts))
+            written = await conn.fetch(_WRITE_SQL, *_write_args(writes))
+    elif inserts:
+        created, written = await conn.fetch(_INSERT_SQL, *_insert_args(inserts)), []
+    else:
+        created, written = [], await conn.fetch(_WRITE_SQL, *_write_args(writes))
+    made = {r["gid"]: Inserted(r["create_time"]) for r in created}
+    done = {r["gid"]: Written(r["update_time"], r["finish_time"]) for r in written}
+    for p in batch:
+        if p.future.done():
+            continue
+        if p.kind == INSERT:
+            p.future.set_result(made.get(p.gid))
+        elif p.gid in done:
+            p.future.set_result(done[p.gid])
+        else:
+            p.future.set_exception(LeaseLost(p.gid))
