@@ -128,5 +128,6 @@ class Telemetry:
         if self.instruments is None or job.status not in FINAL_STATUSES:
             return
         created = job.create_time
-        seconds = None if created is None else (datetime.now(UTC) - created).total_seconds()
+        ended = job.finish_time or datetime.now(UTC)  # the database's, when the store has it
+        seconds = None if created is None else (ended - created).total_seconds()
         self._finished(job.status, job.options.mode, seconds)
