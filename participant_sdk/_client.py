@@ -7,18 +7,23 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry import context as otel_context
 from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, TracerProvider
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from participant_sdk._job import Job
 from participant_sdk._rpc_errors import map_rpc_error
 from participant_sdk._state import JobState, JobStatus, Mode
+from participant_sdk._tracing import GID, rpc_attributes, set_code, tracer
 from participant_sdk._types import Duration, Endpoint, RetryPolicy, to_duration_pb, to_seconds
 from participant_sdk.errors import TmUnavailable
 
 __all__ = ["TmClient"]
 
 R = TypeVar("R")
+
+_TM_SERVICE = tm_pb2.DESCRIPTOR.services_by_name["TransactionManagerService"].full_name
 
 
 class TmClient:
@@ -31,6 +36,10 @@ class TmClient:
 
     ``query_prepared`` and ``database`` set the defaults of jobs started inside a
     DB transaction (see :meth:`job`).
+
+    Each call is an OpenTelemetry CLIENT span (on ``tracer_provider``, default the
+    global one) whose context goes to the TM with the call: the TM stores it with the
+    job, so the job's processing and steps join the caller's trace.
     """
 
     def __init__(
@@ -40,8 +49,12 @@ class TmClient:
         timeout: Duration = 10.0,
         query_prepared: Endpoint | None = None,
         database: str = "",
+        tracer_provider: TracerProvider | None = None,
+        target: str | None = None,
     ) -> None:
         self._channel = channel
+        self._tracer = tracer(tracer_provider)
+        self._target = target
         self._stub: tm_pb2_grpc.TransactionManagerServiceAsyncStub = (
             tm_pb2_grpc.TransactionManagerServiceStub(channel)
         )
@@ -60,6 +73,7 @@ class TmClient:
         database: str = "",
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
         lazy: bool = False,
+        tracer_provider: TracerProvider | None = None,
     ) -> _Connect:
         """Connects to the TM at ``target`` ("host:port").
 
@@ -68,13 +82,21 @@ class TmClient:
         the system's roots, or channel credentials. ``timeout`` is the deadline of each
         call. Unless ``lazy``, waits up to ``timeout`` for the TM to answer and raises
         :class:`~participant_sdk.errors.TmUnavailable` if it does not.
+        ``tracer_provider``: where the calls' spans go (default: the global provider).
         """
         if tls is None or tls is False:
             channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         else:
             creds = grpc.ssl_channel_credentials() if tls is True else tls
             channel = grpc.aio.secure_channel(target, creds, interceptors=interceptors)
-        client = cls(channel, timeout=timeout, query_prepared=query_prepared, database=database)
+        client = cls(
+            channel,
+            timeout=timeout,
+            query_prepared=query_prepared,
+            database=database,
+            tracer_provider=tracer_provider,
+            target=target,
+        )
         return _Connect(client, check=not lazy)
 
     async def close(self) -> None:
@@ -135,20 +157,47 @@ class TmClient:
     async def call(
         self, rpc: Callable[..., Awaitable[R]], request: Any, *, rpc_timeout: float | None = None
     ) -> R:
-        """Makes one TM call, mapping failures to :class:`~participant_sdk.errors.TmError`."""
-        # The TM stores the caller's trace context with the job, so steps join the trace.
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        try:
-            return await rpc(
-                request,
-                timeout=self.timeout if rpc_timeout is None else rpc_timeout,
-                metadata=tuple(carrier.items()) or None,
-            )
-        except grpc.aio.AioRpcError as err:
-            raise map_rpc_error(err) from err
-        except grpc.aio.UsageError as err:  # the channel is closed
-            raise TmUnavailable(str(err), code="UNAVAILABLE") from err
+        """Makes one TM call, mapping failures to :class:`~participant_sdk.errors.TmError`.
+
+        ``request`` is a ``stepping.tm.v1`` ``<Method>Request``: the call's span is
+        named after it (``stepping.tm.v1.TransactionManagerService/<Method>``).
+        """
+        method = type(request).__name__.removesuffix("Request")
+        outer = otel_context.get_current()
+        with self._tracer.start_as_current_span(
+            f"{_TM_SERVICE}/{method}",
+            kind=SpanKind.CLIENT,
+            attributes=rpc_attributes(f"/{_TM_SERVICE}/{method}", self._target),
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            gid = getattr(request, "gid", "")
+            if gid:
+                span.set_attribute(GID, gid)
+            # The TM stores the trace context with the job, so its steps join the trace
+            # (the caller's own context when no tracer records this span).
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier, None if span.get_span_context().is_valid else outer)
+            try:
+                response = await rpc(
+                    request,
+                    timeout=self.timeout if rpc_timeout is None else rpc_timeout,
+                    metadata=tuple(carrier.items()) or None,
+                )
+            except grpc.aio.AioRpcError as err:
+                mapped = map_rpc_error(err)
+                span.record_exception(mapped)
+                set_code(span, err.code(), err.details() or "", error=True)
+                raise mapped from err
+            except grpc.aio.UsageError as err:  # the channel is closed
+                span.record_exception(err)
+                set_code(span, grpc.StatusCode.UNAVAILABLE, str(err), error=True)
+                raise TmUnavailable(str(err), code="UNAVAILABLE") from err
+            set_code(span, grpc.StatusCode.OK, error=False)
+            new_gid = getattr(response, "gid", "")
+            if new_gid and not gid:
+                span.set_attribute(GID, new_gid)
+            return response
 
     @property
     def stub(self) -> tm_pb2_grpc.TransactionManagerServiceAsyncStub:

@@ -11,10 +11,22 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 
 from participant_sdk._codec import PayloadDecodeError
 from participant_sdk._info import Op, StepInfo, step_context
 from participant_sdk._step import StepDefinition
+from participant_sdk._tracing import (
+    ATTEMPT,
+    GID,
+    OP,
+    STEP_INDEX,
+    STEP_NAME,
+    extract_w3c,
+    rpc_attributes,
+    set_code,
+)
 from participant_sdk.errors import RetryLater, StepFailed
 
 __all__ = ["StepHandler", "parse_step_info"]
@@ -87,36 +99,83 @@ def _retry_code(exc: Exception) -> grpc.StatusCode:
 
 
 class StepHandler:
-    """The unary handler of ``/<service>/<step>``: the action and its compensation."""
+    """The unary handler of ``/<service>/<step>``: the action and its compensation.
 
-    def __init__(self, action: StepDefinition, compensation: StepDefinition | None) -> None:
+    Each call runs inside a SERVER span (child of the TM's attempt span, from the
+    call's ``traceparent``) that is current while the step function runs, so spans
+    the step starts nest under it.
+    """
+
+    def __init__(
+        self,
+        action: StepDefinition,
+        compensation: StepDefinition | None,
+        *,
+        service: str = "",
+        tracer: trace.Tracer | None = None,
+    ) -> None:
         self.action = action
         self.compensation = compensation
+        method = f"/{service}/{action.name}"
+        self._span_name = method[1:]
+        self._attributes = rpc_attributes(method)
+        self._tracer = tracer or trace.NoOpTracer()
 
     async def handle(self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        metadata = tuple(context.invocation_metadata() or ())
+        with self._tracer.start_as_current_span(
+            self._span_name,
+            context=extract_w3c(metadata),
+            kind=SpanKind.SERVER,
+            attributes=self._attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            outcome = await self._serve(request, metadata, context.time_remaining(), span)
+            if isinstance(outcome, bytes):
+                set_code(span, grpc.StatusCode.OK, error=False)
+                return outcome
+            code, message, _ = outcome
+            # RetryLater is the step saying "not yet", not a failure.
+            set_code(span, code, message, error=code is not grpc.StatusCode.FAILED_PRECONDITION)
+        await context.abort(*outcome)
+
+    async def _serve(
+        self,
+        request: bytes,
+        metadata: Sequence[tuple[str, str | bytes]],
+        time_remaining: float | None,
+        span: Span,
+    ) -> bytes | _Failure:
         try:
-            step_info = parse_step_info(
-                tuple(context.invocation_metadata() or ()), context.time_remaining()
-            )
+            step_info = parse_step_info(metadata, time_remaining)
         except ValueError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            return grpc.StatusCode.INVALID_ARGUMENT, str(exc), ()
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    GID: step_info.gid,
+                    STEP_INDEX: step_info.step_index,
+                    STEP_NAME: step_info.step_name,
+                    OP: step_info.op,
+                    ATTEMPT: step_info.attempt,
+                }
+            )
         definition = self.action if step_info.op == "action" else self.compensation
         if definition is None:
-            await context.abort(
-                grpc.StatusCode.UNIMPLEMENTED, f"step {self.action.name!r} has no compensation"
+            return (
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"step {self.action.name!r} has no compensation",
+                (),
             )
         try:
             arg = definition.arg.decode(request) if definition.arg is not None else None
         except PayloadDecodeError as exc:
-            await context.abort(grpc.StatusCode.ABORTED, f"invalid payload: {exc}")
-
-        outcome = await self._run(definition, arg, step_info)
-        if isinstance(outcome, bytes):
-            return outcome
-        await context.abort(*outcome)
+            return grpc.StatusCode.ABORTED, f"invalid payload: {exc}", ()
+        return await self._run(definition, arg, step_info, span)
 
     async def _run(
-        self, definition: StepDefinition, arg: Any, step_info: StepInfo
+        self, definition: StepDefinition, arg: Any, step_info: StepInfo, span: Span
     ) -> bytes | _Failure:
         """The response bytes, or the failure status to answer with."""
         with step_context(step_info):
@@ -127,8 +186,10 @@ class StepHandler:
                 return definition.result.encode(value)
             except StepFailed as exc:
                 _log.info("step %s gid=%s failed: %s", step_info.step_name, step_info.gid, exc)
+                span.record_exception(exc)
                 return grpc.StatusCode.ABORTED, exc.message, ()
             except RetryLater as exc:
+                span.add_event("retry later", {"delay_seconds": exc.delay.total_seconds()})
                 return _retry_status(exc)
             except asyncio.CancelledError:
                 raise
@@ -141,4 +202,5 @@ class StepHandler:
                     step_info.attempt,
                     extra={"stepping_gid": step_info.gid},
                 )
+                span.record_exception(exc)
                 return _retry_code(exc), f"{type(exc).__name__}: {exc}", ()

@@ -9,12 +9,15 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stepping.participant.v1 import participant_pb2, participant_pb2_grpc
 
 from participant_sdk._barrier import query_prepared
 from participant_sdk._handler import StepHandler
 from participant_sdk._step import StepDefinition, step_definition
+from participant_sdk._tracing import GID, OP, extract_w3c, rpc_attributes, set_code, tracer
 from participant_sdk._types import QUERY_PREPARED_METHOD, Endpoint
 
 __all__ = ["ParticipantServer"]
@@ -29,25 +32,40 @@ def _identity(data: bytes) -> bytes:
 
 
 class _QueryPrepared(participant_pb2_grpc.ParticipantServiceServicer):
-    def __init__(self, databases: Mapping[str, AsyncEngine]) -> None:
+    def __init__(self, databases: Mapping[str, AsyncEngine], tracer: trace.Tracer) -> None:
         self._databases = databases
+        self._tracer = tracer
+        self._attributes = {**rpc_attributes(QUERY_PREPARED_METHOD), OP: "query_prepared"}
 
     async def QueryPrepared(
         self,
         request: participant_pb2.QueryPreparedRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> participant_pb2.QueryPreparedResponse:
-        name = request.database or "default"
-        engine = self._databases.get(name)
-        if engine is None and not request.database and len(self._databases) == 1:
-            engine = next(iter(self._databases.values()))
-        if engine is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no database named {name!r}")
-        try:
-            outcome = await query_prepared(engine, request.gid)
-        except Exception as exc:  # the TM asks again later
-            _log.exception("QueryPrepared gid=%s on %r failed", request.gid, name)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
+        with self._tracer.start_as_current_span(
+            QUERY_PREPARED_METHOD[1:],
+            context=extract_w3c(context.invocation_metadata() or ()),
+            kind=SpanKind.SERVER,
+            attributes={**self._attributes, GID: request.gid},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            name = request.database or "default"
+            engine = self._databases.get(name)
+            if engine is None and not request.database and len(self._databases) == 1:
+                engine = next(iter(self._databases.values()))
+            if engine is None:
+                set_code(span, grpc.StatusCode.NOT_FOUND, f"no database {name!r}", error=True)
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"no database named {name!r}")
+            try:
+                outcome = await query_prepared(engine, request.gid)
+            except Exception as exc:  # the TM asks again later
+                _log.exception("QueryPrepared gid=%s on %r failed", request.gid, name)
+                span.record_exception(exc)
+                set_code(span, grpc.StatusCode.UNAVAILABLE, str(exc), error=True)
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"{type(exc).__name__}: {exc}")
+            span.set_attribute("stepping.prepared.outcome", outcome)
+            set_code(span, grpc.StatusCode.OK, error=False)
         return participant_pb2.QueryPreparedResponse(
             outcome=participant_pb2.PREPARED_OUTCOME_COMMITTED
             if outcome == "committed"
@@ -64,6 +82,10 @@ class ParticipantServer:
     ``stepping.participant.v1.ParticipantService/QueryPrepared`` answers the TM's
     back-check from the barrier table of the database the request names (an engine
     given alone is ``"default"``). The gRPC health service is always served.
+
+    Each step call (and QueryPrepared) is an OpenTelemetry SERVER span, child of the
+    TM's attempt span, current while the step runs: ``tracer.start_as_current_span``
+    in a step nests under it. Spans go to ``tracer_provider`` (default: the global one).
 
     Use it as an async context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -83,11 +105,15 @@ class ParticipantServer:
         grace: float = 5.0,
         interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
         credentials: grpc.ServerCredentials | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if steps and not service:
             raise ValueError("service is required to serve steps (e.g. 'orders.v1.Orders')")
         self.service = service or ""
-        self._handlers = _handlers([step_definition(fn) for fn in steps])
+        self._tracer = tracer(tracer_provider)
+        self._handlers = _handlers(
+            [step_definition(fn) for fn in steps], service=self.service, tracer=self._tracer
+        )
         self._databases: dict[str, AsyncEngine] = (
             {"default": databases} if isinstance(databases, AsyncEngine) else dict(databases or {})
         )
@@ -158,7 +184,7 @@ class ParticipantServer:
             )
         if self._databases:
             participant_pb2_grpc.add_ParticipantServiceServicer_to_server(
-                _QueryPrepared(self._databases), server
+                _QueryPrepared(self._databases, self._tracer), server
             )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         address = f"{self._host}:{self._port}"
@@ -198,7 +224,9 @@ class ParticipantServer:
         await self.stop()
 
 
-def _handlers(definitions: Sequence[StepDefinition]) -> dict[str, StepHandler]:
+def _handlers(
+    definitions: Sequence[StepDefinition], *, service: str, tracer: trace.Tracer
+) -> dict[str, StepHandler]:
     actions: dict[str, StepDefinition] = {}
     compensations: dict[str, StepDefinition] = {}
     for d in definitions:
@@ -209,4 +237,7 @@ def _handlers(definitions: Sequence[StepDefinition]) -> dict[str, StepHandler]:
     unknown = set(compensations) - set(actions)
     if unknown:
         raise ValueError(f"compensations for steps that are not served: {sorted(unknown)}")
-    return {name: StepHandler(d, compensations.get(name)) for name, d in actions.items()}
+    return {
+        name: StepHandler(d, compensations.get(name), service=service, tracer=tracer)
+        for name, d in actions.items()
+    }

@@ -2,7 +2,8 @@
 
 The parent starts the embedded Postgres (if no URL is set) and migrates once, then
 runs N children that each load the same settings from ``STEPPING_*`` variables, with
-their own replica id. SIGTERM/SIGINT are forwarded; each child drains gracefully.
+their own replica id (and Prometheus port ``metrics_port + i``: a port serves one
+process). SIGTERM/SIGINT are forwarded; each child drains gracefully.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from types import FrameType
 
 from tm_service.config import ENV_PREFIX, Settings
 from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+from tm_service.telemetry import prometheus_port
 
 __all__ = ["serve_workers"]
 
@@ -44,6 +46,9 @@ def _child_env(settings: Settings, index: int) -> dict[str, str]:
     env[ENV_PREFIX + "WORKERS"] = "1"
     env[ENV_PREFIX + "MIGRATE_ON_START"] = "false"
     env[ENV_PREFIX + "REPLICA_ID"] = f"{settings.replica_id}-w{index}"
+    if settings.metrics_port or "prometheus" in env.get("OTEL_METRICS_EXPORTER", ""):
+        # One scrape endpoint per process: worker i serves port + i.
+        env[ENV_PREFIX + "METRICS_PORT"] = str(prometheus_port(settings, env) + index)
     return env
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "otel_environment"]
 
 ENV_PREFIX = "STEPPING_"
 
@@ -79,7 +79,11 @@ class Settings:
     max_payload_bytes: int = field(default=1 << 20, metadata={"help": "largest step payload"})
     max_steps: int = field(default=100, metadata={"help": "most steps in one job"})
     max_gid_length: int = 128
-    # Telemetry / logging
+    # Telemetry / logging (traces and metrics exporters: the standard OTEL_* variables)
+    metrics_port: int = field(
+        default=0,
+        metadata={"help": "serve Prometheus /metrics on this HTTP port; 0 = off"},
+    )
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -100,6 +104,12 @@ class Settings:
             f = _field(name)
             values[name] = parse_value(f, value) if isinstance(value, str) else value
         return dataclasses.replace(cls(), **values)
+
+
+def otel_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``OTEL_*`` variables, which configure telemetry (tm_service.telemetry)."""
+    env = os.environ if env is None else env
+    return {k: v for k, v in env.items() if k.startswith("OTEL_")}
 
 
 def _field(name: str) -> dataclasses.Field[Any]:

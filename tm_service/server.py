@@ -15,9 +15,16 @@ from grpc_reflection.v1alpha import reflection
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api import Converter, TransactionManagerServicer
-from tm_service.config import Settings
+from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
 from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+from tm_service.telemetry import (
+    InstrumentedTransport,
+    ServerSpans,
+    Telemetry,
+    configure_telemetry,
+    watch_backlog,
+)
 from tm_service.usecases import TransactionService
 
 __all__ = ["TmServer", "run"]
@@ -33,12 +40,17 @@ class TmServer:
 
     settings: Settings
     transport: Transport = field(default_factory=GrpcTransport)
+    # Off unless given; ``run()`` builds it from the OTEL_* environment and owns it.
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    # How often the due-backlog gauges are read from the database (metrics on only).
+    backlog_interval: float = 5.0
     port: int = 0
     store: PostgresStore | None = None
     engine: Engine | None = None
     _server: grpc.aio.Server | None = None
     _health: Any = None
     _embedded: EmbeddedPostgres | None = None
+    _backlog: asyncio.Task[None] | None = None
 
     @property
     def target(self) -> str:
@@ -54,18 +66,22 @@ class TmServer:
         self.store = PostgresStore.from_url(url, pool_size=s.db_pool_size)
         if s.migrate_on_start:
             await upgrade(self.store.engine)
-        ctx = ProcessingContext(store=self.store, transport=self.transport, settings=s)
+        tel = self.telemetry
+        transport = InstrumentedTransport(self.transport, tel) if tel.enabled else self.transport
+        ctx = ProcessingContext(store=self.store, transport=transport, settings=s, telemetry=tel)
         self.engine = Engine(ctx)
-        service = TransactionService(self.store, self.engine, s)
+        service = TransactionService(self.store, self.engine, s, telemetry=tel)
 
+        spans = ServerSpans(tel.tracer, (SERVICE_NAME,)) if tel.tracing else None
         server = grpc.aio.server(
+            interceptors=[spans] if spans is not None else None,
             options=[
                 ("grpc.so_reuseport", 1),
                 (
                     "grpc.max_receive_message_length",
                     s.max_payload_bytes * min(s.max_steps, 64) + (1 << 20),
                 ),
-            ]
+            ],
         )
         tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
             TransactionManagerServicer(service, Converter(s)), server
@@ -78,9 +94,16 @@ class TmServer:
         self.port = server.add_insecure_port(s.listen)
         if self.port == 0:
             raise RuntimeError(f"could not listen on {s.listen}")
+        if spans is not None:
+            spans.port = self.port
         await server.start()
         self._server = server
         self.engine.start()
+        if tel.metrics:
+            self._backlog = asyncio.create_task(
+                watch_backlog(self.store.due_stats, tel.backlog, self.backlog_interval),
+                name="stepping-backlog",
+            )
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info("stepping TM listening on %s (port %d)", s.listen, self.port)
@@ -95,6 +118,9 @@ class TmServer:
             await self.engine.shutdown(grace)
         if self._server is not None:
             await self._server.stop(min(grace, 1.0))
+        if self._backlog is not None:
+            self._backlog.cancel()
+            await asyncio.gather(self._backlog, return_exceptions=True)
         if self.store is not None:
             await self.store.close()
         if self._embedded is not None:
@@ -102,13 +128,17 @@ class TmServer:
 
 
 async def run(settings: Settings) -> None:
-    """Run the TM until SIGTERM or SIGINT, then stop gracefully."""
-    server = TmServer(settings)
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    _log.info("stopping (grace %.1fs)", settings.shutdown_grace_seconds)
-    await server.stop()
+    """Run the TM until SIGTERM or SIGINT, then stop gracefully (and flush telemetry)."""
+    telemetry = configure_telemetry(settings, otel_environment())
+    try:
+        server = TmServer(settings, telemetry=telemetry)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        _log.info("stopping (grace %.1fs)", settings.shutdown_grace_seconds)
+        await server.stop()
+    finally:
+        await asyncio.to_thread(telemetry.shutdown)

@@ -13,6 +13,7 @@ from tm_service.domain import NewTransaction, Transaction, TxStatus
 from tm_service.errors import Conflict, InvalidArgument, InvalidState, NotFound, ShuttingDown
 from tm_service.processing import Engine
 from tm_service.store import PostgresStore
+from tm_service.telemetry import Telemetry
 
 __all__ = ["TransactionService"]
 
@@ -23,10 +24,18 @@ DEFAULT_PAGE_SIZE = 50
 class TransactionService:
     """Prepare, Submit, Abort, Get, List: validated input in, domain objects out."""
 
-    def __init__(self, store: PostgresStore, engine: Engine, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: PostgresStore,
+        engine: Engine,
+        settings: Settings,
+        *,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._store = store
         self._engine = engine
         self._settings = settings
+        self._telemetry = telemetry or Telemetry()
 
     def new_gid(self) -> str:
         # Time-ordered (sorts by creation) and unique: ms since epoch + 64 random bits.
@@ -38,6 +47,7 @@ class TransactionService:
             new, status=TxStatus.PREPARED, owner=None, lease=self._settings.lease_seconds
         )
         if created is not None:
+            self._telemetry.job_started(new)
             return created[1]
         return await self._existing(new)
 
@@ -55,6 +65,7 @@ class TransactionService:
                 lease=self._settings.lease_seconds,
             )
             if created is not None:
+                self._telemetry.job_started(new)
                 self._engine.run(created[0])
                 tx = created[1]
             else:
@@ -95,6 +106,8 @@ class TransactionService:
         if stored is None:
             raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
         tx = stored.transaction
+        if aborted:
+            self._telemetry.transaction_finished(tx)
         if aborted or tx.status is TxStatus.ABORTED:
             return tx
         raise InvalidState(

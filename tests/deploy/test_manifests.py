@@ -98,6 +98,11 @@ def _tm_container(resources: list[Resource]) -> tuple[Resource, dict[str, Any]]:
     return deployment, container
 
 
+def deployment_annotations(resources: list[Resource]) -> dict[str, str]:
+    deployment, _ = _tm_container(resources)
+    return dict(deployment["spec"]["template"]["metadata"].get("annotations", {}))
+
+
 def _settings_for(env: dict[str, str]) -> Settings:
     """What the TM reads from this environment (secret placeholders left out)."""
     plain = {k: v for k, v in env.items() if not v.startswith("<")}
@@ -140,7 +145,10 @@ def test_ports_and_probes_match_the_tm_settings(tree: Path) -> None:
         # The kubelet asks grpc.health.v1.Health/Check on the gRPC port.
         assert container[probe]["grpc"]["port"] == grpc_port, probe
         assert "service" not in container[probe]["grpc"], "the TM reports overall health"
-    assert set(ports) == {"grpc"}  # a metrics port is added with the telemetry work
+    assert ports["metrics"] == settings.metrics_port == 9464
+    annotations = deployment_annotations(resources)
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == settings.metrics_port
 
     service_ports = {}
     for service in find(resources, "Service"):
@@ -151,7 +159,7 @@ def test_ports_and_probes_match_the_tm_settings(tree: Path) -> None:
         for port in service["spec"]["ports"]:
             assert ports[port["targetPort"]] == port["port"], port
             service_ports.setdefault(port["name"], port["port"])
-    assert service_ports == {"grpc": 36790}
+    assert service_ports == {"grpc": 36790, "metrics": 9464}
 
 
 @pytest.mark.parametrize("tree", TREES, ids=_id)

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -59,6 +60,7 @@ def image_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     names = zipfile.ZipFile(wheel).namelist()
     for needed in (
         "tm_service/cli.py",
+        "tm_service/telemetry/_setup.py",
         "stepping/tm/v1/tm_pb2.py",
         "stepping/participant/v1/participant_pb2_grpc.py",
         "tm_service/store/migrations/env.py",
@@ -120,6 +122,11 @@ def _pod_env(site: Path, container_name: str, database_url: str) -> dict[str, st
     return env
 
 
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
 def _command(site: Path, container: list[str]) -> list[str]:
     assert container[0] == "stepping-tm"
     # The console script pip wrote, with this interpreter (the venv's packages).
@@ -158,6 +165,9 @@ async def test_migration_job_then_pods_serve_health_and_stop_on_sigterm(
     assert Settings.load(env=env).migrate_on_start is False
     port = _free_port()
     env["STEPPING_LISTEN"] = f"127.0.0.1:{port}"  # 36790 may be taken on this machine
+    assert env["STEPPING_METRICS_PORT"] == "9464"  # the annotation's port; may be taken too
+    metrics_port = _free_port()
+    env["STEPPING_METRICS_PORT"] = str(metrics_port)
     proc = subprocess.Popen(
         _command(image_site, ["stepping-tm", "serve"]),
         env=env,
@@ -193,6 +203,10 @@ async def test_migration_job_then_pods_serve_health_and_stop_on_sigterm(
             )
             aborted = await tm.Abort(tm_pb2.AbortRequest(gid=gid), timeout=5)
             assert aborted.transaction.status == tm_pb2.TRANSACTION_STATUS_ABORTED
+        # Prometheus scrapes the port the pod annotations name (from the built wheel).
+        metrics = await asyncio.to_thread(_scrape, metrics_port)
+        assert "stepping_jobs_finished_total{" in metrics
+        assert 'stepping_status="ABORTED"' in metrics
 
         grace = Settings.load(env=env).shutdown_grace_seconds
         started = time.monotonic()

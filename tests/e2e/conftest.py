@@ -49,7 +49,9 @@ class TmProcess:
 
 
 class SpawnTm(Protocol):
-    async def __call__(self, database_url: str, **settings: Any) -> TmProcess: ...
+    async def __call__(
+        self, database_url: str, *, env: dict[str, str] | None = None, **settings: Any
+    ) -> TmProcess: ...
 
 
 @pytest.fixture
@@ -57,7 +59,9 @@ def spawn_tm() -> Iterator[SpawnTm]:
     procs: list[TmProcess] = []
     logs = Path(tempfile.mkdtemp(prefix="stepping-e2e-"))
 
-    async def spawn(database_url: str, **settings: Any) -> TmProcess:
+    async def spawn(
+        database_url: str, *, env: dict[str, str] | None = None, **settings: Any
+    ) -> TmProcess:
         args = [
             sys.executable,
             "-m",
@@ -77,9 +81,10 @@ def spawn_tm() -> Iterator[SpawnTm]:
         for key, value in settings.items():
             args += ["--" + key.replace("_", "-"), str(value)]
         log = logs / f"tm-{len(procs)}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("STEPPING_")}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("STEPPING_", "OTEL_"))}
+        environ.update(env or {})
         with log.open("wb") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environ)
         tm = TmProcess(proc, log)
         procs.append(tm)
         deadline = time.monotonic() + 30

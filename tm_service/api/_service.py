@@ -10,6 +10,7 @@ from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 from tm_service.api._convert import Converter, transaction_to_proto
 from tm_service.api._errors import grpc_errors
 from tm_service.errors import InvalidArgument
+from tm_service.telemetry import current_w3c
 from tm_service.usecases import TransactionService
 
 __all__ = ["TransactionManagerServicer"]
@@ -20,7 +21,9 @@ _TRACE_KEYS = ("traceparent", "tracestate")
 
 def _trace_context(context: Ctx) -> dict[str, str]:
     md = context.invocation_metadata() or ()
-    return {k: v for k, v in md if k in _TRACE_KEYS and isinstance(v, str)}
+    found = {k: v for k, v in md if k in _TRACE_KEYS and isinstance(v, str)}
+    # A caller that sent none: with TM tracing on, the job's trace starts at this RPC's span.
+    return found or current_w3c()
 
 
 class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):

@@ -12,6 +12,7 @@ from tm_service.config import Settings
 from tm_service.domain import ActiveJob
 from tm_service.processing._transport import Transport
 from tm_service.store import PostgresStore
+from tm_service.telemetry import Telemetry
 
 __all__ = ["Clock", "MonotonicClock", "ProcessingContext"]
 
@@ -34,6 +35,8 @@ class ProcessingContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Called with a gid once the job reached a final state (wakes wait_result callers).
     on_final: Callable[[str], None] = lambda gid: None
+    # Off by default: the processor checks ``telemetry.enabled`` once per pass.
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     @property
     def lease(self) -> float:

@@ -32,6 +32,15 @@ class JobProcessor:
         self._ctx = ctx
 
     async def run(self, job: ActiveJob) -> None:
+        """One processing pass over the job (a span in the job's trace when tracing)."""
+        telemetry = self._ctx.telemetry
+        if not telemetry.enabled:
+            await self._pass(job)
+            return
+        with telemetry.job_pass(job):
+            await self._pass(job)
+
+    async def _pass(self, job: ActiveJob) -> None:
         try:
             if job.status is TxStatus.PREPARED and not await self._back_check(job):
                 return

@@ -445,6 +445,19 @@ class PostgresStore:
     def _begin(self) -> _Guarded:
         return _Guarded(self.engine.begin())
 
+    # -- telemetry ------------------------------------------------------------------
+    async def due_stats(self) -> tuple[int, float]:
+        """Jobs due that no replica holds, and seconds since the oldest became due (0: none)."""
+        waiting = func.now() - func.min(_TX.next_time)
+        stmt = select(func.count(), func.coalesce(func.extract("epoch", waiting), 0.0)).where(
+            _TX.status.in_(ACTIVE_STATUSES),
+            _TX.next_time <= func.now(),
+            or_(_TX.lease_expires.is_(None), _TX.lease_expires < func.now()),
+        )
+        async with self._connect(auto=True) as conn:
+            count, age = (await conn.execute(stmt)).one()
+        return int(count), float(age)
+
 
 async def _no_reset(conn: Any) -> None:
     """The write connections set no session state: skip the reset round trip."""
