@@ -75,7 +75,10 @@ class StoredTransaction:
 class PostgresStore:
     """The TM's storage on Postgres (SQLAlchemy Core over asyncpg)."""
 
-    def __init__(self, engine: AsyncEngine, *, write_connections: int = 2) -> None:
+    def __init__(self, engine: AsyncEngine, *, write_connections: int = 1) -> None:
+        """``write_connections``: batches written at once. One is fastest: while it
+        is written the next batch fills, so batches grow with the load and round trips
+        (the dearest part of a write here) stay few."""
         self.engine = engine
         # Single statements run in autocommit: one round trip, no BEGIN/COMMIT.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -88,7 +91,6 @@ class PostgresStore:
     def from_url(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
         return cls(
             create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=0),
-            write_connections=max(1, min(2, pool_size)),
         )
 
     async def close(self) -> None:

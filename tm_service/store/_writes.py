@@ -1,10 +1,10 @@
 """The hot-path writes, group-committed: new jobs and the fenced writes of processors.
 
-Each kind is one SQL statement over arrays (``unnest``), whatever the number of jobs
-in the batch: a batch of new jobs inserts every job and step row in one statement, a
-batch of step results updates every step and job row in one. Statements run on a
-plain asyncpg connection (prepared once per connection, no ORM or expression work per
-call). When a batch holds both kinds, they share one transaction: one commit.
+A batch is ONE SQL statement over arrays (``unnest``), whatever the number of jobs in
+it: it inserts every new job with its steps and updates every step and job row that
+processors reported, in one round trip and one commit. It runs on a plain asyncpg
+connection (prepared once per connection, no ORM or expression work per call):
+round trips are what costs most here, in CPU as much as in latency.
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ class Written:
     finish_time: datetime | None
 
 
-_INSERT_SQL = """
+# New jobs ($1-$28) and fenced writes ($29-$44) of a batch: one statement, one round
+# trip, one commit. A write never targets a job inserted in the same batch (a job's
+# writes wait for its insert), so the parts are independent.
+_BATCH_SQL = """
 WITH v AS (
   SELECT * FROM unnest(
     $1::text[], $2::int2[], $3::int2[], $4::bool[], $5::float8[], $6::float8[],
@@ -113,19 +116,15 @@ WITH v AS (
          payload, headers, initial_interval, backoff_coefficient, maximum_interval,
          maximum_attempts, timeout)
   WHERE s.gid IN (SELECT gid FROM tx)
-)
-SELECT gid, create_time FROM tx
-"""
-
-_WRITE_SQL = """
-WITH v AS (
+),
+w AS (
   SELECT * FROM unnest(
-    $1::text[], $2::int8[], $3::float8[], $4::int2[], $5::text[], $6::float8[],
-    $7::bool[], $8::float8[], $9::bool[], $10::int4[], $11::int2[], $12::int4[],
-    $13::text[], $14::bool[], $15::bytea[], $16::float8[]
+    $29::text[], $30::int8[], $31::float8[], $32::int2[], $33::text[], $34::float8[],
+    $35::bool[], $36::float8[], $37::bool[], $38::int4[], $39::int2[], $40::int4[],
+    $41::text[], $42::bool[], $43::bytea[], $44::float8[]
   ) AS v(gid, token, lease, status, error, next_in, finish, deadline_in, bump_query,
          idx, step_status, attempts, last_error, set_result, result, step_next_in)
-), tx AS (
+), wtx AS (
   UPDATE stepping_transactions t SET
     status = coalesce(v.status, t.status),
     error = coalesce(v.error, t.error),
@@ -136,20 +135,22 @@ WITH v AS (
     deadline_at = coalesce(now() + v.deadline_in * interval '1 second', t.deadline_at),
     query_attempts = t.query_attempts + CASE WHEN v.bump_query THEN 1 ELSE 0 END,
     update_time = now()
-  FROM v
+  FROM w AS v
   WHERE t.gid = v.gid AND t.lease_token = v.token
   RETURNING t.gid, t.update_time, t.finish_time
-), st AS (
+), wst AS (
   UPDATE stepping_steps s SET
     status = v.step_status,
     attempts = v.attempts,
     last_error = coalesce(v.last_error, s.last_error),
     result = CASE WHEN v.set_result THEN v.result ELSE s.result END,
     next_attempt_time = now() + v.step_next_in * interval '1 second'
-  FROM v JOIN tx ON tx.gid = v.gid
+  FROM w AS v JOIN wtx ON wtx.gid = v.gid
   WHERE v.idx IS NOT NULL AND s.gid = v.gid AND s.idx = v.idx
 )
-SELECT gid, update_time, finish_time FROM tx
+SELECT true AS inserted, gid, create_time AS at, NULL::timestamptz AS finish_time FROM tx
+UNION ALL
+SELECT false, gid, update_time, finish_time FROM wtx
 """
 
 
@@ -241,16 +242,14 @@ async def write_batch(
     """Write a batch and resolve its futures: ``Inserted``/None, ``Written``/LeaseLost."""
     inserts = [(p.gid, p.values) for p in batch if p.kind == INSERT]
     writes = [(p.gid, p.values) for p in batch if p.kind == WRITE]
-    if inserts and writes:
-        async with conn.transaction():
-            created = await conn.fetch(_INSERT_SQL, *_insert_args(inserts))
-            written = await conn.fetch(_WRITE_SQL, *_write_args(writes))
-    elif inserts:
-        created, written = await conn.fetch(_INSERT_SQL, *_insert_args(inserts)), []
-    else:
-        created, written = [], await conn.fetch(_WRITE_SQL, *_write_args(writes))
-    made = {r["gid"]: Inserted(r["create_time"]) for r in created}
-    done = {r["gid"]: Written(r["update_time"], r["finish_time"]) for r in written}
+    rows = await conn.fetch(_BATCH_SQL, *_insert_args(inserts), *_write_args(writes))
+    made: dict[str, Inserted] = {}
+    done: dict[str, Written] = {}
+    for r in rows:
+        if r["inserted"]:
+            made[r["gid"]] = Inserted(r["at"])
+        else:
+            done[r["gid"]] = Written(r["at"], r["finish_time"])
     for p in batch:
         if p.future.done():
             continue
