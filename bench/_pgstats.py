@@ -31,16 +31,22 @@ from tm_service.store import EmbeddedPostgres
 
 __all__ = ["PgDelta", "PgServer", "PgSnapshot"]
 
+# Per database: commits (read-only transactions count too), rollbacks, rows written.
+# Server-wide (only the system under test runs meanwhile): WAL bytes, transaction ids
+# assigned (= transactions that wrote), WAL fsyncs (Postgres 18+, else NULL).
 _SNAPSHOT_SQL = """
 SELECT d.xact_commit, d.xact_rollback,
        pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal,
        (SELECT coalesce(json_object_agg(relname,
                  json_build_array(n_tup_ins, n_tup_upd, n_tup_del)), '{}')::text
           FROM pg_stat_user_tables) AS tables,
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xids,
+       WAL_FSYNCS AS wal_fsyncs,
        (SELECT true FROM pg_stat_force_next_flush()) AS flushed
   FROM pg_stat_database d
  WHERE d.datname = current_database()
 """
+_WAL_FSYNCS_PG18 = "(SELECT sum(fsyncs)::bigint FROM pg_stat_io WHERE object = 'wal')"
 
 _MONITOR_APP = "stepping-bench-monitor"
 
@@ -54,17 +60,24 @@ class PgSnapshot:
     rollbacks: int
     wal_bytes: int
     tables: dict[str, tuple[int, int, int]]  # relname -> (ins, upd, del)
+    xids: int
+    wal_fsyncs: int | None
 
     def delta_to(self, later: PgSnapshot) -> PgDelta:
         tables = {}
         for name, (i, u, d) in later.tables.items():
             i0, u0, d0 = self.tables.get(name, (0, 0, 0))
             tables[name] = (i - i0, u - u0, d - d0)
+        fsyncs = None
+        if later.wal_fsyncs is not None and self.wal_fsyncs is not None:
+            fsyncs = later.wal_fsyncs - self.wal_fsyncs
         return PgDelta(
             commits=later.commits - self.commits - MONITOR_COMMITS_PER_SNAPSHOT,
             rollbacks=later.rollbacks - self.rollbacks,
             wal_bytes=later.wal_bytes - self.wal_bytes,
             tables={k: v for k, v in tables.items() if any(v)},
+            write_transactions=later.xids - self.xids,
+            wal_fsyncs=fsyncs,
         )
 
 
@@ -74,6 +87,8 @@ class PgDelta:
     rollbacks: int
     wal_bytes: int  # server-wide: only this system runs while it is measured
     tables: dict[str, tuple[int, int, int]]
+    write_transactions: int  # server-wide, transaction ids assigned
+    wal_fsyncs: int | None  # server-wide, Postgres 18+
 
     @property
     def row_writes(self) -> int:
@@ -87,6 +102,8 @@ class PgDelta:
             "rollbacks_per_job": self.rollbacks / n,
             "row_writes_per_job": self.row_writes / n,
             "wal_bytes_per_job": self.wal_bytes / n,
+            "write_transactions_per_job": self.write_transactions / n,
+            "wal_fsyncs_per_job": None if self.wal_fsyncs is None else self.wal_fsyncs / n,
             "rows_per_job_by_table": {
                 name: {"ins": i / n, "upd": u / n, "del": d / n}
                 for name, (i, u, d) in sorted(self.tables.items())
@@ -96,6 +113,8 @@ class PgDelta:
                 "rollbacks": self.rollbacks,
                 "row_writes": self.row_writes,
                 "wal_bytes": self.wal_bytes,
+                "write_transactions": self.write_transactions,
+                "wal_fsyncs": self.wal_fsyncs,
             },
         }
 
@@ -105,12 +124,17 @@ class Monitor:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
+        pg18 = conn.get_server_version().major >= 18
+        self._sql = _SNAPSHOT_SQL.replace(
+            "WAL_FSYNCS", _WAL_FSYNCS_PG18 if pg18 else "NULL::bigint"
+        )
 
     async def snapshot(self) -> PgSnapshot:
-        row = await self._conn.fetchrow(_SNAPSHOT_SQL)
+        row = await self._conn.fetchrow(self._sql)
         assert row is not None
         tables = {k: (int(v[0]), int(v[1]), int(v[2])) for k, v in json.loads(row[3]).items()}
-        return PgSnapshot(int(row[0]), int(row[1]), int(row[2]), tables)
+        fsyncs = None if row[5] is None else int(row[5])
+        return PgSnapshot(int(row[0]), int(row[1]), int(row[2]), tables, int(row[4]), fsyncs)
 
     async def close(self) -> None:
         await self._conn.close()

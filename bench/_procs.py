@@ -176,10 +176,16 @@ async def start_tm(
     }
     child = await Child.start("TM", [*_tm_command(), "serve"], log, env=env, stdout_to_log=True)
     deadline = time.monotonic() + timeout
+    healthy_since: float | None = None
     while True:
-        listening = child.log_tail(1 << 20).count("stepping TM listening on")
-        if listening >= workers and await _serving(target):
-            return child, target
+        if await _serving(target):
+            now = time.monotonic()
+            healthy_since = healthy_since or now
+            # Each worker logs its "listening"; a TM that stopped saying so is taken
+            # as up a few seconds after the first health answer.
+            listening = child.log_tail(1 << 20).count("stepping TM listening on")
+            if listening >= workers or now - healthy_since > 5:
+                return child, target
         if child.proc.returncode is not None or time.monotonic() > deadline:
             await child.stop()
             raise BenchError(f"the TM did not start:\n{child.log_tail()}")

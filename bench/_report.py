@@ -42,6 +42,14 @@ class ScenarioResult:
     def jobs_per_second(self) -> float:
         return self.window.jobs_per_second
 
+    def worker_split(self) -> str:
+        """Each TM process's share of the TM's CPU, when there are several ("55/45%")."""
+        busy = sorted((v for v in self.engine_processes.values() if v > 0.05), reverse=True)
+        total = sum(busy)
+        if len(busy) < 2 or total <= 0:
+            return "-"
+        return "/".join(f"{v / total * 100:.0f}" for v in busy) + "%"
+
     @property
     def engine_cpu(self) -> float | None:
         return self.cpu_ms_per_job.get("tm" if self.system == "tm" else "engine")
@@ -107,11 +115,14 @@ _ROWS: list[tuple[str, Callable[[ScenarioResult], str]]] = [
     ("latency max ms", lambda r: _fmt(r.window.max)),
     ("jobs measured / failed", lambda r: f"{r.window.jobs} / {r.failures_total}"),
     ("CPU ms/job: TM (DBOS: its process)", lambda r: _fmt(r.engine_cpu, 2)),
+    ("TM CPU split over workers", lambda r: r.worker_split()),
     ("CPU ms/job: participants", lambda r: _fmt(r.cpu_ms_per_job.get("participants"), 2)),
     ("CPU ms/job: load generator", lambda r: _fmt(r.cpu_ms_per_job.get("load"), 2)),
     ("CPU ms/job: Postgres", lambda r: _fmt(r.cpu_ms_per_job.get("postgres"), 2)),
     ("Postgres commits/job", lambda r: _fmt(r.pg["commits_per_job"], 2)),
+    ("  of them writing (xids)/job", lambda r: _fmt(r.pg["write_transactions_per_job"], 2)),
     ("Postgres rollbacks/job", lambda r: _fmt(r.pg["rollbacks_per_job"], 2)),
+    ("Postgres WAL fsyncs/job", lambda r: _fmt(r.pg["wal_fsyncs_per_job"], 2)),
     ("Postgres row writes/job", lambda r: _fmt(r.pg["row_writes_per_job"], 2)),
     ("Postgres WAL bytes/job", lambda r: _fmt(r.pg["wal_bytes_per_job"], 0)),
 ]

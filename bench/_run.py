@@ -205,6 +205,9 @@ async def _run_tm(
                 load, sc.shape, profile=profile if opts.profile else None
             )
             await load.exit()
+            if problem := _tm_problem(tm):
+                summary["tm_problem"] = problem
+                print(f"bench:   WARNING: {problem}", flush=True)
         finally:
             await tm.stop(timeout=30)
         await pg.wait_idle(db)
@@ -228,6 +231,15 @@ async def _run_tm(
         profile=profiled,
         processes=_per_process_cpu(first, second, tm.pid),
     )
+
+
+def _tm_problem(tm: Child) -> str | None:
+    """Did the TM exit, or start shutting down, before the bench stopped it?"""
+    if tm.proc.returncode is not None:
+        return f"the TM exited during the run (code {tm.proc.returncode}); see {tm.log}"
+    if "stopping (grace" in tm.log_tail(1 << 20):
+        return f"the TM got a stop signal from outside the bench during the run; see {tm.log}"
+    return None
 
 
 async def _run_dbos(opts: Options, pg: PgServer, run_dir: Path) -> ScenarioResult:
@@ -280,6 +292,12 @@ async def _run_dbos(opts: Options, pg: PgServer, run_dir: Path) -> ScenarioResul
     )
 
 
+def _print_result(r: ScenarioResult) -> None:
+    print(f"bench:   {r.one_line()}", flush=True)
+    if r.failures_total:
+        print(f"bench:   FAILED JOBS, most common errors: {r.load.get('errors')}", flush=True)
+
+
 async def run_all(opts: Options) -> int:
     """Run every scenario, print the table, write the JSON; 0 when every job succeeded."""
     run_dir = opts.run_dir or Path(tempfile.mkdtemp(prefix="stepping-bench-", dir="/var/tmp"))
@@ -300,11 +318,11 @@ async def run_all(opts: Options) -> int:
             results.append(
                 await _run_tm(opts, sc, pg=pg, participants=participants, run_dir=run_dir, index=i)
             )
-            print(f"bench:   {results[-1].one_line()}", flush=True)
+            _print_result(results[-1])
         if opts.dbos:
             print(f"bench: DBOS ({opts.dbos_mode}): {opts.dbos_shape.duration:g}s ...")
             results.append(await _run_dbos(opts, pg, run_dir))
-            print(f"bench:   {results[-1].one_line()}", flush=True)
+            _print_result(results[-1])
     finally:
         for child, _ in participants:
             await child.stop()

@@ -80,8 +80,8 @@ def test_pre_encoded_submit_equals_the_message() -> None:
 def test_scenarios_from_the_command_line() -> None:
     base = LoadShape(concurrency=64, rate=50)
     sc = parse_scenario("closed:c=32,workers=2", base, 1, None)
-    assert (sc.shape.mode, sc.shape.concurrency, sc.workers, sc.channels) == ("closed", 32, 2, 8)
-    assert sc.name == "TM closed c=32 w=2 ch=8"
+    assert (sc.shape.mode, sc.shape.concurrency, sc.workers, sc.channels) == ("closed", 32, 2, 64)
+    assert sc.name == "TM closed c=32 w=2 ch=64"
     assert parse_scenario("open:rate=50", base, 1, None).name == "TM open 50/s"
     with pytest.raises(ValueError):
         parse_scenario("sideways", base, 1, None)
@@ -89,7 +89,7 @@ def test_scenarios_from_the_command_line() -> None:
     assert [s.name for s in opts.scenarios] == [
         "TM closed c=64",
         "TM open 50/s",
-        "TM closed c=64 w=2 ch=8",
+        "TM closed c=64 w=2 ch=64",
     ]
     assert opts.dbos and opts.scenarios[0].shape.duration == 20
     assert parse_args(["--rate", "100"]).scenarios[0].shape.mode == "open"
