@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,6 +220,7 @@ class Report:
             "schema": SCHEMA,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "smoke": o.smoke,
+            "command": " ".join(["scripts/bench", *sys.argv[1:]]),
             "settings": {
                 "steps": o.steps,
                 "payload_size": o.payload_size,
