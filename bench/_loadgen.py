@@ -66,7 +66,9 @@ def announce(line: str) -> None:
     sys.stdout.flush()
 
 
-async def _closed(job: JobFn, shape: LoadShape, rec: Records, stop_at: float) -> None:
+async def _closed(
+    job: JobFn, shape: LoadShape, rec: Records, stop_at: float
+) -> set[asyncio.Task[None]]:
     counter = iter(range(sys.maxsize))
 
     async def worker() -> None:
@@ -74,10 +76,14 @@ async def _closed(job: JobFn, shape: LoadShape, rec: Records, stop_at: float) ->
             start = time.monotonic()
             if start >= stop_at:
                 return
-            outcome = await job(next(counter))
+            try:
+                outcome = await job(next(counter))
+            except asyncio.CancelledError:
+                rec.add(start, time.monotonic(), RPC_ERROR)
+                raise
             rec.add(start, time.monotonic(), outcome)
 
-    await asyncio.gather(*(worker() for _ in range(shape.concurrency)))
+    return {asyncio.create_task(worker()) for _ in range(shape.concurrency)}
 
 
 async def _open(
@@ -90,7 +96,6 @@ async def _open(
         try:
             outcome = await job(index)
         except asyncio.CancelledError:
-            # Still unfinished after the drain timeout: a failure, not a lost sample.
             rec.add(scheduled, time.monotonic(), RPC_ERROR)
             raise
         rec.add(scheduled, time.monotonic(), outcome)
@@ -111,22 +116,29 @@ async def _open(
         index += 1
 
 
-async def run_load(job: JobFn, shape: LoadShape, rec: Records) -> float:
-    """Offer load for ``warmup + duration`` seconds from now; returns the start time."""
+async def run_load(job: JobFn, shape: LoadShape, rec: Records, errors: Counter[str]) -> float:
+    """Offer load for ``warmup + duration`` seconds from now; returns the start time.
+
+    Jobs still unfinished ``drain_timeout`` seconds after the end are cancelled and
+    recorded as failures, not lost.
+    """
     t0 = time.monotonic()
     announce(f"START {t0!r}")
     stop_at = t0 + shape.warmup + shape.duration
     if shape.mode == "closed":
-        await asyncio.wait_for(
-            _closed(job, shape, rec, stop_at), shape.warmup + shape.duration + shape.drain_timeout
-        )
-        return t0
-    pending = await _open(job, shape, rec, t0, stop_at)
-    if pending:
-        _done, late = await asyncio.wait(set(pending), timeout=shape.drain_timeout)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        tasks = await _closed(job, shape, rec, stop_at)
+        timeout = stop_at + shape.drain_timeout - time.monotonic()
+    else:
+        tasks = set(await _open(job, shape, rec, t0, stop_at))
+        timeout = shape.drain_timeout
+    late: set[asyncio.Task[None]] = set()
+    if tasks:
+        _done, late = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+    for task in late:
+        task.cancel()
+    if late:
+        errors[f"unfinished {shape.drain_timeout:g}s after the end; cancelled"] += len(late)
+    await asyncio.gather(*late, return_exceptions=True)
     return t0
 
 
@@ -139,7 +151,7 @@ async def serve_load(
     if line.strip() != "go":
         raise SystemExit("load process: expected 'go' on stdin")
     rec = Records()
-    t0 = await run_load(job, shape, rec)
+    t0 = await run_load(job, shape, rec, errors)
     rec.save(Path(records_path))
     summary = {
         "t0": t0,

@@ -53,8 +53,9 @@ class _CpuSample:
 
     @classmethod
     def take(cls) -> _CpuSample:
-        stats = _cpu.read_all()
-        return cls(time.monotonic(), stats)
+        start = time.monotonic()
+        stats = _cpu.read_all()  # a few ms: the sample is taken at the middle
+        return cls((start + time.monotonic()) / 2, stats)
 
 
 @dataclass
@@ -63,24 +64,23 @@ class _Groups:
 
     roots: dict[str, list[int]] = field(default_factory=dict)
 
+    def _seconds(self, a: _CpuSample, b: _CpuSample, roots: list[int]) -> float | None:
+        before = _cpu.tree_cpu_seconds(a.stats, roots)
+        after = _cpu.tree_cpu_seconds(b.stats, roots)
+        return None if before is None or after is None else after - before
+
     def cpu_ms_per_job(self, a: _CpuSample, b: _CpuSample, jobs: int) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for role, roots in self.roots.items():
-            before = _cpu.tree_cpu_seconds(a.stats, roots)
-            after = _cpu.tree_cpu_seconds(b.stats, roots)
-            if before is None or after is None or jobs == 0:
-                out[role] = None
-            else:
-                out[role] = (after - before) * 1000.0 / jobs
+            used = self._seconds(a, b, roots)
+            out[role] = None if used is None or jobs == 0 else used * 1000.0 / jobs
         return out
 
     def cores(self, a: _CpuSample, b: _CpuSample) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         for role, roots in self.roots.items():
-            before = _cpu.tree_cpu_seconds(a.stats, roots)
-            after = _cpu.tree_cpu_seconds(b.stats, roots)
-            ok = before is not None and after is not None
-            out[role] = (after - before) / (b.at - a.at) if ok else None  # type: ignore[operator]
+            used = self._seconds(a, b, roots)
+            out[role] = None if used is None else used / (b.at - a.at)
         return out
 
 
