@@ -53,9 +53,12 @@ class WriteBatcher:
         # concurrent batches never touch the same rows (no reordering, no deadlock).
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the first writer's
 
     async def write(self, kind: str, gid: str, values: Any) -> Any:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         pending = Pending(kind, gid, values, loop.create_future())
         self._queue.append(pending)
         if self._running < self._flushers:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -43,17 +43,18 @@ class Inserted:
     create_time: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class FencedWrite:
+class FencedWrite(NamedTuple):
     """A write to a job this replica holds the lease of (``token``), and maybe a step.
 
     Job columns: ``None`` keeps the stored value. ``lease`` renews the lease for that
     many seconds; ``None`` releases it. Step columns apply when ``step`` is set.
+    The fields are in the order of the statement's parameters (a tuple, so a batch
+    is transposed into columns in one call).
     """
 
     token: int
     lease: float | None
-    status: TxStatus | None = None
+    status: int | None = None
     error: str | None = None
     next_in: float | None = None
     finish: bool = False
@@ -154,14 +155,13 @@ SELECT false, gid, update_time, finish_time FROM wtx
 """
 
 
-def _insert_args(jobs: Sequence[tuple[str, NewJob]]) -> list[list[Any]]:
-    tx: list[list[Any]] = [[] for _ in range(14)]
-    st: list[list[Any]] = [[] for _ in range(14)]
+def _insert_args(jobs: Sequence[tuple[str, NewJob]]) -> list[Sequence[Any]]:
+    tx_rows: list[tuple[Any, ...]] = []
+    step_rows: list[tuple[Any, ...]] = []
     for gid, job in jobs:
         new, opts, qp = job.new, job.new.options, job.new.query_prepared
         submitted = job.status is TxStatus.SUBMITTED
-        for col, value in zip(
-            tx,
+        tx_rows.append(
             (
                 gid,
                 int(job.status),
@@ -174,17 +174,14 @@ def _insert_args(jobs: Sequence[tuple[str, NewJob]]) -> list[list[Any]]:
                 qp.method if qp else None,
                 new.database,
                 new.fingerprint,
-                json.dumps(new.trace_context),
+                json.dumps(new.trace_context) if new.trace_context else "{}",
                 job.owner if submitted else None,
                 job.lease if submitted else None,
-            ),
-            strict=True,
-        ):
-            col.append(value)
+            )
+        )
         for s in new.steps:
             comp, policy = s.compensation, s.retry_policy
-            for col, value in zip(
-                st,
+            step_rows.append(
                 (
                     gid,
                     s.index,
@@ -194,46 +191,26 @@ def _insert_args(jobs: Sequence[tuple[str, NewJob]]) -> list[list[Any]]:
                     comp.target if comp else None,
                     comp.method if comp else None,
                     s.payload,
-                    json.dumps(s.headers),
+                    json.dumps(s.headers) if s.headers else "{}",
                     policy.initial_interval,
                     policy.backoff_coefficient,
                     policy.maximum_interval,
                     policy.maximum_attempts,
                     s.timeout,
-                ),
-                strict=True,
-            ):
-                col.append(value)
-    return tx + st
+                )
+            )
+    return _columns(tx_rows, 14) + _columns(step_rows, 14)
 
 
-def _write_args(writes: Sequence[tuple[str, FencedWrite]]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(16)]
-    for gid, w in writes:
-        for col, value in zip(
-            cols,
-            (
-                gid,
-                w.token,
-                w.lease,
-                int(w.status) if w.status is not None else None,
-                w.error,
-                w.next_in,
-                w.finish,
-                w.deadline_in,
-                w.bump_query_attempts,
-                w.step,
-                w.step_status,
-                w.attempts,
-                w.last_error,
-                w.set_result,
-                w.result,
-                w.step_next_in,
-            ),
-            strict=True,
-        ):
-            col.append(value)
-    return cols
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[Sequence[Any]]:
+    """Rows → one sequence per column (the statement's array parameters)."""
+    if not rows:
+        return [()] * width
+    return list(zip(*rows, strict=True))
+
+
+def _write_args(writes: Sequence[tuple[str, FencedWrite]]) -> list[Sequence[Any]]:
+    return _columns([(gid, *w) for gid, w in writes], len(FencedWrite._fields) + 1)
 
 
 async def write_batch(
