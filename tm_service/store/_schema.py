@@ -61,6 +61,7 @@ transactions = Table(
     ),
     Index("ix_stepping_transactions_created", "create_time", "gid"),
     Index("ix_stepping_transactions_status_created", "status", "create_time", "gid"),
+    postgresql_with={"fillfactor": 70},  # room for HOT updates (migration 0002)
 )
 
 steps = Table(
@@ -90,4 +91,5 @@ steps = Table(
     Column("last_error", Text, nullable=False, server_default=""),
     Column("result", LargeBinary, nullable=True),
     Column("next_attempt_time", DateTime(timezone=True), nullable=True),
+    postgresql_with={"fillfactor": 70},
 )
