@@ -64,6 +64,7 @@ class Options:
     db_prefix: str = "stepping_bench"
     smoke: bool = False
     keep: bool = False
+    participants: str = "python"
 
 
 def _channels_for(workers: int, channels: int | None) -> int:
@@ -170,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="CI: a few jobs per scenario (closed + open loop, DBOS), short windows",
     )
     p.add_argument("--keep", action="store_true", help="keep the databases after the run")
+    p.add_argument(
+        "--participants",
+        choices=("python", "go"),
+        default="python",
+        help="the minimal participant processes: grpc.aio (python, default) or grpc-go "
+        "(go: bench/participant_go, built with the Go toolchain scripts/install-stub-"
+        "toolchains installs); go costs the machine less per call, leaving more to the TM",
+    )
     return p
 
 
@@ -226,6 +235,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         db_prefix=a.db_prefix,
         smoke=a.smoke,
         keep=a.keep,
+        participants=a.participants,
     )
 
 

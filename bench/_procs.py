@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -135,15 +137,51 @@ class Child:
             await self.proc.wait()
 
 
-async def start_participants(count: int, logs: Path) -> list[tuple[Child, int]]:
-    """``count`` participant processes; each with its port."""
+GO_PARTICIPANT = Path(__file__).with_name("participant_go") / "main.go"
+
+
+def build_go_participant(work: Path) -> Path:
+    """Compile bench/participant_go against Debian's grpc-go (GOPATH mode, offline)."""
+    gopath = work / "gopath"
+    src = gopath / "src" / "benchparticipant"
+    src.mkdir(parents=True, exist_ok=True)
+    shutil.copy(GO_PARTICIPANT, src / "main.go")
+    binary = work / "participant-go"
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        "GOPATH": f"{gopath}:/usr/share/gocode",
+        "GOFLAGS": "",
+        "GOPROXY": "off",
+        "GOCACHE": str(work / "gocache"),
+    }
+    done = subprocess.run(
+        ["go", "build", "-o", str(binary), "benchparticipant"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise BenchError(
+            "could not build the Go participant (run scripts/install-stub-toolchains "
+            f"for Go and grpc-go):\n{done.stderr[-2000:]}"
+        )
+    return binary
+
+
+async def start_participants(
+    count: int, logs: Path, kind: str = "python"
+) -> list[tuple[Child, int]]:
+    """``count`` participant processes (``kind`` python or go); each with its port."""
+    if kind == "go":
+        binary = await asyncio.to_thread(build_go_participant, logs)
+        command = [str(binary), "0"]
+    else:
+        command = [sys.executable, "-m", "bench._participant"]
     children = await asyncio.gather(
         *(
-            Child.start(
-                f"participant-{i}",
-                [sys.executable, "-m", "bench._participant"],
-                logs / f"participant-{i}.log",
-            )
+            Child.start(f"participant-{i}", command, logs / f"participant-{i}.log")
             for i in range(count)
         )
     )

@@ -312,7 +312,8 @@ async def run_all(opts: Options) -> int:
         pg_info = await pg.info()
         what = "embedded, fsync on" if pg.embedded else "given by --database-url"
         print(f"bench: Postgres {pg_info['version'].split(' on ')[0]} ({what})", flush=True)
-        participants = await start_participants(opts.steps, run_dir)
+        print(f"bench: participants: {opts.participants}", flush=True)
+        participants = await start_participants(opts.steps, run_dir, opts.participants)
         for i, sc in enumerate(opts.scenarios):
             print(f"bench: {sc.name}: {sc.shape.warmup:g}s warmup + {sc.shape.duration:g}s ...")
             results.append(
