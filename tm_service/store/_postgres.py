@@ -75,17 +75,15 @@ class StoredTransaction:
 class PostgresStore:
     """The TM's storage on Postgres (SQLAlchemy Core over asyncpg)."""
 
-    def __init__(self, engine: AsyncEngine, *, write_connections: int = 1) -> None:
-        """``write_connections``: batches written at once. One is fastest: while it
-        is written the next batch fills, so batches grow with the load and round trips
-        (the dearest part of a write here) stay few."""
+    def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         # Single statements run in autocommit: one round trip, no BEGIN/COMMIT.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._write_connections = write_connections
+        # The group-committed writes: one batch at a time, on one connection (a pool
+        # of one, so that a lost connection is replaced).
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
-        self._batcher = WriteBatcher(self._write_batch, max_batch=512, flushers=write_connections)
+        self._batcher = WriteBatcher(self._write_batch, max_batch=512)
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
@@ -109,7 +107,7 @@ class PostgresStore:
                         self._pool = await asyncpg.create_pool(
                             dsn,
                             min_size=1,
-                            max_size=self._write_connections,
+                            max_size=1,
                             reset=_no_reset,
                             max_inactive_connection_lifetime=0,
                         )
@@ -153,7 +151,9 @@ class PostgresStore:
             status=status,
             options=new.options,
             specs=new.steps,
-            states=[_new_state(s.index, s.name) for s in new.steps],
+            states=[
+                StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps
+            ],
             query_prepared=new.query_prepared,
             database=new.database,
             trace_context=dict(new.trace_context),
@@ -168,17 +168,7 @@ class PostgresStore:
             create_time=made.create_time,
             update_time=made.create_time,
         )
-        tx = Transaction(
-            gid=new.gid,
-            mode=new.options.mode,
-            status=status,
-            steps=[_new_state(s.index, s.name) for s in new.steps],
-            error="",
-            create_time=made.create_time,
-            update_time=made.create_time,
-            finish_time=None,
-        )
-        return job, tx
+        return job, job.snapshot()
 
     async def abort_prepared(self, gid: str, reason: str) -> bool:
         """PREPARED → ABORTED; False when the job is not PREPARED."""
@@ -198,6 +188,37 @@ class PostgresStore:
         )
         async with self._connect(auto=True) as conn:
             return (await conn.execute(stmt)).first() is not None
+
+    async def submit_prepared(
+        self, gid: str, *, owner: str, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        """PREPARED → SUBMITTED, leased to ``owner``; None when not PREPARED."""
+        stmt = (
+            update(transactions)
+            .where(_TX.gid == gid, _TX.status == int(TxStatus.PREPARED))
+            .values(
+                status=int(TxStatus.SUBMITTED),
+                lease_owner=owner,
+                lease_token=_TX.lease_token + 1,
+                lease_expires=_after(lease),
+                next_time=func.now(),
+                update_time=func.now(),
+                error="",
+                deadline_at=_TX.deadline * bindparam(None, timedelta(seconds=1), type_=Interval())
+                + func.now(),
+            )
+            .returning(*transactions.c)
+        )
+        async with self._begin() as conn:
+            tx = (await conn.execute(stmt)).mappings().first()
+            if tx is None:
+                return None
+            rows = (
+                (await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx)))
+                .mappings()
+                .all()
+            )
+        return _rows.active_job(tx, list(rows), 0.0), _rows.transaction_from_rows(tx, list(rows))
 
     async def get(self, gid: str) -> StoredTransaction | None:
         async with self._connect(auto=True) as conn:
@@ -410,37 +431,6 @@ class PostgresStore:
         return written
 
     # -- internals ----------------------------------------------------------------
-    async def submit_prepared(
-        self, gid: str, *, owner: str, lease: float
-    ) -> tuple[ActiveJob, Transaction] | None:
-        """PREPARED → SUBMITTED, leased to ``owner``; None when not PREPARED."""
-        stmt = (
-            update(transactions)
-            .where(_TX.gid == gid, _TX.status == int(TxStatus.PREPARED))
-            .values(
-                status=int(TxStatus.SUBMITTED),
-                lease_owner=owner,
-                lease_token=_TX.lease_token + 1,
-                lease_expires=_after(lease),
-                next_time=func.now(),
-                update_time=func.now(),
-                error="",
-                deadline_at=_TX.deadline * bindparam(None, timedelta(seconds=1), type_=Interval())
-                + func.now(),
-            )
-            .returning(*transactions.c)
-        )
-        async with self._begin() as conn:
-            tx = (await conn.execute(stmt)).mappings().first()
-            if tx is None:
-                return None
-            rows = (
-                (await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx)))
-                .mappings()
-                .all()
-            )
-        return _rows.active_job(tx, list(rows), 0.0), _rows.transaction_from_rows(tx, list(rows))
-
     def _connect(self, *, auto: bool = False) -> _Guarded:
         return _Guarded((self._auto if auto else self.engine).connect())
 
@@ -463,10 +453,6 @@ class PostgresStore:
 
 async def _no_reset(conn: Any) -> None:
     """The write connections set no session state: skip the reset round trip."""
-
-
-def _new_state(index: int, name: str) -> StepState:
-    return StepState(index, name, StepStatus.PENDING, 0, "", None, None)
 
 
 def normalize_url(url: str) -> str:

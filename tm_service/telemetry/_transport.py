@@ -54,7 +54,7 @@ class _Result(Protocol):
     def code(self) -> grpc.StatusCode: ...
 
     @property
-    def details(self) -> str: ...
+    def error_text(self) -> str: ...
 
 
 R_co = TypeVar("R_co", bound=_Result, covariant=True)
@@ -129,7 +129,7 @@ class InstrumentedTransport(Generic[R]):
             code = result.code
             span.set_attribute(RPC_GRPC_STATUS_CODE, code.value[0])
             if code is not grpc.StatusCode.OK:
-                message = f"{code.name}: {result.details}" if result.details else code.name
+                message = result.error_text
                 # No Python exception was raised: record the participant's error the way
                 # record_exception would, so trace UIs show it as the attempt's error.
                 span.add_event(
