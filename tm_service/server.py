@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api import Converter, TransactionManagerServicer
+from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
 from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
@@ -42,6 +43,7 @@ class TmServer:
     transport: Transport = field(default_factory=GrpcTransport)
     # Off unless given; ``run()`` builds it from the OTEL_* environment and owns it.
     telemetry: Telemetry = field(default_factory=Telemetry)
+    clock: Clock = field(default_factory=SystemClock)
     # How often the due-backlog gauges are read from the database (metrics on only).
     backlog_interval: float = 5.0
     port: int = 0
@@ -68,9 +70,11 @@ class TmServer:
             await upgrade(self.store.engine)
         tel = self.telemetry
         transport = InstrumentedTransport(self.transport, tel) if tel.enabled else self.transport
-        ctx = ProcessingContext(store=self.store, transport=transport, settings=s, telemetry=tel)
+        ctx = ProcessingContext(
+            store=self.store, transport=transport, settings=s, clock=self.clock, telemetry=tel
+        )
         self.engine = Engine(ctx)
-        service = TransactionService(self.store, self.engine, s, telemetry=tel)
+        service = TransactionService(self.store, self.engine, s, telemetry=tel, clock=self.clock)
 
         spans = ServerSpans(tel.tracer, (SERVICE_NAME,)) if tel.tracing else None
         server = grpc.aio.server(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
 from collections.abc import Sequence
 from datetime import datetime
 
+from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
 from tm_service.domain import NewTransaction, Transaction, TxStatus
 from tm_service.errors import Conflict, InvalidArgument, InvalidState, NotFound, ShuttingDown
 from tm_service.processing import Engine
-from tm_service.store import PostgresStore
+from tm_service.store import JobStore
 from tm_service.telemetry import Telemetry
 
 __all__ = ["TransactionService"]
@@ -26,20 +26,23 @@ class TransactionService:
 
     def __init__(
         self,
-        store: PostgresStore,
+        store: JobStore,
         engine: Engine,
         settings: Settings,
         *,
         telemetry: Telemetry | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
+        self._clock = clock or SystemClock()
         self._engine = engine
         self._settings = settings
         self._telemetry = telemetry or Telemetry()
 
     def new_gid(self) -> str:
         # Time-ordered (sorts by creation) and unique: ms since epoch + 64 random bits.
-        return f"{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+        millis = int(self._clock.now().timestamp() * 1000)
+        return f"{millis:012x}{secrets.token_hex(8)}"
 
     async def prepare(self, new: NewTransaction) -> Transaction:
         self._check_running()

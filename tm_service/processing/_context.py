@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
 from tm_service.domain import ActiveJob
+from tm_service.processing._lease import Lease
 from tm_service.processing._transport import Transport
-from tm_service.store import PostgresStore
+from tm_service.store import JobStore
 from tm_service.telemetry import Telemetry
 
-__all__ = ["Clock", "MonotonicClock", "ProcessingContext"]
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-
-class MonotonicClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
+__all__ = ["ProcessingContext"]
 
 
 @dataclass
 class ProcessingContext:
-    store: PostgresStore
+    store: JobStore
     transport: Transport
     settings: Settings
-    clock: Clock = field(default_factory=MonotonicClock)
+    clock: Clock = field(default_factory=SystemClock)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     # Called with a gid once the job reached a final state (wakes wait_result callers).
     on_final: Callable[[str], None] = lambda gid: None
@@ -40,16 +31,25 @@ class ProcessingContext:
 
     @property
     def lease(self) -> float:
+        """Seconds a lease is taken or renewed for."""
         return self.settings.lease_seconds
+
+    @property
+    def lease_terms(self) -> Lease:
+        return Lease(self.settings.lease_seconds)
+
+    def mark_claimed(self, job: ActiveJob) -> None:
+        """The job was just leased by a write whose start is unknown (insert, claim)."""
+        job.lease_valid_until = self.lease_terms.after_claim(self.clock.monotonic())
 
     def mark_leased(self, job: ActiveJob, started: float, extra: float = 0.0) -> None:
         """A fenced write that began at monotonic ``started`` extended the lease."""
-        job.lease_valid_until = started + extra + self.lease
+        job.lease_valid_until = self.lease_terms.after_write(started, extra)
 
     async def ensure_lease(self, job: ActiveJob, needed: float) -> None:
         """Renew the lease unless it surely outlasts ``needed`` more seconds (plus slack)."""
         now = self.clock.monotonic()
-        if job.lease_valid_until - now > needed + min(5.0, self.lease / 4):
+        if self.lease_terms.outlasts(job.lease_valid_until, now, needed):
             return
         await self.store.renew(job, self.lease)
         self.mark_leased(job, now)
@@ -58,8 +58,4 @@ class ProcessingContext:
         """Sleep; True when the TM began stopping meanwhile."""
         if seconds <= 0:
             return self.stopping.is_set()
-        try:
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            return False
-        return True
+        return await self.clock.wait(self.stopping, seconds)

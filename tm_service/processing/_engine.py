@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 
 from tm_service.domain import ActiveJob, Transaction
 from tm_service.errors import StoreUnavailable
@@ -53,7 +52,7 @@ class Engine:
         """Start working on a job this process just leased."""
         if job.gid in self._active:  # cannot happen with fenced leases; be safe anyway
             return
-        job.lease_valid_until = self._ctx.clock.monotonic() + self._ctx.lease - 1.0
+        self._ctx.mark_claimed(job)
         task = asyncio.create_task(self._processor.run(job), name=f"job:{job.gid}")
         self._active[job.gid] = task
         self._jobs[job.gid] = job
@@ -96,10 +95,7 @@ class Engine:
             if claimed >= self._ctx.settings.sweep_batch_size:
                 continue  # more may be due right now
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            except TimeoutError:
-                pass
+            await self._ctx.clock.wait(self._wake, interval)
 
     # -- waiting for results ----------------------------------------------------------
     def _notify_final(self, gid: str) -> None:
@@ -108,7 +104,8 @@ class Engine:
 
     async def wait_final(self, gid: str, timeout: float) -> Transaction | None:
         """The job once final, or as it is when ``timeout`` runs out (None: unknown gid)."""
-        deadline = time.monotonic() + timeout
+        clock = self._ctx.clock
+        deadline = clock.monotonic() + timeout
         job = self._jobs.get(gid)
         if job is not None:  # running here: its final state is known without a read
             if not job.is_final:
@@ -119,7 +116,7 @@ class Engine:
             stored = await self._ctx.store.get(gid)
             if stored is None:
                 return None
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.monotonic()
             if stored.transaction.is_final or remaining <= 0:
                 return stored.transaction
             # The event fires when this process finishes the job; the poll covers a
@@ -131,10 +128,7 @@ class Engine:
         waiters = self._waiters.setdefault(gid, [])
         waiters.append(event)
         try:
-            async with asyncio.timeout(timeout):
-                await event.wait()
-        except TimeoutError:
-            pass
+            await self._ctx.clock.wait(event, timeout)
         finally:
             waiters.remove(event)
             if not waiters:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import grpc
 
@@ -49,8 +48,8 @@ def step_metadata(job: ActiveJob, spec: StepSpec, op: Op, attempt: int) -> list[
     return md
 
 
-def _deadline_passed(job: ActiveJob) -> bool:
-    return job.deadline_at is not None and datetime.now(UTC) >= job.deadline_at
+def _deadline_passed(ctx: ProcessingContext, job: ActiveJob) -> bool:
+    return job.deadline_at is not None and ctx.clock.now() >= job.deadline_at
 
 
 async def run_attempts(
@@ -68,7 +67,7 @@ async def run_attempts(
         if ctx.stopping.is_set():
             await ctx.store.release(job)
             return StepResult(Outcome.PAUSED, state.attempts)
-        if op is Op.ACTION and _deadline_passed(job):
+        if op is Op.ACTION and _deadline_passed(ctx, job):
             return StepResult(Outcome.FAILED, state.attempts, error="job deadline exceeded")
         await ctx.ensure_lease(job, spec.timeout)
         attempt = state.attempts + 1

@@ -1,14 +1,20 @@
-"""Storage of jobs: the Postgres store, its schema, migrations and the embedded server."""
+"""Storage of jobs: the store port, the Postgres store and its in-memory twin, schema,
+migrations and the embedded server."""
 
 from tm_service.store._embedded import EmbeddedPostgres, EmbeddedPostgresError
+from tm_service.store._memory import InMemoryStore
 from tm_service.store._migrate import upgrade
-from tm_service.store._postgres import PostgresStore, StoredTransaction, normalize_url
+from tm_service.store._port import JobStore, StoredTransaction, Written
+from tm_service.store._postgres import PostgresStore, normalize_url
 
 __all__ = [
     "EmbeddedPostgres",
     "EmbeddedPostgresError",
+    "InMemoryStore",
+    "JobStore",
     "PostgresStore",
     "StoredTransaction",
+    "Written",
     "normalize_url",
     "upgrade",
 ]

@@ -40,6 +40,8 @@ from tm_service.domain import (
 from tm_service.errors import StoreUnavailable
 from tm_service.store import _rows
 from tm_service.store._batch import Pending, WriteBatcher
+from tm_service.store._fenced import FencedWrites
+from tm_service.store._port import StoredTransaction, Written
 from tm_service.store._schema import ACTIVE_STATUSES, steps, transactions
 from tm_service.store._writes import (
     INSERT,
@@ -47,7 +49,6 @@ from tm_service.store._writes import (
     FencedWrite,
     Inserted,
     NewJob,
-    Written,
     write_batch,
 )
 
@@ -62,18 +63,8 @@ def _after(seconds: float) -> ColumnElement[datetime]:
     return func.now() + bindparam(None, timedelta(seconds=max(seconds, 0.0)), type_=Interval())
 
 
-class StoredTransaction:
-    """A job as stored, with what the use cases need to compare a repeated request."""
-
-    __slots__ = ("fingerprint", "transaction")
-
-    def __init__(self, transaction: Transaction, fingerprint: bytes) -> None:
-        self.transaction = transaction
-        self.fingerprint = fingerprint
-
-
-class PostgresStore:
-    """The TM's storage on Postgres (SQLAlchemy Core over asyncpg)."""
+class PostgresStore(FencedWrites):
+    """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -305,129 +296,8 @@ class PostgresStore:
         return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
 
     # -- fenced writes of a processor (group committed) -------------------------
-    async def renew(self, job: ActiveJob, lease: float) -> None:
-        await self._fenced(job, FencedWrite(job.lease_token, lease))
-
-    async def release(self, job: ActiveJob) -> None:
-        """Give the job back (shutdown): another replica may take it when it is due."""
-        await self._fenced(job, FencedWrite(job.lease_token, None))
-
-    async def step_attempt_failed(
-        self,
-        job: ActiveJob,
-        index: int,
-        *,
-        attempts: int,
-        error: str,
-        delay: float,
-        keep_lease: bool,
-        lease: float,
-    ) -> None:
-        """Record a failed attempt; the job is due again after ``delay``."""
-        await self._fenced(
-            job,
-            FencedWrite(
-                job.lease_token,
-                delay + lease if keep_lease else None,
-                next_in=delay,
-                step=index,
-                step_status=int(StepStatus.PENDING),
-                attempts=attempts,
-                last_error=error,
-                step_next_in=delay,
-            ),
-        )
-
-    async def step_done(
-        self,
-        job: ActiveJob,
-        index: int,
-        *,
-        status: StepStatus,
-        attempts: int,
-        result: bytes | None,
-        lease: float,
-        finish: TxStatus | None = None,
-    ) -> Written:
-        """Record a step's success (or compensation); optionally finish the job too."""
-        return await self._fenced(
-            job,
-            FencedWrite(
-                job.lease_token,
-                None if finish is not None else lease,
-                status=finish,
-                finish=finish is not None,
-                step=index,
-                step_status=int(status),
-                attempts=attempts,
-                set_result=status is StepStatus.SUCCEEDED,
-                result=result,
-            ),
-        )
-
-    async def step_failed(
-        self,
-        job: ActiveJob,
-        index: int,
-        *,
-        attempts: int,
-        error: str,
-        job_status: TxStatus | None,
-        job_error: str,
-        lease: float,
-    ) -> Written:
-        """A step failed for good: the job fails (or starts compensating) with ``job_error``.
-
-        ``job_status`` None records the step only (another failure decides the job).
-        """
-        final = job_status is not None and job_status is not TxStatus.COMPENSATING
-        return await self._fenced(
-            job,
-            FencedWrite(
-                job.lease_token,
-                None if final else lease,
-                status=job_status,
-                error=job_error if job_status is not None else None,
-                next_in=0.0 if job_status is TxStatus.COMPENSATING else None,
-                finish=final,
-                step=index,
-                step_status=int(StepStatus.FAILED),
-                attempts=attempts,
-                last_error=error,
-            ),
-        )
-
-    async def set_status(
-        self, job: ActiveJob, status: TxStatus, *, error: str | None = None, lease: float
-    ) -> Written:
-        """Move the job to ``status`` (final statuses also release the lease)."""
-        final = status in (TxStatus.SUCCEEDED, TxStatus.FAILED, TxStatus.ABORTED)
-        deadline = job.options.deadline
-        return await self._fenced(
-            job,
-            FencedWrite(
-                job.lease_token,
-                None if final else lease,
-                status=status,
-                error=error,
-                next_in=None if final else 0.0,
-                finish=final,
-                deadline_in=deadline if status is TxStatus.SUBMITTED else None,
-            ),
-        )
-
-    async def defer_prepared(self, job: ActiveJob, *, delay: float, error: str) -> None:
-        """The back-check got no answer: ask again after ``delay``."""
-        await self._fenced(
-            job,
-            FencedWrite(
-                job.lease_token, None, error=error, next_in=delay, bump_query_attempts=True
-            ),
-        )
-
     async def _fenced(self, job: ActiveJob, write: FencedWrite) -> Written:
         written: Written = await self._batcher.write(WRITE, job.gid, write)
-        job.update_time, job.finish_time = written.update_time, written.finish_time
         return written
 
     # -- internals ----------------------------------------------------------------

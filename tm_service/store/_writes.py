@@ -21,6 +21,7 @@ from asyncpg.pool import PoolConnectionProxy
 from tm_service.domain import NewTransaction, TxStatus
 from tm_service.errors import LeaseLost
 from tm_service.store._batch import Pending
+from tm_service.store._port import Written
 
 __all__ = ["INSERT", "WRITE", "FencedWrite", "Inserted", "NewJob", "Written", "write_batch"]
 
@@ -67,12 +68,6 @@ class FencedWrite(NamedTuple):
     set_result: bool = False
     result: bytes | None = None
     step_next_in: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Written:
-    update_time: datetime
-    finish_time: datetime | None
 
 
 # New jobs ($1-$28) and fenced writes ($29-$44) of a batch: one statement, one round

@@ -1,0 +1,432 @@
+"""The JobStore contract: the same behaviour from the Postgres store and its in-memory twin.
+
+Each test runs twice (``sut`` is parametrized). What the processor and the use cases
+rely on is pinned here once: status guards, lease-token fencing, due times, ordering.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.contract.conftest import StoreUnderTest
+from tm_service.domain import (
+    Endpoint,
+    Mode,
+    NewTransaction,
+    RetryPolicy,
+    StepSpec,
+    StepStatus,
+    TxOptions,
+    TxStatus,
+)
+from tm_service.errors import LeaseLost
+
+LEASE = 30.0
+
+
+def _new(
+    n_steps: int = 2,
+    *,
+    mode: Mode = Mode.MESSAGE,
+    deadline: float | None = None,
+    check_prepared_after: float = 10.0,
+    fingerprint: bytes = b"fp",
+) -> NewTransaction:
+    policy = RetryPolicy(0.1, 2.0, 1.0, 0)
+    comp = Endpoint("127.0.0.1:1", "/a.A/Undo") if mode is Mode.SAGA else None
+    specs = tuple(
+        StepSpec(
+            i, f"s{i}", Endpoint("127.0.0.1:1", f"/a.A/S{i}"), comp, b"p%d" % i, {}, policy, 1.0
+        )
+        for i in range(n_steps)
+    )
+    options = TxOptions(mode, 1.0, check_prepared_after, deadline, concurrent=False)
+    qp = Endpoint("127.0.0.1:2", "/q.Q/QueryPrepared")
+    return NewTransaction(uuid.uuid4().hex, specs, options, qp, "db", fingerprint)
+
+
+async def test_insert_stores_a_new_job_once(sut: StoreUnderTest) -> None:
+    store = sut.store
+    new = _new(fingerprint=b"one")
+    made = await store.insert(new, status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, tx = made
+    assert job.lease_token == 1 and job.status is TxStatus.SUBMITTED
+    assert [s.status for s in tx.steps] == [StepStatus.PENDING] * 2
+    assert tx.create_time == tx.update_time and tx.finish_time is None
+    stored = await store.get(new.gid)
+    assert stored is not None
+    assert stored.fingerprint == b"one"
+    assert stored.transaction == tx
+    again = await store.insert(_new_same(new), status=TxStatus.SUBMITTED, owner="r2", lease=LEASE)
+    assert again is None
+    after = await store.get(new.gid)
+    assert after is not None and after.fingerprint == b"one"
+
+
+def _new_same(new: NewTransaction) -> NewTransaction:
+    return NewTransaction(new.gid, new.steps[:1], new.options, None, "", b"other")
+
+
+async def test_a_new_job_carries_what_the_processor_needs(sut: StoreUnderTest) -> None:
+    new = _new(mode=Mode.SAGA, deadline=60.0)
+    new = NewTransaction(
+        new.gid, new.steps, new.options, new.query_prepared, "db", b"f", {"traceparent": "00-x"}
+    )
+    made = await sut.store.insert(new, status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    assert job.specs == new.steps
+    assert job.options == new.options
+    assert job.query_prepared == new.query_prepared
+    assert job.trace_context == {"traceparent": "00-x"}
+    assert job.deadline_at is not None and job.create_time is not None
+    assert abs((job.deadline_at - job.create_time).total_seconds() - 60.0) < 0.01
+    claimed_later = await sut.store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert claimed_later == []  # leased to r1
+
+
+async def test_prepared_jobs_wait_for_the_back_check_time(sut: StoreUnderTest) -> None:
+    store = sut.store
+    new = _new(check_prepared_after=0.3)
+    made = await store.insert(new, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    assert made is not None
+    assert made[0].lease_token == 0 and made[1].status is TxStatus.PREPARED
+    assert await store.claim_due(owner="r1", lease=LEASE, limit=10) == []
+    await sut.advance(0.4)
+    claimed = await store.claim_due(owner="r1", lease=LEASE, limit=10)
+    assert [j.gid for j in claimed] == [new.gid]
+    assert claimed[0].lease_token == 1 and claimed[0].status is TxStatus.PREPARED
+    assert claimed[0].specs == new.steps
+
+
+async def test_abort_only_moves_a_prepared_job(sut: StoreUnderTest) -> None:
+    store = sut.store
+    prepared = _new()
+    await store.insert(prepared, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    assert await store.abort_prepared(prepared.gid, "client said so") is True
+    assert await store.abort_prepared(prepared.gid, "again") is False
+    stored = await store.get(prepared.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.ABORTED and tx.error == "client said so"
+    assert tx.finish_time is not None
+    running = _new()
+    await store.insert(running, status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert await store.abort_prepared(running.gid, "no") is False
+    assert await store.abort_prepared("no-such-gid", "no") is False
+    # An aborted job is never due.
+    await sut.advance(0.05)
+    assert prepared.gid not in [j.gid for j in await store.claim_due(owner="x", lease=1, limit=9)]
+
+
+async def test_submit_prepared_leases_the_job_once(sut: StoreUnderTest) -> None:
+    store = sut.store
+    new = _new(deadline=30.0)
+    await store.insert(new, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    moved = await store.submit_prepared(new.gid, owner="r1", lease=LEASE)
+    assert moved is not None
+    job, tx = moved
+    assert job.status is TxStatus.SUBMITTED and tx.status is TxStatus.SUBMITTED
+    assert job.lease_token == 1
+    assert job.deadline_at is not None
+    assert await store.submit_prepared(new.gid, owner="r2", lease=LEASE) is None
+    assert await store.submit_prepared("no-such-gid", owner="r2", lease=LEASE) is None
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
+
+
+async def test_a_claim_fences_out_the_previous_holder(sut: StoreUnderTest) -> None:
+    store = sut.store
+    new = _new()
+    made = await store.insert(new, status=TxStatus.SUBMITTED, owner="r1", lease=0.2)
+    assert made is not None
+    old, _ = made
+    await sut.advance(0.3)  # r1's lease lapsed
+    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert [j.gid for j in claimed] == [new.gid]
+    assert claimed[0].lease_token == old.lease_token + 1
+    with pytest.raises(LeaseLost):
+        await store.step_done(
+            old, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"r1", lease=LEASE
+        )
+    with pytest.raises(LeaseLost):
+        await store.renew(old, LEASE)
+    stored = await store.get(new.gid)
+    assert stored is not None
+    assert stored.transaction.steps[0].status is StepStatus.PENDING  # r1 changed nothing
+    # The new holder writes fine.
+    await store.step_done(
+        claimed[0], 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"r2", lease=LEASE
+    )
+    stored = await store.get(new.gid)
+    assert stored is not None and stored.transaction.steps[0].result == b"r2"
+
+
+async def test_a_held_lease_is_not_claimed_and_a_renewal_keeps_it(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=0.3)
+    assert made is not None
+    job, _ = made
+    await sut.advance(0.1)
+    await store.renew(job, 0.6)
+    await sut.advance(0.3)  # past the first lease, within the renewed one
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
+    await sut.advance(0.5)
+    assert len(await store.claim_due(owner="r2", lease=LEASE, limit=10)) == 1
+
+
+async def test_release_hands_the_job_back_at_once(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    await store.release(made[0])
+    await sut.advance(0.05)
+    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert [j.gid for j in claimed] == [made[0].gid]
+
+
+async def test_a_retry_handed_to_the_store_is_due_after_its_delay(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    await store.step_attempt_failed(
+        job, 0, attempts=1, error="UNAVAILABLE: down", delay=0.3, keep_lease=False, lease=LEASE
+    )
+    stored = await store.get(job.gid)
+    assert stored is not None
+    step = stored.transaction.steps[0]
+    assert (step.status, step.attempts, step.last_error) == (
+        StepStatus.PENDING,
+        1,
+        "UNAVAILABLE: down",
+    )
+    assert step.next_attempt_time is not None
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
+    await sut.advance(0.4)
+    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert len(claimed) == 1
+    assert claimed[0].states[0].attempts == 1 and claimed[0].states[0].last_error
+
+
+async def test_an_inline_retry_keeps_the_lease_over_the_delay(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=0.2)
+    assert made is not None
+    job, _ = made
+    await store.step_attempt_failed(
+        job, 0, attempts=1, error="UNAVAILABLE", delay=0.2, keep_lease=True, lease=0.2
+    )
+    await sut.advance(0.3)  # due again, but still leased (delay + lease)
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
+
+
+async def test_the_last_step_finishes_the_job_in_the_same_write(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    first = await store.step_done(
+        job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"one", lease=LEASE
+    )
+    assert first.finish_time is None and job.update_time == first.update_time
+    last = await store.step_done(
+        job,
+        1,
+        status=StepStatus.SUCCEEDED,
+        attempts=2,
+        result=b"two",
+        lease=LEASE,
+        finish=TxStatus.SUCCEEDED,
+    )
+    assert last.finish_time is not None and last.update_time >= first.update_time
+    assert job.finish_time == last.finish_time
+    stored = await store.get(job.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.SUCCEEDED and tx.finish_time == last.finish_time
+    assert [(s.status, s.attempts, s.result) for s in tx.steps] == [
+        (StepStatus.SUCCEEDED, 1, b"one"),
+        (StepStatus.SUCCEEDED, 2, b"two"),
+    ]
+    await sut.advance(0.05)
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []  # final: never due
+
+
+async def test_a_saga_step_failure_starts_compensating_at_once(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(
+        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=0.2
+    )
+    assert made is not None
+    job, _ = made
+    await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=0.2)
+    written = await store.step_failed(
+        job,
+        1,
+        attempts=1,
+        error="ABORTED: no money",
+        job_status=TxStatus.COMPENSATING,
+        job_error="step 1 (s1) failed: ABORTED: no money",
+        lease=0.2,
+    )
+    assert written.finish_time is None
+    stored = await store.get(job.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.COMPENSATING and tx.error.startswith("step 1 (s1) failed")
+    assert tx.steps[1].status is StepStatus.FAILED and tx.steps[1].last_error == "ABORTED: no money"
+    await sut.advance(0.3)  # a crash here: the compensation is due at once once the lease lapses
+    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert [j.status for j in claimed] == [TxStatus.COMPENSATING]
+    await store.step_done(
+        claimed[0], 0, status=StepStatus.COMPENSATED, attempts=1, result=None, lease=LEASE
+    )
+    await store.set_status(claimed[0], TxStatus.FAILED, lease=LEASE)
+    stored = await store.get(job.gid)
+    assert stored is not None
+    assert stored.transaction.status is TxStatus.FAILED
+    assert stored.transaction.steps[0].status is StepStatus.COMPENSATED
+    assert stored.transaction.steps[0].result == b""  # a compensation keeps the action's result
+    assert stored.transaction.finish_time is not None
+
+
+async def test_a_message_step_failure_is_final(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    written = await store.step_failed(
+        job,
+        0,
+        attempts=3,
+        error="gave up",
+        job_status=TxStatus.FAILED,
+        job_error="step 0 (s0) failed: gave up",
+        lease=LEASE,
+    )
+    assert written.finish_time is not None
+    # Recording only the step (another failure decides the job) leaves the job alone.
+    other = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert other is not None
+    await store.step_failed(
+        other[0], 1, attempts=1, error="x", job_status=None, job_error="", lease=LEASE
+    )
+    stored = await store.get(other[0].gid)
+    assert stored is not None
+    assert stored.transaction.status is TxStatus.SUBMITTED and stored.transaction.error == ""
+    assert stored.transaction.steps[1].status is StepStatus.FAILED
+
+
+async def test_the_back_check_outcomes(sut: StoreUnderTest) -> None:
+    store = sut.store
+    new = _new(deadline=5.0, check_prepared_after=0.0)
+    await store.insert(new, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    await sut.advance(0.05)
+    (job,) = await store.claim_due(owner="r1", lease=LEASE, limit=10)
+    assert job.query_attempts == 0 and job.deadline_at is None
+    await store.defer_prepared(job, delay=0.3, error="QueryPrepared: UNAVAILABLE")
+    stored = await store.get(new.gid)
+    assert stored is not None
+    assert stored.transaction.status is TxStatus.PREPARED
+    assert stored.transaction.error == "QueryPrepared: UNAVAILABLE"
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []  # not yet
+    await sut.advance(0.4)
+    (again,) = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert again.query_attempts == 1
+    # COMMITTED: submitted now, its deadline counted from here.
+    await store.set_status(again, TxStatus.SUBMITTED, error="", lease=LEASE)
+    stored = await store.get(new.gid)
+    assert stored is not None
+    assert stored.transaction.status is TxStatus.SUBMITTED and stored.transaction.error == ""
+    await store.release(again)
+    await sut.advance(0.05)
+    (running,) = await store.claim_due(owner="r3", lease=LEASE, limit=10)
+    assert running.status is TxStatus.SUBMITTED and running.deadline_at is not None
+    # ROLLED_BACK on another job: aborted, final.
+    other = _new(check_prepared_after=0.0)
+    await store.insert(other, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    await sut.advance(0.05)
+    (o,) = await store.claim_due(owner="r1", lease=LEASE, limit=10)
+    w = await store.set_status(o, TxStatus.ABORTED, error="rolled back", lease=LEASE)
+    assert w.finish_time is not None
+    stored = await store.get(other.gid)
+    assert stored is not None and stored.transaction.status is TxStatus.ABORTED
+
+
+async def test_claims_take_the_oldest_due_first_up_to_the_limit(sut: StoreUnderTest) -> None:
+    store = sut.store
+    gids = []
+    for _ in range(4):
+        made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+        assert made is not None
+        await store.release(made[0])
+        gids.append(made[0].gid)
+        await sut.advance(0.01)
+    first = await store.claim_due(owner="r2", lease=LEASE, limit=3)
+    assert {j.gid for j in first} == set(gids[:3])  # which ones; not the order returned
+    second = await store.claim_due(owner="r3", lease=LEASE, limit=3)
+    assert [j.gid for j in second] == gids[3:]
+    count, _ = await store.due_stats()
+    assert count == 0
+
+
+async def test_due_stats_count_what_nobody_holds(sut: StoreUnderTest) -> None:
+    store = sut.store
+    assert await store.due_stats() == (0, 0.0)
+    for _ in range(2):
+        made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+        assert made is not None
+        await store.release(made[0])
+    await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)  # held
+    await sut.advance(0.2)
+    count, age = await store.due_stats()
+    assert count == 2
+    assert 0.15 <= age < 5.0
+
+
+async def test_lists_are_newest_first_filtered_and_paged(sut: StoreUnderTest) -> None:
+    store = sut.store
+    gids = []
+    for i in range(5):
+        status = TxStatus.PREPARED if i % 2 else TxStatus.SUBMITTED
+        made = await store.insert(_new(), status=status, owner="r1", lease=LEASE)
+        assert made is not None
+        gids.append(made[0].gid)
+        await sut.advance(0.01)
+    job = await store.get(gids[0])
+    assert job is not None
+    page = await store.list_transactions(statuses=[], limit=3, before=None)
+    assert [t.gid for t in page] == gids[::-1][:3]
+    last = page[-1]
+    rest = await store.list_transactions(statuses=[], limit=3, before=(last.create_time, last.gid))
+    assert [t.gid for t in rest] == gids[::-1][3:]
+    prepared = await store.list_transactions(statuses=[TxStatus.PREPARED], limit=10, before=None)
+    assert [t.gid for t in prepared] == [gids[3], gids[1]]
+
+
+async def test_lists_leave_results_out_and_get_keeps_them(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"r", lease=1)
+    (listed,) = await store.list_transactions(statuses=[], limit=10, before=None)
+    assert listed.steps[0].result is None and listed.steps[0].status is StepStatus.SUCCEEDED
+    stored = await store.get(job.gid)
+    assert stored is not None and stored.transaction.steps[0].result == b"r"
+
+
+async def test_reads_are_copies(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, tx = made
+    tx.steps[0].status = StepStatus.FAILED
+    job.states[0].attempts = 99
+    stored = await store.get(job.gid)
+    assert stored is not None
+    assert stored.transaction.steps[0].status is StepStatus.PENDING
+    assert stored.transaction.steps[0].attempts == 0

@@ -1,0 +1,148 @@
+"""The fenced writes of a processor, as one ``FencedWrite`` value each.
+
+Both stores share this translation (what a step result or a status change writes);
+each applies a ``FencedWrite`` its own way: Postgres in the group-committed statement
+(``_writes``), the in-memory store in Python. So the meaning of a processor's write is
+written down once.
+"""
+
+from __future__ import annotations
+
+from tm_service.domain import FINAL_STATUSES, ActiveJob, StepStatus, TxStatus
+from tm_service.store._port import Written
+from tm_service.store._writes import FencedWrite
+
+__all__ = ["FencedWrites"]
+
+
+class FencedWrites:
+    """Processor writes in terms of one primitive, ``_fenced``."""
+
+    async def _fenced(self, job: ActiveJob, write: FencedWrite) -> Written:
+        """Apply ``write`` if the job's lease token still matches; else raise LeaseLost."""
+        raise NotImplementedError
+
+    async def _write(self, job: ActiveJob, write: FencedWrite) -> Written:
+        written = await self._fenced(job, write)
+        job.update_time, job.finish_time = written.update_time, written.finish_time
+        return written
+
+    async def renew(self, job: ActiveJob, lease: float) -> None:
+        await self._write(job, FencedWrite(job.lease_token, lease))
+
+    async def release(self, job: ActiveJob) -> None:
+        """Give the job back (shutdown): another replica may take it when it is due."""
+        await self._write(job, FencedWrite(job.lease_token, None))
+
+    async def step_attempt_failed(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        attempts: int,
+        error: str,
+        delay: float,
+        keep_lease: bool,
+        lease: float,
+    ) -> None:
+        """Record a failed attempt; the job is due again after ``delay``."""
+        await self._write(
+            job,
+            FencedWrite(
+                job.lease_token,
+                delay + lease if keep_lease else None,
+                next_in=delay,
+                step=index,
+                step_status=int(StepStatus.PENDING),
+                attempts=attempts,
+                last_error=error,
+                step_next_in=delay,
+            ),
+        )
+
+    async def step_done(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        status: StepStatus,
+        attempts: int,
+        result: bytes | None,
+        lease: float,
+        finish: TxStatus | None = None,
+    ) -> Written:
+        """Record a step's success (or compensation); optionally finish the job too."""
+        return await self._write(
+            job,
+            FencedWrite(
+                job.lease_token,
+                None if finish is not None else lease,
+                status=finish,
+                finish=finish is not None,
+                step=index,
+                step_status=int(status),
+                attempts=attempts,
+                set_result=status is StepStatus.SUCCEEDED,
+                result=result,
+            ),
+        )
+
+    async def step_failed(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        attempts: int,
+        error: str,
+        job_status: TxStatus | None,
+        job_error: str,
+        lease: float,
+    ) -> Written:
+        """A step failed for good: the job fails (or starts compensating) with ``job_error``.
+
+        ``job_status`` None records the step only (another failure decides the job).
+        """
+        final = job_status is not None and job_status is not TxStatus.COMPENSATING
+        return await self._write(
+            job,
+            FencedWrite(
+                job.lease_token,
+                None if final else lease,
+                status=job_status,
+                error=job_error if job_status is not None else None,
+                next_in=0.0 if job_status is TxStatus.COMPENSATING else None,
+                finish=final,
+                step=index,
+                step_status=int(StepStatus.FAILED),
+                attempts=attempts,
+                last_error=error,
+            ),
+        )
+
+    async def set_status(
+        self, job: ActiveJob, status: TxStatus, *, error: str | None = None, lease: float
+    ) -> Written:
+        """Move the job to ``status`` (final statuses also release the lease)."""
+        final = status in FINAL_STATUSES
+        deadline = job.options.deadline
+        return await self._write(
+            job,
+            FencedWrite(
+                job.lease_token,
+                None if final else lease,
+                status=status,
+                error=error,
+                next_in=None if final else 0.0,
+                finish=final,
+                deadline_in=deadline if status is TxStatus.SUBMITTED else None,
+            ),
+        )
+
+    async def defer_prepared(self, job: ActiveJob, *, delay: float, error: str) -> None:
+        """The back-check got no answer: ask again after ``delay``."""
+        await self._write(
+            job,
+            FencedWrite(
+                job.lease_token, None, error=error, next_in=delay, bump_query_attempts=True
+            ),
+        )

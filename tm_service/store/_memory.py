@@ -1,0 +1,293 @@
+"""An in-memory ``JobStore``: the Postgres store's twin for fast, deterministic tests.
+
+It keeps the same rules as the SQL (status guards, lease-token fencing, due times, the
+ordering of lists and claims) and passes the same contract suite (``tests/contract``).
+Its "database clock" is the injected ``Clock``, so a fake clock drives leases and due
+times. Every read returns copies: nothing a caller holds aliases the stored rows.
+Single event loop only; it is not a production store (nothing survives the process).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tm_service.clock import Clock, SystemClock
+from tm_service.domain import (
+    ActiveJob,
+    Endpoint,
+    NewTransaction,
+    StepSpec,
+    StepState,
+    StepStatus,
+    Transaction,
+    TxOptions,
+    TxStatus,
+)
+from tm_service.errors import LeaseLost
+from tm_service.store._fenced import FencedWrites
+from tm_service.store._port import StoredTransaction, Written
+from tm_service.store._schema import ACTIVE_STATUSES
+from tm_service.store._writes import FencedWrite
+
+__all__ = ["InMemoryStore"]
+
+
+@dataclass
+class _Row:
+    """One job: the transactions row and its step rows."""
+
+    gid: str
+    status: TxStatus
+    options: TxOptions
+    specs: tuple[StepSpec, ...]
+    states: list[StepState]
+    query_prepared: Endpoint | None
+    database: str
+    fingerprint: bytes
+    trace_context: dict[str, str]
+    next_time: datetime
+    create_time: datetime
+    update_time: datetime
+    deadline_at: datetime | None = None
+    finish_time: datetime | None = None
+    error: str = ""
+    query_attempts: int = 0
+    lease_owner: str | None = None
+    lease_token: int = 0
+    lease_expires: datetime | None = None
+    # Writes seen, for tests that count them (the Postgres store's commits).
+    writes: int = field(default=0, compare=False)
+
+    def transaction(self, *, with_results: bool = True) -> Transaction:
+        return Transaction(
+            gid=self.gid,
+            mode=self.options.mode,
+            status=self.status,
+            steps=[
+                StepState(
+                    s.index,
+                    s.name,
+                    s.status,
+                    s.attempts,
+                    s.last_error,
+                    s.result if with_results else None,
+                    s.next_attempt_time,
+                )
+                for s in self.states
+            ],
+            error=self.error,
+            create_time=self.create_time,
+            update_time=self.update_time,
+            finish_time=self.finish_time,
+        )
+
+    def active_job(self) -> ActiveJob:
+        return ActiveJob(
+            gid=self.gid,
+            status=self.status,
+            options=self.options,
+            specs=self.specs,
+            states=[
+                StepState(
+                    s.index, s.name, s.status, s.attempts, s.last_error, None, s.next_attempt_time
+                )
+                for s in self.states
+            ],
+            query_prepared=self.query_prepared,
+            database=self.database,
+            trace_context=dict(self.trace_context),
+            query_attempts=self.query_attempts,
+            deadline_at=self.deadline_at,
+            error=self.error,
+            lease_token=self.lease_token,
+            create_time=self.create_time,
+            update_time=self.update_time,
+            finish_time=self.finish_time,
+        )
+
+
+def _after(now: datetime, seconds: float | None) -> datetime | None:
+    return None if seconds is None else now + timedelta(seconds=max(seconds, 0.0))
+
+
+class InMemoryStore(FencedWrites):
+    """Jobs in a dict, with the Postgres store's semantics (a ``JobStore``)."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._rows: dict[str, _Row] = {}
+        self._last_now: datetime | None = None
+        self.closed = False
+
+    def _now(self) -> datetime:
+        # Postgres' now() is distinct per transaction; keep ours strictly increasing so
+        # (create_time, gid) ordering and "newer than" checks behave the same.
+        now = self._clock.now()
+        if self._last_now is not None and now <= self._last_now:
+            now = self._last_now + timedelta(microseconds=1)
+        self._last_now = now
+        return now
+
+    async def close(self) -> None:
+        self.closed = True
+
+    # -- requests -----------------------------------------------------------------
+    async def insert(
+        self, new: NewTransaction, *, status: TxStatus, owner: str | None, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        if new.gid in self._rows:
+            return None
+        now = self._now()
+        submitted = status is TxStatus.SUBMITTED
+        deadline = new.options.deadline
+        row = _Row(
+            gid=new.gid,
+            status=status,
+            options=new.options,
+            specs=new.steps,
+            states=[
+                StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps
+            ],
+            query_prepared=new.query_prepared,
+            database=new.database,
+            fingerprint=new.fingerprint,
+            trace_context=dict(new.trace_context),
+            next_time=now
+            if submitted
+            else now + timedelta(seconds=new.options.check_prepared_after),
+            create_time=now,
+            update_time=now,
+            deadline_at=_after(now, deadline) if submitted else None,
+            lease_owner=owner if submitted else None,
+            lease_token=1 if submitted else 0,
+            lease_expires=_after(now, lease) if submitted else None,
+        )
+        self._rows[new.gid] = row
+        job = row.active_job()
+        return job, job.snapshot()
+
+    async def abort_prepared(self, gid: str, reason: str) -> bool:
+        row = self._rows.get(gid)
+        if row is None or row.status is not TxStatus.PREPARED:
+            return False
+        now = self._now()
+        row.status = TxStatus.ABORTED
+        row.error = reason
+        row.lease_token += 1
+        row.update_time = row.finish_time = now
+        row.lease_owner = row.lease_expires = None
+        return True
+
+    async def submit_prepared(
+        self, gid: str, *, owner: str, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        row = self._rows.get(gid)
+        if row is None or row.status is not TxStatus.PREPARED:
+            return None
+        now = self._now()
+        row.status = TxStatus.SUBMITTED
+        row.lease_owner = owner
+        row.lease_token += 1
+        row.lease_expires = _after(now, lease)
+        row.next_time = row.update_time = now
+        row.error = ""
+        row.deadline_at = _after(now, row.options.deadline)
+        return row.active_job(), row.transaction()
+
+    async def get(self, gid: str) -> StoredTransaction | None:
+        row = self._rows.get(gid)
+        if row is None:
+            return None
+        return StoredTransaction(row.transaction(), row.fingerprint)
+
+    async def list_transactions(
+        self,
+        *,
+        statuses: Sequence[TxStatus],
+        limit: int,
+        before: tuple[datetime, str] | None,
+    ) -> list[Transaction]:
+        rows = [r for r in self._rows.values() if not statuses or r.status in statuses]
+        if before is not None:
+            rows = [r for r in rows if (r.create_time, r.gid) < before]
+        rows.sort(key=lambda r: (r.create_time, r.gid), reverse=True)
+        return [r.transaction(with_results=False) for r in rows[:limit]]
+
+    # -- the sweeper --------------------------------------------------------------
+    def _due(self, now: datetime) -> list[_Row]:
+        return [
+            r
+            for r in self._rows.values()
+            if int(r.status) in ACTIVE_STATUSES
+            and r.next_time <= now
+            and (r.lease_expires is None or r.lease_expires < now)
+        ]
+
+    async def claim_due(self, *, owner: str, lease: float, limit: int) -> list[ActiveJob]:
+        now = self._now()
+        due = sorted(self._due(now), key=lambda r: r.next_time)[:limit]
+        for r in due:
+            r.lease_owner = owner
+            r.lease_token += 1
+            r.lease_expires = _after(now, lease)
+        return [r.active_job() for r in due]
+
+    async def due_stats(self) -> tuple[int, float]:
+        now = self._now()
+        due = self._due(now)
+        if not due:
+            return 0, 0.0
+        return len(due), (now - min(r.next_time for r in due)).total_seconds()
+
+    # -- the one fenced write -------------------------------------------------------
+    async def _fenced(self, job: ActiveJob, write: FencedWrite) -> Written:
+        row = self._rows.get(job.gid)
+        if row is None or row.lease_token != write.token:
+            raise LeaseLost(job.gid)
+        now = self._now()
+        if write.status is not None:
+            row.status = TxStatus(write.status)
+        if write.error is not None:
+            row.error = write.error
+        if write.lease is None:
+            row.lease_owner = None
+        row.lease_expires = _after(now, write.lease)
+        if write.next_in is not None:
+            row.next_time = now + timedelta(seconds=max(write.next_in, 0.0))
+        if write.finish:
+            row.finish_time = now
+        if write.deadline_in is not None:
+            row.deadline_at = _after(now, write.deadline_in)
+        if write.bump_query_attempts:
+            row.query_attempts += 1
+        row.update_time = now
+        if write.step is not None:
+            state = row.states[write.step]
+            state.status = StepStatus(write.step_status)
+            state.attempts = write.attempts
+            if write.last_error is not None:
+                state.last_error = write.last_error
+            if write.set_result:
+                state.result = write.result
+            state.next_attempt_time = _after(now, write.step_next_in)
+        row.writes += 1
+        return Written(row.update_time, row.finish_time)
+
+    # -- for tests ----------------------------------------------------------------------
+    def lease_of(self, gid: str) -> tuple[str | None, int, datetime | None]:
+        """(owner, token, expiry) of a job's lease, as stored."""
+        row = self._rows[gid]
+        return row.lease_owner, row.lease_token, row.lease_expires
+
+    def next_time(self, gid: str) -> datetime:
+        return self._rows[gid].next_time
+
+    def writes(self, gid: str) -> int:
+        return self._rows[gid].writes
+
+    def snapshot(self) -> dict[str, Transaction]:
+        """Every job as stored (deep copies)."""
+        return {gid: copy.deepcopy(r.transaction()) for gid, r in self._rows.items()}

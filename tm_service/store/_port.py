@@ -1,0 +1,144 @@
+"""The store port: what the use cases and processors need from storage, and nothing else.
+
+``PostgresStore`` is the production implementation; ``InMemoryStore`` is its twin for
+fast tests. Both pass the one contract suite (``tests/contract``), so a behaviour the
+processor relies on (status guards, lease-token fencing, due times) is pinned once.
+
+Fencing: every write a processor makes carries the job's ``lease_token``. A write whose
+token no longer matches the stored one changes nothing and raises ``LeaseLost``; a
+claim bumps the token, so a replica that lost its lease cannot overwrite the new owner.
+Times that decide who may act (due, lease expiry) are on the store's clock: the
+database's ``now()`` for Postgres, the injected clock in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tm_service.domain import ActiveJob, NewTransaction, StepStatus, Transaction, TxStatus
+
+__all__ = ["JobStore", "StoredTransaction", "Written"]
+
+
+class StoredTransaction:
+    """A job as stored, with what the use cases need to compare a repeated request."""
+
+    __slots__ = ("fingerprint", "transaction")
+
+    def __init__(self, transaction: Transaction, fingerprint: bytes) -> None:
+        self.transaction = transaction
+        self.fingerprint = fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a fenced write stored (store clock), for the job's in-memory snapshot."""
+
+    update_time: datetime
+    finish_time: datetime | None
+
+
+class JobStore(Protocol):
+    """Storage of jobs, as the use cases and processors call it."""
+
+    async def close(self) -> None: ...
+
+    # -- requests -----------------------------------------------------------------
+    async def insert(
+        self, new: NewTransaction, *, status: TxStatus, owner: str | None, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        """Store a new job; None when the gid is taken. Submitted jobs come back leased."""
+        ...
+
+    async def abort_prepared(self, gid: str, reason: str) -> bool:
+        """PREPARED → ABORTED; False when the job is not PREPARED."""
+        ...
+
+    async def submit_prepared(
+        self, gid: str, *, owner: str, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        """PREPARED → SUBMITTED, leased to ``owner``; None when not PREPARED."""
+        ...
+
+    async def get(self, gid: str) -> StoredTransaction | None: ...
+
+    async def list_transactions(
+        self,
+        *,
+        statuses: Sequence[TxStatus],
+        limit: int,
+        before: tuple[datetime, str] | None,
+    ) -> list[Transaction]:
+        """Jobs newest first (results left out); ``before``: (create_time, gid) last seen."""
+        ...
+
+    # -- the sweeper --------------------------------------------------------------
+    async def claim_due(self, *, owner: str, lease: float, limit: int) -> list[ActiveJob]:
+        """Lease up to ``limit`` due jobs whose lease is free or lapsed (oldest due first)."""
+        ...
+
+    async def due_stats(self) -> tuple[int, float]:
+        """Jobs due that no replica holds, and seconds since the oldest became due."""
+        ...
+
+    # -- fenced writes of a processor ---------------------------------------------
+    async def renew(self, job: ActiveJob, lease: float) -> None: ...
+
+    async def release(self, job: ActiveJob) -> None:
+        """Give the job back (shutdown): another replica may take it when it is due."""
+        ...
+
+    async def step_attempt_failed(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        attempts: int,
+        error: str,
+        delay: float,
+        keep_lease: bool,
+        lease: float,
+    ) -> None:
+        """Record a failed attempt; the job is due again after ``delay``."""
+        ...
+
+    async def step_done(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        status: StepStatus,
+        attempts: int,
+        result: bytes | None,
+        lease: float,
+        finish: TxStatus | None = None,
+    ) -> Written:
+        """Record a step's success (or compensation); optionally finish the job too."""
+        ...
+
+    async def step_failed(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        attempts: int,
+        error: str,
+        job_status: TxStatus | None,
+        job_error: str,
+        lease: float,
+    ) -> Written:
+        """A step failed for good: the job fails (or compensates) with ``job_error``."""
+        ...
+
+    async def set_status(
+        self, job: ActiveJob, status: TxStatus, *, error: str | None = None, lease: float
+    ) -> Written:
+        """Move the job to ``status`` (final statuses also release the lease)."""
+        ...
+
+    async def defer_prepared(self, job: ActiveJob, *, delay: float, error: str) -> None:
+        """The back-check got no answer: ask again after ``delay``."""
+        ...
