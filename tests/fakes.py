@@ -7,7 +7,7 @@ Only the clock and the transport are doubled; the store in unit tests is the rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -89,13 +89,13 @@ class ScriptedTransport:
     """Answers each (method, op) from a script: a queue of answers, the last one repeats.
 
     Unscripted calls answer OK with an empty response. ``during`` runs inside a call
-    (e.g. to advance the clock or steal the lease while it is in flight).
+    (e.g. to advance the clock or steal the lease while it is in flight); it may be async.
     """
 
     clock: FakeClock
     script: dict[tuple[str, str], list[Answer]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
-    during: Callable[[Call], None] | None = None
+    during: Callable[[Call], Awaitable[None] | None] | None = None
     closed: bool = False
 
     def answer(self, method: str, *answers: Answer, op: str = "action") -> None:
@@ -116,7 +116,9 @@ class ScriptedTransport:
         self.calls.append(record)
         await asyncio.sleep(0)
         if self.during is not None:
-            self.during(record)
+            pending = self.during(record)
+            if pending is not None:
+                await pending
         queue = self.script.get((endpoint.method, record.op))
         if not queue:
             return ok()
