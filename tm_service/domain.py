@@ -186,6 +186,14 @@ class ActiveJob:
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    def assume(self, other: ActiveJob) -> None:
+        """Take every field of ``other`` (the job re-read), keeping this object's identity.
+
+        The engine and waiters hold this object; a reload must update it in place.
+        """
+        for name in self.__slots__:
+            setattr(self, name, getattr(other, name))
+
     def snapshot(self) -> Transaction:
         """The job as clients see it, from what this replica wrote last."""
         assert self.create_time is not None and self.update_time is not None

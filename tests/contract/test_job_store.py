@@ -90,12 +90,12 @@ async def test_a_new_job_carries_what_the_processor_needs(sut: StoreUnderTest) -
 
 async def test_prepared_jobs_wait_for_the_back_check_time(sut: StoreUnderTest) -> None:
     store = sut.store
-    new = _new(check_prepared_after=0.3)
+    new = _new(check_prepared_after=1.0)
     made = await store.insert(new, status=TxStatus.PREPARED, owner=None, lease=LEASE)
     assert made is not None
     assert made[0].lease_token == 0 and made[1].status is TxStatus.PREPARED
     assert await store.claim_due(owner="r1", lease=LEASE, limit=10) == []
-    await sut.advance(0.4)
+    await sut.advance(1.1)
     claimed = await store.claim_due(owner="r1", lease=LEASE, limit=10)
     assert [j.gid for j in claimed] == [new.gid]
     assert claimed[0].lease_token == 1 and claimed[0].status is TxStatus.PREPARED
@@ -170,10 +170,10 @@ async def test_a_held_lease_is_not_claimed_and_a_renewal_keeps_it(sut: StoreUnde
     assert made is not None
     job, _ = made
     await sut.advance(0.1)
-    await store.renew(job, 0.6)
+    await store.renew(job, 1.0)
     await sut.advance(0.3)  # past the first lease, within the renewed one
     assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
-    await sut.advance(0.5)
+    await sut.advance(0.9)
     assert len(await store.claim_due(owner="r2", lease=LEASE, limit=10)) == 1
 
 
@@ -193,7 +193,7 @@ async def test_a_retry_handed_to_the_store_is_due_after_its_delay(sut: StoreUnde
     assert made is not None
     job, _ = made
     await store.step_attempt_failed(
-        job, 0, attempts=1, error="UNAVAILABLE: down", delay=0.3, keep_lease=False, lease=LEASE
+        job, 0, attempts=1, error="UNAVAILABLE: down", delay=1.0, keep_lease=False, lease=LEASE
     )
     stored = await store.get(job.gid)
     assert stored is not None
@@ -205,7 +205,7 @@ async def test_a_retry_handed_to_the_store_is_due_after_its_delay(sut: StoreUnde
     )
     assert step.next_attempt_time is not None
     assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
-    await sut.advance(0.4)
+    await sut.advance(1.1)
     claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)
     assert len(claimed) == 1
     assert claimed[0].states[0].attempts == 1 and claimed[0].states[0].last_error
@@ -217,9 +217,9 @@ async def test_an_inline_retry_keeps_the_lease_over_the_delay(sut: StoreUnderTes
     assert made is not None
     job, _ = made
     await store.step_attempt_failed(
-        job, 0, attempts=1, error="UNAVAILABLE", delay=0.2, keep_lease=True, lease=0.2
+        job, 0, attempts=1, error="UNAVAILABLE", delay=0.5, keep_lease=True, lease=1.0
     )
-    await sut.advance(0.3)  # due again, but still leased (delay + lease)
+    await sut.advance(0.6)  # due again, but still leased (delay + lease)
     assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
 
 
@@ -327,13 +327,13 @@ async def test_the_back_check_outcomes(sut: StoreUnderTest) -> None:
     await sut.advance(0.05)
     (job,) = await store.claim_due(owner="r1", lease=LEASE, limit=10)
     assert job.query_attempts == 0 and job.deadline_at is None
-    await store.defer_prepared(job, delay=0.3, error="QueryPrepared: UNAVAILABLE")
+    await store.defer_prepared(job, delay=1.0, error="QueryPrepared: UNAVAILABLE")
     stored = await store.get(new.gid)
     assert stored is not None
     assert stored.transaction.status is TxStatus.PREPARED
     assert stored.transaction.error == "QueryPrepared: UNAVAILABLE"
     assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []  # not yet
-    await sut.advance(0.4)
+    await sut.advance(1.1)
     (again,) = await store.claim_due(owner="r2", lease=LEASE, limit=10)
     assert again.query_attempts == 1
     # COMMITTED: submitted now, its deadline counted from here.
@@ -430,3 +430,57 @@ async def test_reads_are_copies(sut: StoreUnderTest) -> None:
     assert stored is not None
     assert stored.transaction.steps[0].status is StepStatus.PENDING
     assert stored.transaction.steps[0].attempts == 0
+
+
+async def test_reload_gives_the_holder_the_job_as_stored_with_a_new_token(
+    sut: StoreUnderTest,
+) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=2, result=b"r", lease=1)
+    fresh = await store.reload(job, owner="r1", lease=LEASE)
+    assert fresh is not None
+    assert fresh.lease_token == job.lease_token + 1
+    assert [(s.status, s.attempts) for s in fresh.states] == [
+        (StepStatus.SUCCEEDED, 2),
+        (StepStatus.PENDING, 0),
+    ]
+    with pytest.raises(LeaseLost):
+        await store.renew(job, LEASE)  # the old token is fenced off now
+    await store.renew(fresh, LEASE)
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []  # still held
+
+
+async def test_reload_after_a_takeover_returns_nothing(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=0.2)
+    assert made is not None
+    await sut.advance(0.3)
+    (theirs,) = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert await store.reload(made[0], owner="r1", lease=LEASE) is None
+    await store.renew(theirs, LEASE)  # r2 is unaffected
+
+
+async def test_reload_of_a_finished_job_holds_no_lease(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(1), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    await store.step_done(
+        job,
+        0,
+        status=StepStatus.SUCCEEDED,
+        attempts=1,
+        result=b"",
+        lease=LEASE,
+        finish=TxStatus.SUCCEEDED,
+    )
+    fresh = await store.reload(job, owner="r1", lease=LEASE)
+    assert fresh is not None and fresh.status is TxStatus.SUCCEEDED
+    assert await store.due_stats() == (0, 0.0)
+
+
+async def test_ping_answers(sut: StoreUnderTest) -> None:
+    await sut.store.ping()

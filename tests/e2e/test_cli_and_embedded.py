@@ -145,7 +145,7 @@ async def test_serve_workers_share_one_port(database_url: str, participant: Part
             env=env,
         )
     try:
-        for _ in range(200):
+        for _ in range(600):  # two interpreters starting on a busy 2-core machine
             if log.read_text().count("listening on") == 2:
                 break
             await asyncio.sleep(0.05)

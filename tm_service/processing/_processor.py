@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError
 from tm_service.domain import ActiveJob, Mode, StepState, StepStatus, TxStatus
 from tm_service.errors import LeaseLost, StoreUnavailable
 from tm_service.processing._context import ProcessingContext
+from tm_service.processing._heartbeat import while_leased
 from tm_service.processing._steps import Op, Outcome, StepResult, run_attempts
 
 __all__ = ["JobProcessor"]
@@ -23,6 +24,10 @@ __all__ = ["JobProcessor"]
 _log = logging.getLogger(__name__)
 
 QUERY_PREPARED_METHOD = "/stepping.participant.v1.ParticipantService/QueryPrepared"
+
+# Backoff while waiting for the database to come back mid-job.
+_RECOVER_FIRST_DELAY = 0.5
+_RECOVER_MAX_DELAY = 5.0
 
 
 class JobProcessor:
@@ -32,13 +37,28 @@ class JobProcessor:
         self._ctx = ctx
 
     async def run(self, job: ActiveJob) -> None:
-        """One processing pass over the job (a span in the job's trace when tracing)."""
+        """Process the job as far as it can go now (a span in the job's trace when tracing).
+
+        When the database goes away mid-pass the job is not dropped: the processor waits
+        for it, re-reads the job (fenced: only if no other replica took it) and goes on.
+        """
         telemetry = self._ctx.telemetry
-        if not telemetry.enabled:
-            await self._pass(job)
-            return
-        with telemetry.job_pass(job):
-            await self._pass(job)
+        while True:
+            try:
+                if not telemetry.enabled:
+                    await self._pass(job)
+                else:
+                    with telemetry.job_pass(job):
+                        await self._pass(job)
+                return
+            except StoreUnavailable as err:
+                _log.warning(
+                    "database unavailable while running job; waiting for it: %s",
+                    err,
+                    extra={"gid": job.gid},
+                )
+                if not await self._recover(job):
+                    return
 
     async def _pass(self, job: ActiveJob) -> None:
         try:
@@ -50,9 +70,34 @@ class JobProcessor:
                 await self._compensate(job)
         except LeaseLost:
             _log.warning("lease lost; another replica owns the job now", extra={"gid": job.gid})
-        except StoreUnavailable as err:
-            # The lease lapses and a later pass (here or elsewhere) picks the job up.
-            _log.error("database unavailable while running job: %s", err, extra={"gid": job.gid})
+
+    async def _recover(self, job: ActiveJob) -> bool:
+        """Wait for the database, then reload the job in place; False: stop working on it.
+
+        The failed write's outcome is unknown (it may have committed), so the job is read
+        back rather than trusted from memory. A step whose result was lost is delivered
+        again (at least once, as always).
+        """
+        ctx = self._ctx
+        delay = _RECOVER_FIRST_DELAY
+        while not await ctx.sleep_or_stop(delay):
+            started = ctx.clock.monotonic()
+            try:
+                fresh = await ctx.store.reload(job, owner=ctx.settings.replica_id, lease=ctx.lease)
+            except StoreUnavailable:
+                delay = min(delay * 2, _RECOVER_MAX_DELAY)
+                continue
+            if fresh is None:
+                _log.warning("lease lost while the database was away", extra={"gid": job.gid})
+                return False
+            job.assume(fresh)
+            ctx.mark_leased(job, started)
+            _log.info("database back; resuming job", extra={"gid": job.gid})
+            if job.is_final:
+                ctx.on_final(job.gid)
+                return False
+            return True
+        return False  # stopping: the lease lapses and another replica takes the job
 
     # -- phase one: is the prepared job's local transaction committed? -------------
     async def _back_check(self, job: ActiveJob) -> bool:
@@ -63,11 +108,17 @@ class JobProcessor:
         request = participant_pb2.QueryPreparedRequest(gid=job.gid, database=job.database)
         metadata = [("stepping-gid", job.gid), ("stepping-op", "query_prepared")]
         metadata += [(k, v) for k, v in job.trace_context.items()]
-        result = await ctx.transport.call(
-            job.query_prepared,
-            request.SerializeToString(),
-            metadata=metadata,
-            timeout=job.options.step_timeout,
+        await ctx.ensure_lease(job, job.options.step_timeout)
+        result = await while_leased(
+            ctx,
+            job,
+            job.options.step_timeout,
+            ctx.transport.call(
+                job.query_prepared,
+                request.SerializeToString(),
+                metadata=metadata,
+                timeout=job.options.step_timeout,
+            ),
         )
         error = f"QueryPrepared: {result.error_text}"
         if result.code is grpc.StatusCode.OK:

@@ -10,6 +10,7 @@ import grpc
 
 from tm_service.domain import ActiveJob, StepSpec, StepState
 from tm_service.processing._context import ProcessingContext
+from tm_service.processing._heartbeat import while_leased
 
 __all__ = ["Op", "Outcome", "StepResult", "run_attempts"]
 
@@ -71,11 +72,16 @@ async def run_attempts(
             return StepResult(Outcome.FAILED, state.attempts, error="job deadline exceeded")
         await ctx.ensure_lease(job, spec.timeout)
         attempt = state.attempts + 1
-        result = await ctx.transport.call(
-            endpoint,
-            spec.payload,
-            metadata=step_metadata(job, spec, op, attempt),
-            timeout=spec.timeout,
+        result = await while_leased(
+            ctx,
+            job,
+            spec.timeout,
+            ctx.transport.call(
+                endpoint,
+                spec.payload,
+                metadata=step_metadata(job, spec, op, attempt),
+                timeout=spec.timeout,
+            ),
         )
         state.attempts = attempt
         if result.code is grpc.StatusCode.OK:

@@ -242,6 +242,20 @@ class InMemoryStore(FencedWrites):
             return 0, 0.0
         return len(due), (now - min(r.next_time for r in due)).total_seconds()
 
+    async def ping(self) -> None:
+        return None
+
+    async def reload(self, job: ActiveJob, *, owner: str, lease: float) -> ActiveJob | None:
+        row = self._rows.get(job.gid)
+        if row is None or row.lease_token != job.lease_token:
+            return None
+        now = self._now()
+        row.lease_token += 1
+        active = int(row.status) in ACTIVE_STATUSES
+        row.lease_owner = owner if active else None
+        row.lease_expires = _after(now, lease) if active else None
+        return row.active_job()
+
     # -- the one fenced write -------------------------------------------------------
     async def _fenced(self, job: ActiveJob, write: FencedWrite) -> Written:
         row = self._rows.get(job.gid)

@@ -84,7 +84,20 @@ class JobStore(Protocol):
         """Jobs due that no replica holds, and seconds since the oldest became due."""
         ...
 
+    async def ping(self) -> None:
+        """Return when the store answers; StoreUnavailable when it cannot be reached."""
+        ...
+
     # -- fenced writes of a processor ---------------------------------------------
+    async def reload(self, job: ActiveJob, *, owner: str, lease: float) -> ActiveJob | None:
+        """Re-read a job this replica holds (after a write whose outcome is unknown).
+
+        Fenced like a write: when the token still matches, the job comes back as stored
+        with a new token (an active job leased again to ``owner``); None when another
+        replica took it over.
+        """
+        ...
+
     async def renew(self, job: ActiveJob, lease: float) -> None: ...
 
     async def release(self, job: ActiveJob) -> None:

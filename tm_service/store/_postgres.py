@@ -20,13 +20,13 @@ from sqlalchemy import (
     ColumnElement,
     Interval,
     bindparam,
+    case,
     func,
     or_,
     select,
     tuple_,
     update,
 )
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tm_service.domain import (
@@ -37,12 +37,12 @@ from tm_service.domain import (
     Transaction,
     TxStatus,
 )
-from tm_service.errors import StoreUnavailable
 from tm_service.store import _rows
 from tm_service.store._batch import Pending, WriteBatcher
 from tm_service.store._fenced import FencedWrites
 from tm_service.store._port import StoredTransaction, Written
 from tm_service.store._schema import ACTIVE_STATUSES, steps, transactions
+from tm_service.store._unavailable import is_unavailable, map_unavailable
 from tm_service.store._writes import (
     INSERT,
     WRITE,
@@ -94,38 +94,34 @@ class PostgresStore(FencedWrites):
                 if self._pool is None:
                     url = self.engine.url.set(drivername="postgresql")
                     dsn = url.render_as_string(hide_password=False)
-                    try:
-                        self._pool = await asyncpg.create_pool(
-                            dsn,
-                            min_size=1,
-                            max_size=1,
-                            reset=_no_reset,
-                            max_inactive_connection_lifetime=0,
-                        )
-                    except (OSError, asyncpg.PostgresError) as err:
-                        raise StoreUnavailable(f"database unavailable: {err}") from err
+                    self._pool = await asyncpg.create_pool(
+                        dsn,
+                        min_size=1,
+                        max_size=1,
+                        reset=_no_reset,
+                        max_inactive_connection_lifetime=0,
+                    )
         return self._pool
 
     async def _write_batch(self, batch: list[Pending]) -> None:
+        # Errors fail the batch's futures; each caller's operation maps them (map_unavailable).
         pool = await self._write_pool()
-        try:
-            async with pool.acquire() as conn:
-                try:
-                    await write_batch(conn, batch)
-                except asyncpg.PostgresError:
-                    if len(batch) == 1:
-                        raise
-                    # One bad write must not fail the others: write them one by one.
-                    for p in batch:
-                        try:
-                            await write_batch(conn, [p])
-                        except asyncpg.PostgresError as err:
-                            if not p.future.done():
-                                p.future.set_exception(err)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as err:
-            raise StoreUnavailable(f"database unavailable: {err}") from err
+        async with pool.acquire() as conn:
+            try:
+                await write_batch(conn, batch)
+            except asyncpg.PostgresError as exc:
+                if len(batch) == 1 or is_unavailable(exc):
+                    raise
+                # One bad write must not fail the others: write them one by one.
+                for p in batch:
+                    try:
+                        await write_batch(conn, [p])
+                    except asyncpg.PostgresError as err:
+                        if not p.future.done():
+                            p.future.set_exception(err)
 
     # -- requests -----------------------------------------------------------------
+    @map_unavailable
     async def insert(
         self, new: NewTransaction, *, status: TxStatus, owner: str | None, lease: float
     ) -> tuple[ActiveJob, Transaction] | None:
@@ -161,6 +157,7 @@ class PostgresStore(FencedWrites):
         )
         return job, job.snapshot()
 
+    @map_unavailable
     async def abort_prepared(self, gid: str, reason: str) -> bool:
         """PREPARED → ABORTED; False when the job is not PREPARED."""
         stmt = (
@@ -180,6 +177,7 @@ class PostgresStore(FencedWrites):
         async with self._connect(auto=True) as conn:
             return (await conn.execute(stmt)).first() is not None
 
+    @map_unavailable
     async def submit_prepared(
         self, gid: str, *, owner: str, lease: float
     ) -> tuple[ActiveJob, Transaction] | None:
@@ -211,6 +209,7 @@ class PostgresStore(FencedWrites):
             )
         return _rows.active_job(tx, list(rows), 0.0), _rows.transaction_from_rows(tx, list(rows))
 
+    @map_unavailable
     async def get(self, gid: str) -> StoredTransaction | None:
         async with self._connect(auto=True) as conn:
             tx = (await conn.execute(select(transactions).where(_TX.gid == gid))).mappings().first()
@@ -223,6 +222,7 @@ class PostgresStore(FencedWrites):
             )
         return StoredTransaction(_rows.transaction_from_rows(tx, list(rows)), tx["fingerprint"])
 
+    @map_unavailable
     async def list_transactions(
         self,
         *,
@@ -251,6 +251,7 @@ class PostgresStore(FencedWrites):
         return [_rows.transaction_from_rows(t, by_gid[t["gid"]], with_results=False) for t in txs]
 
     # -- the sweeper --------------------------------------------------------------
+    @map_unavailable
     async def claim_due(self, *, owner: str, lease: float, limit: int) -> list[ActiveJob]:
         """Lease up to ``limit`` due jobs nobody holds (``FOR UPDATE SKIP LOCKED``)."""
         due = (
@@ -295,19 +296,52 @@ class PostgresStore(FencedWrites):
             by_gid[r["gid"]].append(r)
         return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
 
+    @map_unavailable
+    async def reload(self, job: ActiveJob, *, owner: str, lease: float) -> ActiveJob | None:
+        """Re-read a job this replica holds, with a new token; None when it lost the lease."""
+        active = _TX.status.in_(ACTIVE_STATUSES)
+        stmt = (
+            update(transactions)
+            .where(_TX.gid == job.gid, _TX.lease_token == job.lease_token)
+            .values(
+                lease_token=_TX.lease_token + 1,
+                lease_owner=case((active, owner), else_=None),
+                lease_expires=case((active, _after(lease)), else_=None),
+            )
+            .returning(*transactions.c)
+        )
+        async with self._begin() as conn:
+            tx = (await conn.execute(stmt)).mappings().first()
+            if tx is None:
+                return None
+            rows = (
+                (await conn.execute(select(steps).where(_ST.gid == job.gid).order_by(_ST.idx)))
+                .mappings()
+                .all()
+            )
+        return _rows.active_job(tx, list(rows), 0.0)
+
+    @map_unavailable
+    async def ping(self) -> None:
+        """One round trip to the database; StoreUnavailable when it cannot be reached."""
+        async with self._connect(auto=True) as conn:
+            await conn.execute(select(1))
+
     # -- fenced writes of a processor (group committed) -------------------------
+    @map_unavailable
     async def _fenced(self, job: ActiveJob, write: FencedWrite) -> Written:
         written: Written = await self._batcher.write(WRITE, job.gid, write)
         return written
 
     # -- internals ----------------------------------------------------------------
-    def _connect(self, *, auto: bool = False) -> _Guarded:
-        return _Guarded((self._auto if auto else self.engine).connect())
+    def _connect(self, *, auto: bool = False) -> AsyncConnection:
+        return (self._auto if auto else self.engine).connect()
 
-    def _begin(self) -> _Guarded:
-        return _Guarded(self.engine.begin())
+    def _begin(self) -> Any:
+        return self.engine.begin()
 
     # -- telemetry ------------------------------------------------------------------
+    @map_unavailable
     async def due_stats(self) -> tuple[int, float]:
         """Jobs due that no replica holds, and seconds since the oldest became due (0: none)."""
         waiting = func.now() - func.min(_TX.next_time)
@@ -331,23 +365,3 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
-
-
-class _Guarded:
-    """Wraps a connection context so that losing the database maps to StoreUnavailable."""
-
-    def __init__(self, cm: Any) -> None:
-        self._cm = cm
-
-    async def __aenter__(self) -> AsyncConnection:
-        try:
-            conn: AsyncConnection = await self._cm.__aenter__()
-        except (OSError, OperationalError, DBAPIError) as exc:
-            raise StoreUnavailable(f"database unavailable: {exc}") from exc
-        return conn
-
-    async def __aexit__(self, *exc: Any) -> bool | None:
-        try:
-            return bool(await self._cm.__aexit__(*exc))
-        except (OSError, OperationalError) as err:
-            raise StoreUnavailable(f"database unavailable: {err}") from err

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes import FakeClock, ScriptedTransport
+from tests.fakes import FakeClock, FlakyStore, ScriptedTransport
 from tm_service.config import Settings
 from tm_service.domain import (
     ActiveJob,
@@ -22,7 +22,6 @@ from tm_service.domain import (
     TxStatus,
 )
 from tm_service.processing import Engine, JobProcessor, ProcessingContext
-from tm_service.store import InMemoryStore
 
 TARGET = "bank:1"
 QP = Endpoint("orders:1", "/stepping.participant.v1.ParticipantService/QueryPrepared")
@@ -85,7 +84,7 @@ class Core:
         }
         base.update(self.settings_overrides)
         self.settings = Settings.load(env={}, overrides=base)
-        self.store = InMemoryStore(self.clock)
+        self.store = FlakyStore(self.clock)
         self.transport = ScriptedTransport(self.clock)
         self.finals: list[str] = []
         self.ctx = ProcessingContext(

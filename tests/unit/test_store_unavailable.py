@@ -1,0 +1,72 @@
+"""Which driver errors mean "the database is not there": they become StoreUnavailable."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy import exc as sa_exc
+
+from tm_service.errors import StoreUnavailable
+from tm_service.store._unavailable import is_unavailable, map_unavailable
+
+
+def _wrapped(orig: BaseException) -> sa_exc.DBAPIError:
+    err = sa_exc.DBAPIError("SELECT 1", None, Exception(str(orig)))
+    err.__cause__ = orig
+    return err
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(111, "Connection refused"),
+        OSError("network unreachable"),
+        TimeoutError(),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.InterfaceError("connection is closed"),
+        asyncpg.TooManyConnectionsError("too many clients"),
+        _wrapped(asyncpg.CannotConnectNowError("starting up")),
+        sa_exc.InterfaceError("SELECT 1", None, Exception("closed")),
+        sa_exc.DBAPIError("SELECT 1", None, Exception("x"), connection_invalidated=True),
+    ],
+    ids=type,
+)
+def test_connection_level_failures_are_unavailable(exc: BaseException) -> None:
+    assert is_unavailable(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        asyncpg.UniqueViolationError("duplicate key"),
+        asyncpg.CharacterNotInRepertoireError("invalid byte sequence"),
+        _wrapped(asyncpg.NotNullViolationError("null value")),
+        ValueError("a bug"),
+    ],
+    ids=type,
+)
+def test_other_errors_are_not(exc: BaseException) -> None:
+    assert not is_unavailable(exc)
+
+
+async def test_a_store_operation_maps_them_once_with_one_line() -> None:
+    @map_unavailable
+    async def op() -> None:
+        try:
+            raise asyncpg.CannotConnectNowError("the database system is shutting down")
+        except asyncpg.PostgresError as err:
+            raise _wrapped(err) from err
+
+    with pytest.raises(StoreUnavailable) as info:
+        await op()
+    assert info.value.message.startswith("database unavailable: DBAPIError")
+    assert "\n" not in info.value.message
+
+    @map_unavailable
+    async def bug() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await bug()

@@ -1,0 +1,73 @@
+"""Calls that may outlast the lease: the lease is renewed while the call is in flight.
+
+A step may run for up to its timeout (allowed up to 24 h), far beyond a 30 s lease.
+Leasing for the whole timeout would leave a dead replica's job stuck that long, so the
+lease stays short and a heartbeat renews it while the call runs (when a third of it is
+used). If renewals fail until the lease is about to lapse, the call is cancelled first:
+this replica never has a call in flight on a lease that may have lapsed, so no other
+replica can start the same step while this one's call still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from tm_service.domain import ActiveJob
+from tm_service.errors import StoreUnavailable
+from tm_service.processing._context import ProcessingContext
+
+__all__ = ["while_leased"]
+
+_log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+async def while_leased(
+    ctx: ProcessingContext, job: ActiveJob, timeout: float, call: Coroutine[Any, Any, _T]
+) -> _T:
+    """Await ``call`` (which ends within ``timeout``), keeping the job's lease alive.
+
+    Raises LeaseLost or StoreUnavailable (with the call cancelled) when the lease could
+    not be kept; the call's outcome is then unknown and the step is delivered again.
+    """
+    terms = ctx.lease_terms
+    if terms.outlasts(job.lease_valid_until, ctx.clock.monotonic(), timeout):
+        return await call  # the common case: no task, no timer
+    task = asyncio.ensure_future(call)
+    done = asyncio.Event()
+    task.add_done_callback(lambda _: done.set())
+    try:
+        while True:
+            # Renew once a third of the lease is used.
+            due_in = job.lease_valid_until - terms.seconds * 2 / 3 - ctx.clock.monotonic()
+            if await ctx.clock.wait(done, due_in) or await _renew(ctx, job, done):
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _renew(ctx: ProcessingContext, job: ActiveJob, done: asyncio.Event) -> bool:
+    """Renew the lease, retrying while it surely holds; True when the call ended meanwhile."""
+    terms, clock = ctx.lease_terms, ctx.clock
+    retry = min(1.0, terms.seconds / 10)
+    while True:
+        started = clock.monotonic()
+        left = job.lease_valid_until - started - terms.slack
+        if left <= 0:
+            raise StoreUnavailable("the lease could not be renewed in time; call cancelled")
+        try:
+            async with asyncio.timeout(left):
+                await ctx.store.renew(job, ctx.lease)
+        except (StoreUnavailable, TimeoutError) as err:
+            _log.warning("lease renewal failed: %s", err or "timed out", extra={"gid": job.gid})
+            if await clock.wait(done, min(retry, left)):
+                return True
+            continue
+        ctx.mark_leased(job, started)
+        return done.is_set()
