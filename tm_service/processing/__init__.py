@@ -2,11 +2,10 @@
 
 from tm_service.processing._context import Clock, MonotonicClock, ProcessingContext
 from tm_service.processing._engine import Engine
-from tm_service.processing._processor import QUERY_PREPARED_METHOD, JobProcessor
+from tm_service.processing._processor import JobProcessor
 from tm_service.processing._transport import CallResult, GrpcTransport, Transport
 
 __all__ = [
-    "QUERY_PREPARED_METHOD",
     "CallResult",
     "Clock",
     "Engine",

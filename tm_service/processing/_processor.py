@@ -22,8 +22,6 @@ __all__ = ["JobProcessor"]
 
 _log = logging.getLogger(__name__)
 
-QUERY_PREPARED_METHOD = "/stepping.participant.v1.ParticipantService/QueryPrepared"
-
 
 class JobProcessor:
     """Runs one job as far as it can go now."""
