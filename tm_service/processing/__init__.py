@@ -3,9 +3,10 @@
 from tm_service.processing._context import Clock, MonotonicClock, ProcessingContext
 from tm_service.processing._engine import Engine
 from tm_service.processing._processor import JobProcessor
-from tm_service.processing._transport import CallResult, GrpcTransport, Transport
+from tm_service.processing._transport import CallInfo, CallResult, GrpcTransport, Transport
 
 __all__ = [
+    "CallInfo",
     "CallResult",
     "Clock",
     "Engine",

@@ -12,6 +12,7 @@ import logging
 
 import grpc
 from google.protobuf.message import DecodeError
+from stepping.contract import OP_QUERY_PREPARED, CallInfo
 
 from tm_service.domain import ActiveJob, Mode, StepState, StepStatus, TxStatus
 from tm_service.errors import LeaseLost, StoreUnavailable
@@ -59,12 +60,10 @@ class JobProcessor:
         ctx = self._ctx
         assert job.query_prepared is not None
         request = participant_pb2.QueryPreparedRequest(gid=job.gid, database=job.database)
-        metadata = [("stepping-gid", job.gid), ("stepping-op", "query_prepared")]
-        metadata += [(k, v) for k, v in job.trace_context.items()]
         result = await ctx.transport.call(
             job.query_prepared,
             request.SerializeToString(),
-            metadata=metadata,
+            info=CallInfo(gid=job.gid, op=OP_QUERY_PREPARED, trace_context=job.trace_context),
             timeout=job.options.step_timeout,
         )
         error = f"QueryPrepared: {result.error_text}"
