@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from stepping.contract import TM_SERVICE
 from stepping.tm.v1 import tm_pb2
 
 from bench._loadgen import LoadShape, run, serve_load
@@ -27,7 +28,7 @@ from bench._records import OK, RPC_ERROR, WRONG_RESULT
 
 __all__ = ["ClientConfig", "build_submit_prefix", "encode_submit"]
 
-SUBMIT_METHOD = "/stepping.tm.v1.TransactionManagerService/Submit"
+SUBMIT_METHOD = f"/{TM_SERVICE}/Submit"
 _SUCCEEDED = tm_pb2.TRANSACTION_STATUS_SUCCEEDED
 
 

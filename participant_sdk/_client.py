@@ -10,6 +10,7 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, TracerProvider
+from stepping import contract
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from participant_sdk._job import Job
@@ -23,7 +24,7 @@ __all__ = ["TmClient"]
 
 R = TypeVar("R")
 
-_TM_SERVICE = tm_pb2.DESCRIPTOR.services_by_name["TransactionManagerService"].full_name
+_TM_SERVICE = contract.TM_SERVICE
 
 
 class TmClient:

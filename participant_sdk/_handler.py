@@ -13,6 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
+from stepping import contract
 
 from participant_sdk._codec import PayloadDecodeError
 from participant_sdk._info import Op, StepInfo, step_context
@@ -33,9 +34,7 @@ __all__ = ["StepHandler", "parse_step_info"]
 
 _log = logging.getLogger("participant_sdk")
 
-_PREFIX = "stepping-"
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_TRANSPORT_KEYS = frozenset({"user-agent", ":authority", "content-type", "te"})
 
 # A failed call: status code, message, trailing metadata (for rich status details).
 _Failure = tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]
@@ -48,21 +47,23 @@ def parse_step_info(
     own: dict[str, str] = {}
     headers: dict[str, str] = {}
     for key, value in metadata:
-        if isinstance(value, bytes) or key in _TRANSPORT_KEYS or key.startswith("grpc-"):
+        if isinstance(value, bytes) or key in contract.TRANSPORT_KEYS or key.startswith("grpc-"):
             continue  # "-bin" and transport keys are not step headers
-        (own if key.startswith(_PREFIX) else headers)[key] = value
-    gid = own.get("stepping-gid")
+        (own if key.startswith(contract.KEY_PREFIX) else headers)[key] = value
+    gid = own.get(contract.KEY_GID)
     if not gid:
-        raise ValueError("missing stepping-gid metadata: steps are called by the TM")
-    op = own.get("stepping-op", "action")
-    if op not in ("action", "compensate"):
-        raise ValueError(f"unknown stepping-op {op!r}")
-    op_: Op = "compensate" if op == "compensate" else "action"
+        raise ValueError(f"missing {contract.KEY_GID} metadata: steps are called by the TM")
+    op = own.get(contract.KEY_OP, contract.OP_ACTION)
+    if op not in (contract.OP_ACTION, contract.OP_COMPENSATE):
+        raise ValueError(f"unknown {contract.KEY_OP} {op!r}")
+    op_: Op = "compensate" if op == contract.OP_COMPENSATE else "action"
     try:
-        index = int(own.get("stepping-step-index", "0"))
-        attempt = int(own.get("stepping-attempt", "1"))
+        index = int(own.get(contract.KEY_STEP_INDEX, "0"))
+        attempt = int(own.get(contract.KEY_ATTEMPT, "1"))
     except ValueError:
-        raise ValueError("stepping-step-index and stepping-attempt must be integers") from None
+        raise ValueError(
+            f"{contract.KEY_STEP_INDEX} and {contract.KEY_ATTEMPT} must be integers"
+        ) from None
     deadline = (
         None
         if time_remaining is None
@@ -71,7 +72,7 @@ def parse_step_info(
     return StepInfo(
         gid=gid,
         step_index=index,
-        step_name=own.get("stepping-step-name", ""),
+        step_name=own.get(contract.KEY_STEP_NAME, ""),
         op=op_,
         attempt=attempt,
         deadline=deadline,

@@ -7,6 +7,7 @@ from typing import cast
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from stepping import contract
 
 from participant_sdk.errors import (
     GidConflict,
@@ -19,15 +20,15 @@ from participant_sdk.errors import (
 
 __all__ = ["TM_ERROR_DOMAIN", "map_rpc_error"]
 
-TM_ERROR_DOMAIN = "stepping.tm.v1"
+TM_ERROR_DOMAIN = contract.ERROR_DOMAIN
 
 _BY_REASON: dict[str, type[TmError]] = {
-    "ERROR_REASON_TRANSACTION_NOT_FOUND": TransactionNotFound,
-    "ERROR_REASON_GID_CONFLICT": GidConflict,
-    "ERROR_REASON_INVALID_STATE": InvalidState,
-    "ERROR_REASON_INVALID_ARGUMENT": InvalidArgument,
-    "ERROR_REASON_SHUTTING_DOWN": TmUnavailable,
-    "ERROR_REASON_STORE_UNAVAILABLE": TmUnavailable,
+    contract.REASON_TRANSACTION_NOT_FOUND: TransactionNotFound,
+    contract.REASON_GID_CONFLICT: GidConflict,
+    contract.REASON_INVALID_STATE: InvalidState,
+    contract.REASON_INVALID_ARGUMENT: InvalidArgument,
+    contract.REASON_SHUTTING_DOWN: TmUnavailable,
+    contract.REASON_STORE_UNAVAILABLE: TmUnavailable,
 }
 
 # Used when the TM (or a proxy in front of it) sent no ErrorInfo.

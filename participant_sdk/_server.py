@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
+from stepping import contract
 from stepping.participant.v1 import participant_pb2, participant_pb2_grpc
 
 from participant_sdk._barrier import query_prepared
@@ -24,8 +25,6 @@ __all__ = ["ParticipantServer"]
 
 _log = logging.getLogger("participant_sdk")
 
-_PARTICIPANT_SERVICE = "stepping.participant.v1.ParticipantService"
-
 
 def _identity(data: bytes) -> bytes:
     return data
@@ -35,7 +34,7 @@ class _QueryPrepared(participant_pb2_grpc.ParticipantServiceServicer):
     def __init__(self, databases: Mapping[str, AsyncEngine], tracer: trace.Tracer) -> None:
         self._databases = databases
         self._tracer = tracer
-        self._attributes = {**rpc_attributes(QUERY_PREPARED_METHOD), OP: "query_prepared"}
+        self._attributes = {**rpc_attributes(QUERY_PREPARED_METHOD), OP: contract.OP_QUERY_PREPARED}
 
     async def QueryPrepared(
         self,
@@ -194,7 +193,7 @@ class ParticipantServer:
             bound = server.add_secure_port(address, self._credentials)
         await server.start()
         self._server, self._port = server, bound
-        for name in {"", self.service, _PARTICIPANT_SERVICE if self._databases else ""}:
+        for name in {"", self.service, contract.PARTICIPANT_SERVICE if self._databases else ""}:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info("participant %s serving %s on %s", self.service, self.step_names, self.target)
 

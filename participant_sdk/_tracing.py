@@ -16,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, StatusCode, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from stepping import contract
 
 __all__ = [
     "ATTEMPT",
@@ -30,15 +31,16 @@ __all__ = [
     "tracer",
 ]
 
-GID = "stepping.gid"
-STEP_INDEX = "stepping.step.index"
-STEP_NAME = "stepping.step.name"
-OP = "stepping.op"
-ATTEMPT = "stepping.attempt"
-RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"
+# The names the TM reports too (its spans and ours join in one trace).
+GID = contract.ATTR_GID
+STEP_INDEX = contract.ATTR_STEP_INDEX
+STEP_NAME = contract.ATTR_STEP_NAME
+OP = contract.ATTR_OP
+ATTEMPT = contract.ATTR_ATTEMPT
+RPC_GRPC_STATUS_CODE = contract.ATTR_RPC_GRPC_STATUS_CODE
 
 _SCOPE = "stepping.participant_sdk"
-_VERSION = "0.1.0"
+_VERSION = contract.VERSION
 # The TM sends W3C trace context (the step contract), whatever propagator is global.
 _W3C = TraceContextTextMapPropagator()
 
@@ -50,23 +52,25 @@ def tracer(provider: TracerProvider | None) -> trace.Tracer:
 
 def extract_w3c(metadata: Iterable[tuple[str, Any]]) -> Context:
     """The caller's W3C trace context in a call's metadata."""
-    carrier = {
-        k: v for k, v in metadata if k in ("traceparent", "tracestate") and isinstance(v, str)
-    }
+    carrier = {k: v for k, v in metadata if k in contract.TRACE_KEYS and isinstance(v, str)}
     return _W3C.extract(carrier)
 
 
 def rpc_attributes(method: str, target: str | None = None) -> dict[str, Any]:
     """RPC semantic-convention attributes of ``/pkg.Service/Method`` (at ``host:port``)."""
-    service, _, name = method.lstrip("/").rpartition("/")
-    attributes: dict[str, Any] = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+    service, name = contract.split_method(method)
+    attributes: dict[str, Any] = {
+        contract.ATTR_RPC_SYSTEM: "grpc",
+        contract.ATTR_RPC_SERVICE: service,
+        contract.ATTR_RPC_METHOD: name,
+    }
     if target:
-        host, sep, port = target.rpartition("///")[2].rpartition(":")
-        if sep and port.isdigit():
-            attributes["server.address"] = host.strip("[]")
-            attributes["server.port"] = int(port)
-        else:
-            attributes["server.address"] = target
+        host, port = contract.split_target(target)
+        if port is not None:
+            attributes[contract.ATTR_SERVER_ADDRESS] = host
+            attributes[contract.ATTR_SERVER_PORT] = port
+        else:  # reported whole, scheme included, as the SDK always has
+            attributes[contract.ATTR_SERVER_ADDRESS] = target
     return attributes
 
 

@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2
+from stepping import contract
 from stepping.tm.v1 import tm_pb2
 
 __all__ = ["QUERY_PREPARED_METHOD", "Duration", "Endpoint", "RetryPolicy"]
 
 #: The full gRPC method of the standard QueryPrepared handler.
-QUERY_PREPARED_METHOD = "/stepping.participant.v1.ParticipantService/QueryPrepared"
+QUERY_PREPARED_METHOD = contract.QUERY_PREPARED_METHOD
 
 #: A duration: a ``timedelta`` or a number of seconds.
 Duration = timedelta | float

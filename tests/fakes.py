@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +17,7 @@ import grpc
 
 from tm_service.domain import ActiveJob, Endpoint
 from tm_service.errors import StoreUnavailable
-from tm_service.processing import CallResult
+from tm_service.processing import CallInfo, CallResult
 from tm_service.store import InMemoryStore, Written
 from tm_service.store._writes import FencedWrite
 
@@ -145,10 +145,10 @@ class ScriptedTransport:
         endpoint: Endpoint,
         payload: bytes,
         *,
-        metadata: Sequence[tuple[str, str]],
+        info: CallInfo,
         timeout: float,
     ) -> CallResult:
-        record = Call(endpoint, payload, dict(metadata), timeout, self.clock.elapsed)
+        record = Call(endpoint, payload, dict(info.metadata()), timeout, self.clock.elapsed)
         self.calls.append(record)
         await asyncio.sleep(0)
         if self.during is not None:

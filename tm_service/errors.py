@@ -5,6 +5,8 @@ Mapped to gRPC statuses in exactly one place: ``tm_service.api._errors``.
 
 from __future__ import annotations
 
+from stepping import contract
+
 __all__ = [
     "Conflict",
     "InvalidArgument",
@@ -20,7 +22,7 @@ __all__ = [
 class TmError(Exception):
     """Root of the errors a TM request can end with."""
 
-    reason = "ERROR_REASON_UNSPECIFIED"
+    reason = contract.REASON_UNSPECIFIED
 
     def __init__(self, message: str, *, gid: str = "", metadata: dict[str, str] | None = None):
         super().__init__(message)
@@ -32,7 +34,7 @@ class TmError(Exception):
 class InvalidArgument(TmError):
     """A request field is invalid; ``field`` names it (e.g. ``steps[1].action.target``)."""
 
-    reason = "ERROR_REASON_INVALID_ARGUMENT"
+    reason = contract.REASON_INVALID_ARGUMENT
 
     def __init__(self, field: str, description: str) -> None:
         super().__init__(f"{field}: {description}")
@@ -43,31 +45,31 @@ class InvalidArgument(TmError):
 class NotFound(TmError):
     """No job has the gid."""
 
-    reason = "ERROR_REASON_TRANSACTION_NOT_FOUND"
+    reason = contract.REASON_TRANSACTION_NOT_FOUND
 
 
 class Conflict(TmError):
     """A job with the gid exists with other steps or options."""
 
-    reason = "ERROR_REASON_GID_CONFLICT"
+    reason = contract.REASON_GID_CONFLICT
 
 
 class InvalidState(TmError):
     """The job's state forbids the request (e.g. Abort after Submit)."""
 
-    reason = "ERROR_REASON_INVALID_STATE"
+    reason = contract.REASON_INVALID_STATE
 
 
 class ShuttingDown(TmError):
     """The TM is stopping; the client should retry (on another replica)."""
 
-    reason = "ERROR_REASON_SHUTTING_DOWN"
+    reason = contract.REASON_SHUTTING_DOWN
 
 
 class StoreUnavailable(TmError):
     """The database could not be reached."""
 
-    reason = "ERROR_REASON_STORE_UNAVAILABLE"
+    reason = contract.REASON_STORE_UNAVAILABLE
 
 
 class LeaseLost(Exception):

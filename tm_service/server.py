@@ -12,7 +12,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
+from stepping.contract import TM_SERVICE
+from stepping.tm.v1 import tm_pb2_grpc
 
 from tm_service.api import Converter, TransactionManagerServicer
 from tm_service.clock import Clock, SystemClock
@@ -32,7 +33,7 @@ __all__ = ["TmServer", "run"]
 
 _log = logging.getLogger(__name__)
 
-SERVICE_NAME = tm_pb2.DESCRIPTOR.services_by_name["TransactionManagerService"].full_name
+SERVICE_NAME = TM_SERVICE
 
 
 @dataclass

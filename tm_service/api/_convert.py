@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from stepping.contract import QUERY_PREPARED_METHOD, is_reserved_header
 from stepping.tm.v1 import tm_pb2
 
 from tm_service.config import Settings
@@ -23,7 +24,6 @@ from tm_service.domain import (
     TxStatus,
 )
 from tm_service.errors import InvalidArgument
-from tm_service.processing import QUERY_PREPARED_METHOD
 
 __all__ = ["Converter", "transaction_to_proto"]
 
@@ -32,8 +32,6 @@ _METHOD = re.compile(r"^/[A-Za-z_][A-Za-z0-9_.]*/[A-Za-z_][A-Za-z0-9_]*$")
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
 _SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:")
 _HEADER_KEY = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
-_RESERVED_HEADERS = ("grpc-", "stepping-", ":")
-_RESERVED_EXACT = frozenset({"traceparent", "tracestate", "te", "content-type", "user-agent"})
 _MAX_NAME = 128
 _MAX_DURATION = 24 * 3600.0
 
@@ -194,7 +192,7 @@ class Converter:
             hf = f"{f}.headers[{key!r}]"
             if not _HEADER_KEY.match(key) or key.endswith("-bin"):
                 raise InvalidArgument(hf, "keys must be lower-case metadata names (not -bin)")
-            if key.startswith(_RESERVED_HEADERS) or key in _RESERVED_EXACT:
+            if is_reserved_header(key):
                 raise InvalidArgument(hf, "is reserved")
             if not value.isascii() or not value.isprintable():
                 raise InvalidArgument(hf, "values must be printable ASCII")

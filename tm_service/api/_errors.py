@@ -11,6 +11,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from stepping.contract import ERROR_DOMAIN
 
 from tm_service.errors import (
     Conflict,
@@ -26,7 +27,7 @@ __all__ = ["DOMAIN", "grpc_errors", "to_status"]
 
 _log = logging.getLogger(__name__)
 
-DOMAIN = "stepping.tm.v1"
+DOMAIN = ERROR_DOMAIN
 
 _CODES: dict[type[TmError], int] = {
     InvalidArgument: code_pb2.INVALID_ARGUMENT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from stepping.contract import TRACE_KEYS
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api._convert import Converter, transaction_to_proto
@@ -16,12 +17,11 @@ from tm_service.usecases import TransactionService
 __all__ = ["TransactionManagerServicer"]
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
-_TRACE_KEYS = ("traceparent", "tracestate")
 
 
 def _trace_context(context: Ctx) -> dict[str, str]:
     md = context.invocation_metadata() or ()
-    found = {k: v for k, v in md if k in _TRACE_KEYS and isinstance(v, str)}
+    found = {k: v for k, v in md if k in TRACE_KEYS and isinstance(v, str)}
     # A caller that sent none: with TM tracing on, the job's trace starts at this RPC's span.
     return found or current_w3c()
 

@@ -12,6 +12,7 @@ import logging
 
 import grpc
 from google.protobuf.message import DecodeError
+from stepping.contract import OP_QUERY_PREPARED, CallInfo
 
 from tm_service.domain import ActiveJob, Mode, StepState, StepStatus, TxStatus
 from tm_service.errors import LeaseLost, StoreUnavailable
@@ -22,8 +23,6 @@ from tm_service.processing._steps import Op, Outcome, StepResult, run_attempts
 __all__ = ["JobProcessor"]
 
 _log = logging.getLogger(__name__)
-
-QUERY_PREPARED_METHOD = "/stepping.participant.v1.ParticipantService/QueryPrepared"
 
 # Backoff while waiting for the database to come back mid-job.
 _RECOVER_FIRST_DELAY = 0.5
@@ -106,8 +105,7 @@ class JobProcessor:
         ctx = self._ctx
         assert job.query_prepared is not None
         request = participant_pb2.QueryPreparedRequest(gid=job.gid, database=job.database)
-        metadata = [("stepping-gid", job.gid), ("stepping-op", "query_prepared")]
-        metadata += [(k, v) for k, v in job.trace_context.items()]
+        info = CallInfo(gid=job.gid, op=OP_QUERY_PREPARED, trace_context=job.trace_context)
         await ctx.ensure_lease(job, job.options.step_timeout)
         result = await while_leased(
             ctx,
@@ -116,7 +114,7 @@ class JobProcessor:
             ctx.transport.call(
                 job.query_prepared,
                 request.SerializeToString(),
-                metadata=metadata,
+                info=info,
                 timeout=job.options.step_timeout,
             ),
         )

@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 
 import grpc
+from stepping import contract
+from stepping.contract import CallInfo
 
 from tm_service.domain import ActiveJob, StepSpec, StepState
 from tm_service.processing._context import ProcessingContext
@@ -18,8 +20,8 @@ _log = logging.getLogger(__name__)
 
 
 class Op(enum.StrEnum):
-    ACTION = "action"
-    COMPENSATE = "compensate"
+    ACTION = contract.OP_ACTION
+    COMPENSATE = contract.OP_COMPENSATE
 
 
 class Outcome(enum.Enum):
@@ -36,17 +38,16 @@ class StepResult:
     error: str = ""
 
 
-def step_metadata(job: ActiveJob, spec: StepSpec, op: Op, attempt: int) -> list[tuple[str, str]]:
-    md = [
-        ("stepping-gid", job.gid),
-        ("stepping-step-index", str(spec.index)),
-        ("stepping-step-name", spec.name),
-        ("stepping-op", op.value),
-        ("stepping-attempt", str(attempt)),
-    ]
-    md.extend((k, v) for k, v in job.trace_context.items() if k in ("traceparent", "tracestate"))
-    md.extend(spec.headers.items())
-    return md
+def step_call(job: ActiveJob, spec: StepSpec, op: Op, attempt: int) -> CallInfo:
+    return CallInfo(
+        gid=job.gid,
+        op=op.value,
+        step_index=spec.index,
+        step_name=spec.name,
+        attempt=attempt,
+        trace_context=job.trace_context,
+        headers=spec.headers,
+    )
 
 
 def _deadline_passed(ctx: ProcessingContext, job: ActiveJob) -> bool:
@@ -79,7 +80,7 @@ async def run_attempts(
             ctx.transport.call(
                 endpoint,
                 spec.payload,
-                metadata=step_metadata(job, spec, op, attempt),
+                info=step_call(job, spec, op, attempt),
                 timeout=spec.timeout,
             ),
         )

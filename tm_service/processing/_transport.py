@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
+from stepping.contract import CallInfo
 
 from tm_service.domain import Endpoint
 
-__all__ = ["CallResult", "GrpcTransport", "Transport"]
+__all__ = ["CallInfo", "CallResult", "GrpcTransport", "Transport"]
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -38,15 +38,14 @@ class CallResult:
 
 
 class Transport(Protocol):
-    """Sends raw bytes to a unary gRPC method and reports the answer; never raises."""
+    """Sends raw bytes to a unary gRPC method and reports the answer; never raises.
+
+    ``info`` says what the call is (the job, the step, the op); the transport sends it
+    as the step contract's metadata (``info.metadata()``).
+    """
 
     async def call(
-        self,
-        endpoint: Endpoint,
-        payload: bytes,
-        *,
-        metadata: Sequence[tuple[str, str]],
-        timeout: float,
+        self, endpoint: Endpoint, payload: bytes, *, info: CallInfo, timeout: float
     ) -> CallResult: ...
 
     async def close(self) -> None: ...
@@ -97,16 +96,11 @@ class GrpcTransport:
         return method
 
     async def call(
-        self,
-        endpoint: Endpoint,
-        payload: bytes,
-        *,
-        metadata: Sequence[tuple[str, str]],
-        timeout: float,
+        self, endpoint: Endpoint, payload: bytes, *, info: CallInfo, timeout: float
     ) -> CallResult:
         try:
             response = await self._callable(endpoint)(
-                payload, metadata=tuple(metadata), timeout=timeout
+                payload, metadata=tuple(info.metadata()), timeout=timeout
             )
         except grpc.aio.AioRpcError as err:
             return CallResult(err.code(), b"", err.details() or "", _retry_after(err))

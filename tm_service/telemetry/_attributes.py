@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from stepping import contract
+from stepping.contract import TRACE_KEYS, split_method, split_target
 
 __all__ = [
     "ATTEMPT",
@@ -31,27 +33,26 @@ __all__ = [
     "split_target",
 ]
 
-# Ours: every span and metric of a job carries these where they apply.
-GID = "stepping.gid"
-STEP_INDEX = "stepping.step.index"
-STEP_NAME = "stepping.step.name"
-OP = "stepping.op"  # action | compensate | query_prepared
-ATTEMPT = "stepping.attempt"
+# Shared with participants (their SDK reports the same names): the contract's.
+GID = contract.ATTR_GID
+STEP_INDEX = contract.ATTR_STEP_INDEX
+STEP_NAME = contract.ATTR_STEP_NAME
+OP = contract.ATTR_OP  # action | compensate | query_prepared
+ATTEMPT = contract.ATTR_ATTEMPT
+RPC_SYSTEM = contract.ATTR_RPC_SYSTEM
+RPC_SERVICE = contract.ATTR_RPC_SERVICE
+RPC_METHOD = contract.ATTR_RPC_METHOD
+RPC_GRPC_STATUS_CODE = contract.ATTR_RPC_GRPC_STATUS_CODE
+SERVER_ADDRESS = contract.ATTR_SERVER_ADDRESS
+SERVER_PORT = contract.ATTR_SERVER_PORT
+
+# The TM's own: every span and metric of a job carries these where they apply.
 MODE = "stepping.mode"  # message | saga
 STATUS = "stepping.status"  # a job's final status: SUCCEEDED, FAILED, ABORTED
 OUTCOME = "stepping.outcome"  # a call's gRPC status code name: OK, UNAVAILABLE, ...
 
-# OpenTelemetry semantic conventions (RPC, gRPC).
-RPC_SYSTEM = "rpc.system"
-RPC_SERVICE = "rpc.service"
-RPC_METHOD = "rpc.method"
-RPC_GRPC_STATUS_CODE = "rpc.grpc.status_code"
-SERVER_ADDRESS = "server.address"
-SERVER_PORT = "server.port"
-
 # The step contract sends W3C trace context, whatever propagator a process configured.
 W3C = TraceContextTextMapPropagator()
-TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 
 
 def extract_w3c(pairs: Iterable[tuple[str, object]]) -> Context:
@@ -66,18 +67,3 @@ def current_w3c() -> dict[str, str]:
     if trace.get_current_span().get_span_context().is_valid:
         W3C.inject(carrier)
     return carrier
-
-
-def split_method(method: str) -> tuple[str, str]:
-    """``"/pkg.Service/Method"`` → ``("pkg.Service", "Method")``."""
-    service, _, name = method.lstrip("/").rpartition("/")
-    return service, name
-
-
-def split_target(target: str) -> tuple[str, int | None]:
-    """``"host:port"`` (or ``"[::1]:port"``, ``"dns:///host:port"``) → host and port."""
-    address = target.rpartition("///")[2]
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return address, None
-    return host.strip("[]"), int(port)

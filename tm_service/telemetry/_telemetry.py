@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Link, SpanKind, StatusCode, TracerProvider
+from stepping import contract
 
 from tm_service.domain import FINAL_STATUSES, ActiveJob, Mode, NewTransaction, Transaction, TxStatus
 from tm_service.telemetry._attributes import GID, MODE, OP, OUTCOME, STATUS, extract_w3c
@@ -17,7 +18,7 @@ from tm_service.telemetry._metrics import Backlog, Instruments
 __all__ = ["SCOPE", "VERSION", "Telemetry"]
 
 SCOPE = "stepping.tm"
-VERSION = "0.1.0"
+VERSION = contract.VERSION
 
 
 def _mode(mode: Mode) -> str:

@@ -2,20 +2,20 @@
 
 Installed only when telemetry is on. Each call (a step attempt or a QueryPrepared)
 becomes a CLIENT span, child of the current processing pass, named and attributed
-after the RPC semantic conventions plus ``stepping.*``; its W3C context replaces the
-job's stored ``traceparent`` in the call's metadata, so the participant's spans are
-children of the attempt. What the span needs is read from the ``stepping-*``
-metadata of the step contract.
+after the RPC semantic conventions plus ``stepping.*`` (read from the call's
+``CallInfo``); its W3C context replaces the job's stored trace context in the call,
+so the participant's spans are children of the attempt.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from opentelemetry.trace import SpanKind, StatusCode
+from stepping.contract import CallInfo
 
 from tm_service.domain import Endpoint
 from tm_service.telemetry._attributes import (
@@ -30,7 +30,6 @@ from tm_service.telemetry._attributes import (
     SERVER_PORT,
     STEP_INDEX,
     STEP_NAME,
-    TRACE_KEYS,
     W3C,
     split_method,
     split_target,
@@ -38,15 +37,6 @@ from tm_service.telemetry._attributes import (
 from tm_service.telemetry._telemetry import Telemetry
 
 __all__ = ["InstrumentedTransport"]
-
-# stepping-* metadata key → span attribute (and whether the value is an integer).
-_FROM_METADATA = {
-    "stepping-gid": (GID, False),
-    "stepping-step-index": (STEP_INDEX, True),
-    "stepping-step-name": (STEP_NAME, False),
-    "stepping-op": (OP, False),
-    "stepping-attempt": (ATTEMPT, True),
-}
 
 
 class _Result(Protocol):
@@ -63,12 +53,7 @@ R = TypeVar("R", bound=_Result)
 
 class _Transport(Protocol[R_co]):
     async def call(
-        self,
-        endpoint: Endpoint,
-        payload: bytes,
-        *,
-        metadata: Sequence[tuple[str, str]],
-        timeout: float,
+        self, endpoint: Endpoint, payload: bytes, *, info: CallInfo, timeout: float
     ) -> R_co: ...
 
     async def close(self) -> None: ...
@@ -83,49 +68,37 @@ class InstrumentedTransport(Generic[R]):
         self._rpc_attributes: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def call(
-        self,
-        endpoint: Endpoint,
-        payload: bytes,
-        *,
-        metadata: Sequence[tuple[str, str]],
-        timeout: float,
+        self, endpoint: Endpoint, payload: bytes, *, info: CallInfo, timeout: float
     ) -> R:
         tel = self._telemetry
         started = time.perf_counter()
         if tel.tracing:
-            result = await self._traced(endpoint, payload, metadata, timeout)
+            result = await self._traced(endpoint, payload, info, timeout)
         else:
-            result = await self._inner.call(endpoint, payload, metadata=metadata, timeout=timeout)
+            result = await self._inner.call(endpoint, payload, info=info, timeout=timeout)
         if tel.metrics:
-            op = next((v for k, v in metadata if k == "stepping-op"), "action")
-            tel.step_attempt(op, result.code.name, time.perf_counter() - started)
+            tel.step_attempt(info.op, result.code.name, time.perf_counter() - started)
         return result
 
     async def _traced(
-        self,
-        endpoint: Endpoint,
-        payload: bytes,
-        metadata: Sequence[tuple[str, str]],
-        timeout: float,
+        self, endpoint: Endpoint, payload: bytes, info: CallInfo, timeout: float
     ) -> R:
         attributes = dict(self._rpc(endpoint))
-        sent: list[tuple[str, str]] = []
-        for key, value in metadata:
-            if key in TRACE_KEYS:
-                continue  # the job's context: this attempt's span goes in its place
-            sent.append((key, value))
-            known = _FROM_METADATA.get(key)
-            if known is not None:
-                name, numeric = known
-                attributes[name] = int(value) if numeric and value.isdigit() else value
+        attributes[GID] = info.gid
+        attributes[OP] = info.op
+        if info.step_index is not None:  # a step, not a back-check
+            attributes[STEP_INDEX] = info.step_index
+            attributes[STEP_NAME] = info.step_name
+            attributes[ATTEMPT] = info.attempt
         service, method = split_method(endpoint.method)
         with self._telemetry.tracer.start_as_current_span(
             f"{service}/{method}", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
             carrier: dict[str, str] = {}
             W3C.inject(carrier)
-            sent.extend(carrier.items())
-            result = await self._inner.call(endpoint, payload, metadata=sent, timeout=timeout)
+            # The job's context gives way to this attempt's span.
+            sent = replace(info, trace_context=carrier)
+            result = await self._inner.call(endpoint, payload, info=sent, timeout=timeout)
             code = result.code
             span.set_attribute(RPC_GRPC_STATUS_CODE, code.value[0])
             if code is not grpc.StatusCode.OK:

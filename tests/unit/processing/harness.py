@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepping.contract import QUERY_PREPARED_METHOD
+
 from tests.fakes import FakeClock, FlakyStore, ScriptedTransport
 from tm_service.config import Settings
 from tm_service.domain import (
@@ -24,7 +26,7 @@ from tm_service.domain import (
 from tm_service.processing import Engine, JobProcessor, ProcessingContext
 
 TARGET = "bank:1"
-QP = Endpoint("orders:1", "/stepping.participant.v1.ParticipantService/QueryPrepared")
+QP = Endpoint("orders:1", QUERY_PREPARED_METHOD)
 
 
 def method(i: int) -> str:
