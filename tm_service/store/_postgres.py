@@ -32,8 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from tm_service.domain import (
     ActiveJob,
     NewTransaction,
-    StepState,
-    StepStatus,
     Transaction,
     TxStatus,
 )
@@ -131,30 +129,7 @@ class PostgresStore(FencedWrites):
         )
         if made is None:
             return None
-        submitted = status is TxStatus.SUBMITTED
-        deadline = new.options.deadline
-        job = ActiveJob(
-            gid=new.gid,
-            status=status,
-            options=new.options,
-            specs=new.steps,
-            states=[
-                StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps
-            ],
-            query_prepared=new.query_prepared,
-            database=new.database,
-            trace_context=dict(new.trace_context),
-            query_attempts=0,
-            deadline_at=(
-                made.create_time + timedelta(seconds=deadline)
-                if submitted and deadline is not None
-                else None
-            ),
-            error="",
-            lease_token=1 if submitted else 0,
-            create_time=made.create_time,
-            update_time=made.create_time,
-        )
+        job = _rows.inserted_job(new, status, made.create_time)
         return job, job.snapshot()
 
     @map_unavailable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from tm_service.domain import (
@@ -21,38 +22,13 @@ from tm_service.domain import (
 
 __all__ = [
     "active_job",
+    "inserted_job",
     "spec_from_row",
     "state_from_row",
-    "step_rows",
     "transaction_from_rows",
 ]
 
 Row = Mapping[Any, Any]
-
-
-def step_rows(new: NewTransaction) -> list[dict[str, Any]]:
-    rows = []
-    for s in new.steps:
-        rows.append(
-            {
-                "gid": new.gid,
-                "idx": s.index,
-                "name": s.name,
-                "action_target": s.action.target,
-                "action_method": s.action.method,
-                "comp_target": s.compensation.target if s.compensation else None,
-                "comp_method": s.compensation.method if s.compensation else None,
-                "payload": s.payload,
-                "headers": s.headers,
-                "initial_interval": s.retry_policy.initial_interval,
-                "backoff_coefficient": s.retry_policy.backoff_coefficient,
-                "maximum_interval": s.retry_policy.maximum_interval,
-                "maximum_attempts": s.retry_policy.maximum_attempts,
-                "timeout": s.timeout,
-                "status": int(StepStatus.PENDING),
-            }
-        )
-    return rows
 
 
 def spec_from_row(r: Row) -> StepSpec:
@@ -114,13 +90,65 @@ def transaction_from_rows(
 
 def active_job(tx: Row, step_rows_: Sequence[Row], lease_valid_until: float) -> ActiveJob:
     qp = Endpoint(tx["qp_target"], tx["qp_method"]) if tx["qp_target"] else None
+    return _job(
+        tx,
+        options=options_from_row(tx),
+        query_prepared=qp,
+        specs=tuple(spec_from_row(s) for s in step_rows_),
+        states=[state_from_row(s, with_result=False) for s in step_rows_],
+        lease_valid_until=lease_valid_until,
+    )
+
+
+def inserted_job(new: NewTransaction, status: TxStatus, create_time: datetime) -> ActiveJob:
+    """A new job as the batch statement stored it (computing what ``_writes._JOBS`` does)."""
+    submitted = status is TxStatus.SUBMITTED
+    deadline = new.options.deadline
+    tx = {
+        "gid": new.gid,
+        "status": status,
+        "database": new.database,
+        "trace_context": new.trace_context,
+        "query_attempts": 0,
+        "deadline_at": (
+            create_time + timedelta(seconds=deadline)
+            if submitted and deadline is not None
+            else None
+        ),
+        "error": "",
+        "lease_token": 1 if submitted else 0,
+        "create_time": create_time,
+        "update_time": create_time,
+        "finish_time": None,
+    }
+    states = [StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps]
+    return _job(
+        tx,
+        options=new.options,
+        query_prepared=new.query_prepared,
+        specs=new.steps,
+        states=states,
+        lease_valid_until=0.0,
+    )
+
+
+def _job(
+    tx: Row,
+    *,
+    options: TxOptions,
+    query_prepared: Endpoint | None,
+    specs: tuple[StepSpec, ...],
+    states: list[StepState],
+    lease_valid_until: float,
+) -> ActiveJob:
+    """The one place an ActiveJob is made: from the job row's columns and its steps."""
     return ActiveJob(
         gid=tx["gid"],
         status=TxStatus(tx["status"]),
-        options=options_from_row(tx),
-        specs=tuple(spec_from_row(s) for s in step_rows_),
-        states=[state_from_row(s, with_result=False) for s in step_rows_],
-        query_prepared=qp,
+        options=options,
+        specs=specs,
+        states=states,
+        query_prepared=query_prepared,
         database=tx["database"],
         trace_context=dict(tx["trace_context"] or {}),
         query_attempts=tx["query_attempts"],

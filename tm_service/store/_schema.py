@@ -20,12 +20,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from tm_service.domain import TxStatus
+
 __all__ = ["ACTIVE_STATUSES", "metadata", "steps", "transactions"]
 
 metadata = MetaData()
 
 # Statuses a sweeper may have to act on: waiting for the back-check, running, undoing.
-ACTIVE_STATUSES = (1, 2, 5)
+ACTIVE_STATUSES: tuple[int, ...] = tuple(
+    int(s) for s in (TxStatus.PREPARED, TxStatus.SUBMITTED, TxStatus.COMPENSATING)
+)
 
 transactions = Table(
     "stepping_transactions",
@@ -57,7 +61,8 @@ transactions = Table(
     Index(
         "ix_stepping_transactions_due",
         "next_time",
-        postgresql_where=text("status IN (1, 2, 5)"),
+        # Migration 0001 made it with these statuses; a change needs a migration.
+        postgresql_where=text(f"status IN ({', '.join(map(str, ACTIVE_STATUSES))})"),
     ),
     Index("ix_stepping_transactions_created", "create_time", "gid"),
     Index("ix_stepping_transactions_status_created", "status", "create_time", "gid"),
