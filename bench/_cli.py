@@ -1,4 +1,4 @@
-"""``python -m bench``: the command line, its options and the scenarios they make."""
+"""``python -m bench``: the command line, parsed into ``_options.Options`` and its scenarios."""
 
 from __future__ import annotations
 
