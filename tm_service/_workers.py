@@ -1,5 +1,8 @@
 """``serve --workers N``: N TM processes sharing one port (SO_REUSEPORT), one pod's cores.
 
+Only these workers set SO_REUSEPORT (``serve --pool-worker``): a lone TM binds its
+address exclusively, so a second one on a taken address fails to start.
+
 The parent starts the embedded Postgres (if no URL is set) and migrates once, then
 runs N children that each load the same settings from ``STEPPING_*`` variables, with
 their own replica id (and Prometheus port ``metrics_port + i``: a port serves one
@@ -65,7 +68,8 @@ def serve_workers(settings: Settings) -> int:
         shared = dataclasses.replace(settings, database_url=url)
         children = [
             subprocess.Popen(
-                [sys.executable, "-m", "tm_service", "serve"], env=_child_env(shared, i)
+                [sys.executable, "-m", "tm_service", "serve", "--pool-worker"],
+                env=_child_env(shared, i),
             )
             for i in range(settings.workers)
         ]
