@@ -39,7 +39,7 @@ def test_control_characters_are_found(char: str) -> None:
 def test_tab_and_line_feed_pass_only_where_lines_are_allowed() -> None:
     assert control_char("a\tb\nc", lines=True) is None
     assert control_char("a\rb", lines=True) == 1
-    assert control_char("naïve – ok") is None
+    assert control_char("naïve, ünïcode ok") is None
 
 
 def test_malformed_requests_are_logged_once_per_window_with_a_count(
