@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from tm_service._listen import check_address_free
 from tm_service.config import ENV_PREFIX, Settings
 from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
 from tm_service.telemetry import prometheus_port
@@ -57,6 +58,7 @@ def _child_env(settings: Settings, index: int) -> dict[str, str]:
 
 def serve_workers(settings: Settings) -> int:
     """Run ``settings.workers`` TM processes until a signal; returns the exit code."""
+    check_address_free(settings.listen)  # taken by a TM outside this pool: stop here
     embedded: EmbeddedPostgres | None = None
     url = settings.database_url
     if not url:

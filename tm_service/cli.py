@@ -61,13 +61,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    if settings.workers > 1:
-        from tm_service._workers import serve_workers
-
-        return serve_workers(settings)
-    _use_uvloop()
-    _tune_gc()
     try:
+        if settings.workers > 1:
+            from tm_service._workers import serve_workers
+
+            return serve_workers(settings)
+        _use_uvloop()
+        _tune_gc()
         # A worker of ``--workers N`` shares its port with its siblings (SO_REUSEPORT).
         asyncio.run(run(settings, reuse_port=args.pool_worker))
     except ListenError as err:

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from stepping.contract import TM_SERVICE
 from stepping.tm.v1 import tm_pb2_grpc
 
+from tm_service._listen import ListenError, check_address_free
 from tm_service.api import Converter, MalformedRequests, TransactionManagerServicer
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
@@ -34,10 +35,6 @@ __all__ = ["ListenError", "TmServer", "run"]
 _log = logging.getLogger(__name__)
 
 SERVICE_NAME = TM_SERVICE
-
-
-class ListenError(RuntimeError):
-    """The listen address cannot be bound (taken by another process, or invalid)."""
 
 
 @dataclass
@@ -69,6 +66,8 @@ class TmServer:
 
     async def start(self) -> None:
         s = self.settings
+        if not self.reuse_port:  # fail fast, before the database starts
+            check_address_free(s.listen)
         url = s.database_url
         if not url:
             self._embedded = EmbeddedPostgres(Path(s.embedded_pg_dir), port=s.embedded_pg_port)
@@ -110,9 +109,9 @@ class TmServer:
         try:
             self.port = server.add_insecure_port(s.listen)
         except RuntimeError as err:  # grpc: "Failed to bind to address ..."
-            raise ListenError(f"cannot listen on {s.listen} (address in use?): {err}") from None
+            raise ListenError(f"cannot listen on {s.listen}: {err}") from None
         if self.port == 0:
-            raise ListenError(f"cannot listen on {s.listen} (address in use?)")
+            raise ListenError(f"cannot listen on {s.listen}")
         if spans is not None:
             spans.port = self.port
         await server.start()
