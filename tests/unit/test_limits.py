@@ -97,3 +97,9 @@ async def test_a_retry_hint_below_the_minimum_interval_waits_the_minimum() -> No
     tx = await core.run(new_job(1))
     assert tx.status is TxStatus.SUCCEEDED
     assert core.clock.waited == [0.1]
+
+
+def test_a_step_spec_repr_leaves_its_headers_out() -> None:
+    spec = new_job(1, headers={"authorization": "Bearer s3cret"}).steps[0]
+    assert spec.headers == {"authorization": "Bearer s3cret"}
+    assert "s3cret" not in repr(spec) and "s3cret" not in repr(new_job(1, headers=spec.headers))
