@@ -124,6 +124,8 @@ def test_settings(database_url: str, **overrides: Any) -> Settings:
         "shutdown_grace_seconds": 2.0,
         "db_pool_size": 5,
         "migrate_on_start": False,
+        # Tests retry fast (tens of ms); the limit's own tests set it back.
+        "min_retry_interval_seconds": 0.01,
     }
     base.update(overrides)
     return Settings.load(env={}, overrides=base)

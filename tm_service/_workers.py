@@ -1,5 +1,8 @@
 """``serve --workers N``: N TM processes sharing one port (SO_REUSEPORT), one pod's cores.
 
+Only these workers set SO_REUSEPORT (``serve --pool-worker``): a lone TM binds its
+address exclusively, so a second one on a taken address fails to start.
+
 The parent starts the embedded Postgres (if no URL is set) and migrates once, then
 runs N children that each load the same settings from ``STEPPING_*`` variables, with
 their own replica id (and Prometheus port ``metrics_port + i``: a port serves one
@@ -19,6 +22,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from tm_service._listen import check_address_free
 from tm_service.config import ENV_PREFIX, Settings
 from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
 from tm_service.telemetry import prometheus_port
@@ -54,6 +58,7 @@ def _child_env(settings: Settings, index: int) -> dict[str, str]:
 
 def serve_workers(settings: Settings) -> int:
     """Run ``settings.workers`` TM processes until a signal; returns the exit code."""
+    check_address_free(settings.listen)  # taken by a TM outside this pool: stop here
     embedded: EmbeddedPostgres | None = None
     url = settings.database_url
     if not url:
@@ -65,7 +70,8 @@ def serve_workers(settings: Settings) -> int:
         shared = dataclasses.replace(settings, database_url=url)
         children = [
             subprocess.Popen(
-                [sys.executable, "-m", "tm_service", "serve"], env=_child_env(shared, i)
+                [sys.executable, "-m", "tm_service", "serve", "--pool-worker"],
+                env=_child_env(shared, i),
             )
             for i in range(settings.workers)
         ]

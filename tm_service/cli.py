@@ -57,17 +57,22 @@ def _tune_gc() -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tm_service._logging import configure_logging
-    from tm_service.server import run
+    from tm_service.server import ListenError, run
 
     settings = _settings(args)
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    if settings.workers > 1:
-        from tm_service._workers import serve_workers
+    try:
+        if settings.workers > 1:
+            from tm_service._workers import serve_workers
 
-        return serve_workers(settings)
-    _use_uvloop()
-    _tune_gc()
-    asyncio.run(run(settings))
+            return serve_workers(settings)
+        _use_uvloop()
+        _tune_gc()
+        # A worker of ``--workers N`` shares its port with its siblings (SO_REUSEPORT).
+        asyncio.run(run(settings, reuse_port=args.pool_worker))
+    except ListenError as err:
+        print(f"stepping-tm: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -107,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the TM")
     _add_setting_flags(serve)
+    # Set by ``--workers N`` on the processes it starts; not for people.
+    serve.add_argument("--pool-worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema")

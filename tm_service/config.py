@@ -79,6 +79,29 @@ class Settings:
     max_payload_bytes: int = field(default=1 << 20, metadata={"help": "largest step payload"})
     max_steps: int = field(default=100, metadata={"help": "most steps in one job"})
     max_gid_length: int = 128
+    # Limits (issue 12): each refused with a clear status, nothing stored (README "Limits")
+    max_request_bytes: int = field(
+        default=8 << 20,
+        metadata={"help": "largest request message; larger ones get RESOURCE_EXHAUSTED"},
+    )
+    max_job_payload_bytes: int = field(
+        default=4 << 20, metadata={"help": "largest total of a job's step payloads"}
+    )
+    max_step_headers: int = field(default=32, metadata={"help": "most headers on one step"})
+    max_step_header_bytes: int = field(
+        default=4096, metadata={"help": "largest total of a step's header keys and values"}
+    )
+    max_error_text_bytes: int = field(
+        default=4096,
+        metadata={"help": "stored error texts and Abort reasons are cut to this many bytes"},
+    )
+    max_response_bytes: int = field(
+        default=1 << 20,
+        metadata={"help": "largest participant response; larger ones fail the step for good"},
+    )
+    min_retry_interval_seconds: float = field(
+        default=0.1, metadata={"help": "smallest retry initial_interval a job may ask for"}
+    )
     # Telemetry / logging (traces and metrics exporters: the standard OTEL_* variables)
     metrics_port: int = field(
         default=0,

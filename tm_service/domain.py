@@ -93,7 +93,8 @@ class StepSpec:
     action: Endpoint
     compensation: Endpoint | None
     payload: bytes
-    headers: dict[str, str]
+    # Often credentials (authorization, *-token): kept out of reprs, so of logs and tracebacks.
+    headers: dict[str, str] = field(repr=False)
     retry_policy: RetryPolicy
     timeout: float
 

@@ -15,7 +15,8 @@ from grpc_reflection.v1alpha import reflection
 from stepping.contract import TM_SERVICE
 from stepping.tm.v1 import tm_pb2_grpc
 
-from tm_service.api import Converter, TransactionManagerServicer
+from tm_service._listen import ListenError, check_address_free
+from tm_service.api import Converter, MalformedRequests, TransactionManagerServicer
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
@@ -29,7 +30,7 @@ from tm_service.telemetry import (
 )
 from tm_service.usecases import TransactionService
 
-__all__ = ["TmServer", "run"]
+__all__ = ["ListenError", "TmServer", "run"]
 
 _log = logging.getLogger(__name__)
 
@@ -41,10 +42,14 @@ class TmServer:
     """A running TM. ``start()`` it, read ``port``, ``stop()`` it (graceful)."""
 
     settings: Settings
-    transport: Transport = field(default_factory=GrpcTransport)
+    # None: a GrpcTransport with the settings' limits.
+    transport: Transport | None = None
     # Off unless given; ``run()`` builds it from the OTEL_* environment and owns it.
     telemetry: Telemetry = field(default_factory=Telemetry)
     clock: Clock = field(default_factory=SystemClock)
+    # SO_REUSEPORT, for ``serve --workers N`` only: otherwise a second TM on a taken
+    # address would start silently and take a share of the connections.
+    reuse_port: bool = False
     # How often the due-backlog gauges are read from the database (metrics on only).
     backlog_interval: float = 5.0
     port: int = 0
@@ -61,6 +66,8 @@ class TmServer:
 
     async def start(self) -> None:
         s = self.settings
+        if not self.reuse_port:  # fail fast, before the database starts
+            check_address_free(s.listen)
         url = s.database_url
         if not url:
             self._embedded = EmbeddedPostgres(Path(s.embedded_pg_dir), port=s.embedded_pg_port)
@@ -70,6 +77,8 @@ class TmServer:
         if s.migrate_on_start:
             await upgrade(self.store.engine)
         tel = self.telemetry
+        if self.transport is None:
+            self.transport = GrpcTransport(max_response_bytes=s.max_response_bytes)
         transport = InstrumentedTransport(self.transport, tel) if tel.enabled else self.transport
         ctx = ProcessingContext(
             store=self.store, transport=transport, settings=s, clock=self.clock, telemetry=tel
@@ -78,14 +87,15 @@ class TmServer:
         service = TransactionService(self.store, self.engine, s, telemetry=tel, clock=self.clock)
 
         spans = ServerSpans(tel.tracer, (SERVICE_NAME,)) if tel.tracing else None
+        # Outermost: a request that does not parse is answered before it is traced.
+        interceptors: list[Any] = [MalformedRequests()]
+        if spans is not None:
+            interceptors.append(spans)
         server = grpc.aio.server(
-            interceptors=[spans] if spans is not None else None,
+            interceptors=interceptors,
             options=[
-                ("grpc.so_reuseport", 1),
-                (
-                    "grpc.max_receive_message_length",
-                    s.max_payload_bytes * min(s.max_steps, 64) + (1 << 20),
-                ),
+                ("grpc.so_reuseport", 1 if self.reuse_port else 0),
+                ("grpc.max_receive_message_length", s.max_request_bytes),
             ],
         )
         tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
@@ -96,9 +106,12 @@ class TmServer:
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        self.port = server.add_insecure_port(s.listen)
+        try:
+            self.port = server.add_insecure_port(s.listen)
+        except RuntimeError as err:  # grpc: "Failed to bind to address ..."
+            raise ListenError(f"cannot listen on {s.listen}: {err}") from None
         if self.port == 0:
-            raise RuntimeError(f"could not listen on {s.listen}")
+            raise ListenError(f"cannot listen on {s.listen}")
         if spans is not None:
             spans.port = self.port
         await server.start()
@@ -132,12 +145,19 @@ class TmServer:
             await asyncio.to_thread(self._embedded.stop)
 
 
-async def run(settings: Settings) -> None:
-    """Run the TM until SIGTERM or SIGINT, then stop gracefully (and flush telemetry)."""
+async def run(settings: Settings, *, reuse_port: bool = False) -> None:
+    """Run the TM until SIGTERM or SIGINT, then stop gracefully (and flush telemetry).
+
+    Raises ListenError when the address cannot be bound (what was started is stopped).
+    """
     telemetry = configure_telemetry(settings, otel_environment())
     try:
-        server = TmServer(settings, telemetry=telemetry)
-        await server.start()
+        server = TmServer(settings, telemetry=telemetry, reuse_port=reuse_port)
+        try:
+            await server.start()
+        except BaseException:
+            await server.stop(0)
+            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

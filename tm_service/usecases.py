@@ -9,7 +9,7 @@ from datetime import datetime
 
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
-from tm_service.domain import NewTransaction, Transaction, TxStatus
+from tm_service.domain import ActiveJob, NewTransaction, Transaction, TxStatus
 from tm_service.errors import Conflict, InvalidArgument, InvalidState, NotFound, ShuttingDown
 from tm_service.processing import Engine
 from tm_service.store import JobStore
@@ -69,7 +69,7 @@ class TransactionService:
             )
             if created is not None:
                 self._telemetry.job_started(new)
-                self._engine.run(created[0])
+                await self._start(created[0])
                 tx = created[1]
             else:
                 tx = await self._existing(new)
@@ -85,7 +85,7 @@ class TransactionService:
             gid, owner=self._settings.replica_id, lease=self._settings.lease_seconds
         )
         if moved is not None:
-            self._engine.run(moved[0])
+            await self._start(moved[0])
             return moved[1]
         stored = await self._store.get(gid)
         if stored is None:
@@ -102,6 +102,17 @@ class TransactionService:
                 metadata={"status": _status_name(tx.status)},
             )
         return tx  # already submitted: the same Submit again returns the current state
+
+    async def _start(self, job: ActiveJob) -> None:
+        """Run a job just leased here; past ``max_active_jobs`` give it to the sweeper.
+
+        The job is stored either way: over the limit its lease is released at once, so
+        it waits in the database until this or any other replica has room for it.
+        """
+        if self._engine.has_room:
+            self._engine.run(job)
+        else:
+            await self._store.release(job)
 
     async def abort(self, gid: str, reason: str) -> Transaction:
         aborted = await self._store.abort_prepared(gid, reason or "aborted by the client")

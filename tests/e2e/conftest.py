@@ -75,6 +75,8 @@ def spawn_tm() -> Iterator[SpawnTm]:
             "0.1",
             "--lease-seconds",
             "2",
+            "--min-retry-interval-seconds",
+            "0.01",
             "--log-level",
             "INFO",
         ]

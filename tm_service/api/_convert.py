@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from stepping.contract import QUERY_PREPARED_METHOD, is_reserved_header
 from stepping.tm.v1 import tm_pb2
 
+from tm_service.api._limits import abort_reason, check_job_limits, check_job_text
 from tm_service.config import Settings
 from tm_service.domain import (
     Endpoint,
@@ -98,6 +99,8 @@ class Converter:
             raise InvalidArgument("steps", "at least one step is required")
         if len(steps) > self._s.max_steps:
             raise InvalidArgument("steps", f"at most {self._s.max_steps} steps are allowed")
+        check_job_limits(steps, self._s)
+        check_job_text(steps, query_prepared, database)
         specs = tuple(self._step(i, s, opts, policy) for i, s in enumerate(steps))
         qp: Endpoint | None = None
         if query_prepared is not None:
@@ -151,8 +154,11 @@ class Converter:
         initial = base.initial_interval
         if p.HasField("initial_interval"):
             initial = _seconds(p.initial_interval, f"{field}.initial_interval")
-            if initial < 0.001:
-                raise InvalidArgument(f"{field}.initial_interval", "must be at least 1ms")
+            if initial < self._s.min_retry_interval_seconds:
+                raise InvalidArgument(
+                    f"{field}.initial_interval",
+                    f"must be at least {self._s.min_retry_interval_seconds * 1000:g}ms",
+                )
         backoff = base.backoff_coefficient
         if p.backoff_coefficient:
             if not 1.0 <= p.backoff_coefficient <= 100.0:
@@ -209,6 +215,10 @@ class Converter:
             retry_policy=self._retry(s.retry_policy, f"{f}.retry_policy", policy),
             timeout=timeout,
         )
+
+    def reason(self, reason: str) -> str:
+        """An Abort reason as stored (control characters refused, cut to the limit)."""
+        return abort_reason(reason, self._s)
 
     def wait_timeout(self, d: Duration | None, time_remaining: float | None) -> float:
         if d is not None:

@@ -73,7 +73,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
 
     @grpc_errors
     async def Abort(self, request: tm_pb2.AbortRequest, context: Ctx) -> tm_pb2.AbortResponse:
-        tx = await self._svc.abort(self._conv.gid(request.gid), request.reason)
+        tx = await self._svc.abort(self._conv.gid(request.gid), self._conv.reason(request.reason))
         return tm_pb2.AbortResponse(transaction=transaction_to_proto(tx))
 
     @grpc_errors

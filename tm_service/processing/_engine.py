@@ -43,6 +43,11 @@ class Engine:
     def active_count(self) -> int:
         return len(self._active)
 
+    @property
+    def has_room(self) -> bool:
+        """Whether another job may run here now (``max_active_jobs``)."""
+        return len(self._active) < self._ctx.settings.max_active_jobs
+
     def start(self) -> None:
         """Start the sweeper (call from within the running loop)."""
         if self._sweeper is None:

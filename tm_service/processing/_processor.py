@@ -14,6 +14,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from stepping.contract import OP_QUERY_PREPARED, CallInfo
 
+from tm_service._limits import cut_text
 from tm_service.domain import ActiveJob, Mode, StepState, StepStatus, TxStatus
 from tm_service.errors import LeaseLost, StoreUnavailable
 from tm_service.processing._context import ProcessingContext
@@ -118,7 +119,7 @@ class JobProcessor:
                 timeout=job.options.step_timeout,
             ),
         )
-        error = f"QueryPrepared: {result.error_text}"
+        error = f"QueryPrepared: {cut_text(result.error_text, ctx.settings.max_error_text_bytes)}"
         if result.code is grpc.StatusCode.OK:
             try:
                 outcome = participant_pb2.QueryPreparedResponse.FromString(result.response).outcome
@@ -233,6 +234,9 @@ class JobProcessor:
             result = await run_attempts(ctx, job, spec, state, Op.COMPENSATE)
             if result.outcome is Outcome.PAUSED:
                 return
+            if result.outcome is Outcome.FAILED:  # permanent: retrying cannot help
+                await self._record_failure(job, state, result, job_status=None)
+                continue
             await self._record_step(job, state, result, StepStatus.COMPENSATED)
         await self._finish(job, TxStatus.FAILED)
 

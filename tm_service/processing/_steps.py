@@ -10,6 +10,7 @@ import grpc
 from stepping import contract
 from stepping.contract import CallInfo
 
+from tm_service._limits import cut_text
 from tm_service.domain import ActiveJob, StepSpec, StepState
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._heartbeat import while_leased
@@ -61,6 +62,7 @@ async def run_attempts(
 
     Failed attempts are recorded here; the caller records DONE and FAILED.
     Compensations are retried until they succeed: they cannot fail for business reasons.
+    A permanent failure (a response over the TM's limit) ends either op at once.
     """
     endpoint = spec.action if op is Op.ACTION else spec.compensation
     assert endpoint is not None
@@ -87,7 +89,8 @@ async def run_attempts(
         state.attempts = attempt
         if result.code is grpc.StatusCode.OK:
             return StepResult(Outcome.DONE, attempt, response=result.response)
-        error = result.error_text
+        # A participant's text is stored and logged: cut to max_error_text_bytes.
+        error = cut_text(result.error_text, ctx.settings.max_error_text_bytes)
         _log.info(
             "step attempt failed",
             extra={
@@ -98,6 +101,8 @@ async def run_attempts(
                 "error": error,
             },
         )
+        if result.permanent:
+            return StepResult(Outcome.FAILED, attempt, error=error)
         if op is Op.ACTION:
             if result.code is grpc.StatusCode.ABORTED:
                 return StepResult(Outcome.FAILED, attempt, error=error)
@@ -106,7 +111,8 @@ async def run_attempts(
                     Outcome.FAILED, attempt, error=f"gave up after {attempt} attempts: {error}"
                 )
         if result.retry_after is not None:
-            delay = result.retry_after  # the participant knows best (RetryLater)
+            # The participant knows best (RetryLater), down to the TM's minimum interval.
+            delay = max(result.retry_after, ctx.settings.min_retry_interval_seconds)
         elif result.code is grpc.StatusCode.FAILED_PRECONDITION:
             delay = policy.initial_interval
         else:

@@ -27,6 +27,8 @@ class CallResult:
     details: str = ""
     # The participant's own hint (google.rpc.RetryInfo), when it sent one.
     retry_after: float | None = None
+    # Retrying cannot help (the response is over the TM's limit): the step fails for good.
+    permanent: bool = False
 
     @property
     def error_text(self) -> str:
@@ -74,10 +76,20 @@ def _retry_after(err: grpc.aio.AioRpcError) -> float | None:
     return None
 
 
-class GrpcTransport:
-    """grpc.aio transport; one channel per target, reused for every call."""
+# grpc's own text when a channel refuses a response over its max_receive_message_length.
+_TOO_LARGE = "CLIENT: Received message larger than max"
 
-    def __init__(self) -> None:
+
+class GrpcTransport:
+    """grpc.aio transport; one channel per target, reused for every call.
+
+    A response larger than ``max_response_bytes`` is refused by the channel (the
+    ``STEPPING_MAX_RESPONSE_BYTES`` limit) and reported as a permanent failure.
+    """
+
+    def __init__(self, *, max_response_bytes: int = 1 << 20) -> None:
+        self._options = [("grpc.max_receive_message_length", max_response_bytes)]
+        self._max_response_bytes = max_response_bytes
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._methods: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
 
@@ -87,7 +99,7 @@ class GrpcTransport:
         if method is None:
             channel = self._channels.get(endpoint.target)
             if channel is None:
-                channel = grpc.aio.insecure_channel(endpoint.target)
+                channel = grpc.aio.insecure_channel(endpoint.target, options=self._options)
                 self._channels[endpoint.target] = channel
             method = channel.unary_unary(
                 endpoint.method, request_serializer=_identity, response_deserializer=_identity
@@ -103,7 +115,15 @@ class GrpcTransport:
                 payload, metadata=tuple(info.metadata()), timeout=timeout
             )
         except grpc.aio.AioRpcError as err:
-            return CallResult(err.code(), b"", err.details() or "", _retry_after(err))
+            details = err.details() or ""
+            if err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
+                return CallResult(
+                    err.code(),
+                    details=f"the response is larger than the TM's limit of "
+                    f"{self._max_response_bytes} bytes (STEPPING_MAX_RESPONSE_BYTES): {details}",
+                    permanent=True,
+                )
+            return CallResult(err.code(), b"", details, _retry_after(err))
         except asyncio.CancelledError:
             raise
         except Exception as err:  # a bad target, a closed channel: retry like UNAVAILABLE
