@@ -48,7 +48,8 @@ def _field(err: grpc.aio.AioRpcError) -> str:
     info, bad = _details(err)
     assert info is not None and info.reason == "ERROR_REASON_INVALID_ARGUMENT"
     assert bad is not None
-    return bad.field_violations[0].field
+    field: str = bad.field_violations[0].field
+    return field
 
 
 def _prepare(target: str, g: str, **kw: Any) -> S.PrepareRequest:
@@ -249,7 +250,7 @@ async def test_random_bytes_to_any_method_are_invalid_argument_logged_once(
         async with grpc.aio.insecure_channel(tm.target) as channel:
             for n in range(5):
                 for method in MALFORMED:
-                    call = channel.unary_unary(method)
+                    call = channel.unary_unary(method, None, None)
                     with pytest.raises(grpc.aio.AioRpcError) as err:
                         await call(b"\xff\xff\xff\xff\x0f" + os.urandom(64 + n))
                     assert _field(err.value) == "request", method
