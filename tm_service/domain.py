@@ -122,6 +122,8 @@ class NewTransaction:
     # from a conflicting one.
     fingerprint: bytes
     trace_context: dict[str, str] = field(default_factory=dict)
+    # The principal creating it (None when the TM runs without an auth file).
+    owner: str | None = None
 
 
 @dataclass(slots=True)
@@ -149,6 +151,7 @@ class Transaction:
     create_time: datetime
     update_time: datetime
     finish_time: datetime | None
+    owner: str | None = None  # the principal that created it
 
     @property
     def is_final(self) -> bool:
@@ -181,6 +184,7 @@ class ActiveJob:
     create_time: datetime | None = None
     update_time: datetime | None = None
     finish_time: datetime | None = None
+    owner: str | None = None  # the principal that created it
 
     @property
     def is_final(self) -> bool:
@@ -209,4 +213,5 @@ class ActiveJob:
             create_time=self.create_time,
             update_time=self.update_time,
             finish_time=self.finish_time,
+            owner=self.owner,
         )
