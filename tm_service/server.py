@@ -17,6 +17,7 @@ from stepping.tm.v1 import tm_pb2_grpc
 
 from tm_service._listeners import add_api_port, start_health_server
 from tm_service.api import Converter, TransactionManagerServicer
+from tm_service.auth import Authenticator, PrincipalFile
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
@@ -64,6 +65,7 @@ class TmServer:
 
     async def start(self) -> None:
         s = self.settings
+        auth = Authenticator(PrincipalFile(s.auth_file)) if s.auth_file else None
         url = s.database_url
         if not url:
             self._embedded = EmbeddedPostgres(Path(s.embedded_pg_dir), port=s.embedded_pg_port)
@@ -92,7 +94,7 @@ class TmServer:
             ],
         )
         tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
-            TransactionManagerServicer(service, Converter(s)), server
+            TransactionManagerServicer(service, Converter(s), auth), server
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
