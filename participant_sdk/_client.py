@@ -19,7 +19,7 @@ from participant_sdk._state import JobState, JobStatus, Mode
 from participant_sdk._tls_config import TLSConfig
 from participant_sdk._tracing import GID, rpc_attributes, set_code, tracer
 from participant_sdk._types import Duration, Endpoint, RetryPolicy, to_duration_pb, to_seconds
-from participant_sdk.errors import TmUnavailable
+from participant_sdk.errors import PermissionDenied, TmUnavailable
 
 __all__ = ["TmClient"]
 
@@ -276,6 +276,8 @@ class _Connect:
         if self._check:
             try:
                 await self._client.new_gid()
+            except PermissionDenied:
+                pass  # a reader may not ask for gids: the TM answered and knew the caller
             except BaseException:
                 await self._client.close()
                 raise
