@@ -51,6 +51,7 @@ async def start_health_server(
     if port == 0:
         raise RuntimeError(f"could not listen on {settings.health_listen}")
     await server.start()
+    _log.info("health-only plaintext port on %s (port %d)", settings.health_listen, port)
     return server, port
 
 
