@@ -45,7 +45,8 @@ async def start_health_server(
     """
     if not settings.health_listen:
         return None, 0
-    server = grpc.aio.server(options=[("grpc.so_reuseport", int(settings.workers > 1))])
+    # As the API port: ``--workers`` processes (each started with workers=1) share it.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     port = server.add_insecure_port(settings.health_listen)
     if port == 0:
