@@ -1,4 +1,4 @@
-"""``python -m bench``: the command line, its options and the scenarios they make."""
+"""``python -m bench``: the command line, parsed into ``_options.Options`` and its scenarios."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from bench._loadgen import LoadShape
+from bench._options import Options, Scenario
 
-__all__ = ["Options", "Scenario", "main", "parse_args", "parse_scenario"]
+__all__ = ["main", "parse_args", "parse_scenario"]
 
 DESCRIPTION = """\
 Benchmark of the Stepping TM, in the load shape of issue #6: the TM (stepping-tm serve),
@@ -28,43 +29,6 @@ a scenario, repeatable: MODE[:key=value,...] with MODE closed or open and keys
 c (concurrency), rate, workers, channels, arrivals (poisson|fixed); e.g. 'closed',
 'open:rate=50', 'closed:c=64,workers=2'. Unset keys come from the other options.
 """
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One measurement of the TM: a load shape and how the TM runs."""
-
-    shape: LoadShape
-    workers: int = 1
-    channels: int = 1
-
-    @property
-    def name(self) -> str:
-        s = self.shape
-        load = f"closed c={s.concurrency}" if s.mode == "closed" else f"open {s.rate:g}/s"
-        extra = f" w={self.workers}" if self.workers > 1 else ""
-        extra += f" ch={self.channels}" if self.channels > 1 else ""
-        return f"TM {load}{extra}"
-
-
-@dataclass(frozen=True)
-class Options:
-    database_url: str | None
-    steps: int
-    scenarios: list[Scenario]
-    dbos: bool
-    dbos_shape: LoadShape
-    dbos_mode: str
-    profile: bool
-    profile_rate: int
-    json_path: Path | None
-    run_dir: Path | None
-    tm_env: dict[str, str] = field(default_factory=dict)
-    payload_size: int = 16
-    db_prefix: str = "stepping_bench"
-    smoke: bool = False
-    keep: bool = False
-    participants: str = "python"
 
 
 def _channels_for(workers: int, channels: int | None) -> int:
@@ -241,6 +205,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
+    # Imported here, not at the top: the run pulls in grpc, SQLAlchemy and DBOS (seconds),
+    # which --help and a mistyped option should not wait for.
     from bench._run import BenchError, run_all
 
     try:

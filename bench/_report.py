@@ -8,13 +8,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench._loadgen import LoadShape
+from bench._options import Options
 from bench._records import WindowStats
-
-if TYPE_CHECKING:
-    from bench._cli import Options
 
 __all__ = ["Report", "ScenarioResult"]
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import _cpu
-from bench._cli import Options, Scenario
 from bench._client import ClientConfig
 from bench._dbos_run import DbosConfig
 from bench._loadgen import LoadShape
 from bench._machine import machine_info
+from bench._options import Options, Scenario
 from bench._participant import METHOD
 from bench._pgstats import PgServer
 from bench._procs import (

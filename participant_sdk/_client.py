@@ -231,11 +231,22 @@ class TmClient:
         self, gid: str, *, wait: bool = False, wait_timeout: Duration | None = None
     ) -> JobState:
         """Submits the prepared job ``gid`` (see also :meth:`Job.submit`)."""
-        return await self._submit_request(tm_pb2.SubmitRequest(gid=gid), wait, wait_timeout)
+        request = tm_pb2.SubmitRequest(gid=gid)
+        return await self.submit_request(request, wait=wait, wait_timeout=wait_timeout)
 
-    async def _submit_request(
-        self, request: tm_pb2.SubmitRequest, wait: bool, wait_timeout: Duration | None
+    async def submit_request(
+        self,
+        request: tm_pb2.SubmitRequest,
+        *,
+        wait: bool = False,
+        wait_timeout: Duration | None = None,
     ) -> JobState:
+        """Sends a ``SubmitRequest`` built by the caller (low-level; :meth:`Job.submit`
+        sends one with the job's steps and options).
+
+        With ``wait``, the TM answers with the final state or, after ``wait_timeout``
+        (default 30 s), the current one; the call's deadline is extended by that wait.
+        """
         timeout = self.timeout
         if wait:
             request.wait_result = True

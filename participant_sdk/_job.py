@@ -171,7 +171,7 @@ class Job:
         if not self._prepared:
             request.steps.extend(self._steps)
             request.options.CopyFrom(self._options)
-        return await self._client._submit_request(request, wait, wait_timeout)
+        return await self._client.submit_request(request, wait=wait, wait_timeout=wait_timeout)
 
     async def abort(self, reason: str = "") -> JobState:
         """Aborts the prepared job (low-level)."""

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 
@@ -63,7 +64,8 @@ class FakeClock:
             self._driver = loop.create_task(self._drive())
         setter = loop.create_task(event.wait())
         try:
-            await asyncio.wait({setter, timer}, return_when=asyncio.FIRST_COMPLETED)
+            waiters: set[asyncio.Future[Any]] = {setter, timer}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             setter.cancel()
             if not timer.done():

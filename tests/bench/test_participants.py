@@ -20,7 +20,9 @@ async def test_participant_answers_any_method(kind: str, tmp_path: Path) -> None
         for _, port in participants:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 for method in ("/bench.Participant/Step", "/any.v1.Other/Thing"):
-                    call = channel.unary_unary(method)
+                    call = channel.unary_unary(
+                        method, request_serializer=None, response_deserializer=None
+                    )
                     assert await call(b"payload \x00\x01", timeout=10) == b""
     finally:
         for child, _ in participants:

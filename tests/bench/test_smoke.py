@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def smoke_report(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def smoke_report(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench")
     args = [
         sys.executable,
@@ -37,10 +38,11 @@ def smoke_report(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=150, check=False)
     assert proc.returncode == 0, f"bench failed:\n{proc.stdout}\n{proc.stderr}"
     assert "jobs/s" in proc.stdout  # the table
-    return json.loads((out / "result.json").read_text())
+    report: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return report
 
 
-def test_every_scenario_ran_and_every_job_succeeded(smoke_report: dict) -> None:
+def test_every_scenario_ran_and_every_job_succeeded(smoke_report: dict[str, Any]) -> None:
     scenarios = {s["name"]: s for s in smoke_report["scenarios"]}
     assert [s["system"] for s in smoke_report["scenarios"]] == ["tm", "tm", "dbos"]
     assert {s["load"]["mode"] for s in scenarios.values() if s["system"] == "tm"} == {
@@ -57,7 +59,7 @@ def test_every_scenario_ran_and_every_job_succeeded(smoke_report: dict) -> None:
         assert s["steps_per_second"] == pytest.approx(s["jobs_per_second"] * 3, rel=1e-3)
 
 
-def test_cpu_and_postgres_counters_are_measured(smoke_report: dict) -> None:
+def test_cpu_and_postgres_counters_are_measured(smoke_report: dict[str, Any]) -> None:
     for s in smoke_report["scenarios"]:
         engine = "tm" if s["system"] == "tm" else "engine"
         assert s["cpu_ms_per_job"][engine] > 0
@@ -76,7 +78,7 @@ def test_cpu_and_postgres_counters_are_measured(smoke_report: dict) -> None:
     assert rows["stepping_steps"]["ins"] == pytest.approx(3.0)
 
 
-def test_dbos_ran_and_the_ratio_and_targets_are_reported(smoke_report: dict) -> None:
+def test_dbos_ran_and_the_ratio_and_targets_are_reported(smoke_report: dict[str, Any]) -> None:
     dbos = smoke_report["scenarios"][-1]
     assert dbos["load_process"]["mode"] == "async"
     # Three step outputs per workflow, stored in DBOS's own tables.

@@ -150,7 +150,7 @@ def test_ports_and_probes_match_the_tm_settings(tree: Path) -> None:
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == settings.metrics_port
 
-    service_ports = {}
+    service_ports: dict[str, int] = {}
     for service in find(resources, "Service"):
         selector = service["spec"]["selector"]
         (deployment, _) = _tm_container(resources)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -63,7 +64,11 @@ async def test_two_replicas_share_the_work_without_double_delivery(
     ship, mail = "/e2e.v1.Orders/Ship", "/e2e.v1.Mail/Send"
     participant.delays[ship] = 0.05
     participant.fail_first[ship] = 1  # every job's first attempt fails: a retry via the DB
-    common = {"sweep_batch_size": 2, "max_active_jobs": 4, "inline_retry_max_seconds": 0}
+    common: dict[str, Any] = {
+        "sweep_batch_size": 2,
+        "max_active_jobs": 4,
+        "inline_retry_max_seconds": 0,
+    }
     a = await spawn_tm(database_url, **common)
     b = await spawn_tm(database_url, **common)
     gids = [gid() for _ in range(24)]

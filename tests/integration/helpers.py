@@ -46,13 +46,13 @@ def fast_retry(
 
 
 @asynccontextmanager
-async def tm_stub(target: str) -> AsyncIterator[tm_pb2_grpc.TransactionManagerServiceStub]:
+async def tm_stub(target: str) -> AsyncIterator[tm_pb2_grpc.TransactionManagerServiceAsyncStub]:
     async with grpc.aio.insecure_channel(target) as channel:
         yield tm_pb2_grpc.TransactionManagerServiceStub(channel)
 
 
 async def wait_status(
-    stub: tm_pb2_grpc.TransactionManagerServiceStub,
+    stub: tm_pb2_grpc.TransactionManagerServiceAsyncStub,
     gid_: str,
     status: int,
     timeout: float = 10.0,

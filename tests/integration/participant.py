@@ -42,7 +42,9 @@ class Participant:
     delays: dict[str, float] = field(default_factory=dict)
     # method -> n: the first n attempts of every (gid, step) answer UNAVAILABLE.
     fail_first: dict[str, int] = field(default_factory=dict)
-    prepared_outcome: int = participant_pb2.PREPARED_OUTCOME_COMMITTED
+    prepared_outcome: participant_pb2.PreparedOutcome.ValueType = (
+        participant_pb2.PREPARED_OUTCOME_COMMITTED
+    )
     query_calls: list[participant_pb2.QueryPreparedRequest] = field(default_factory=list)
     in_flight: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     max_in_flight: int = 0
@@ -93,14 +95,16 @@ class Participant:
             await context.abort(answer.code, answer.details)
         return participant_pb2.QueryPreparedResponse(
             outcome=self.prepared_outcome
-        ).SerializeToString()  # type: ignore[arg-type]
+        ).SerializeToString()
 
     async def start(self, port: int = 0) -> Participant:
         participant = self
 
-        class Handler(grpc.GenericRpcHandler):
-            def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-                method = details.method  # type: ignore[attr-defined]
+        class Handler(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # generic in the stubs only
+            def service(
+                self, details: grpc.HandlerCallDetails
+            ) -> grpc.RpcMethodHandler[Any, Any] | None:
+                method = details.method
                 if method == QP_METHOD:
                     return grpc.unary_unary_rpc_method_handler(participant._query_prepared)
 

@@ -147,7 +147,8 @@ async def test_a_bad_write_does_not_fail_the_others(
     assert isinstance(results[1], asyncpg.PostgresError)  # Postgres text has no NUL
     conn = await asyncpg.connect(_plain(database_url))
     try:
-        errors = dict(await conn.fetch("SELECT gid, last_error FROM stepping_steps WHERE idx = 0"))
+        rows = await conn.fetch("SELECT gid, last_error FROM stepping_steps WHERE idx = 0")
+        errors = {row["gid"]: row["last_error"] for row in rows}
     finally:
         await conn.close()
     assert errors == {good.gid: "UNAVAILABLE: down", bad.gid: ""}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2
@@ -128,7 +130,7 @@ async def test_conflicting_requests_get_clear_reasons(
             assert info is not None and info.reason == "ERROR_REASON_TRANSACTION_NOT_FOUND"
 
 
-def _ok_step(**kw: object) -> S.Step:
+def _ok_step(**kw: Any) -> S.Step:
     return step(T, M, b"p", **kw)
 
 

@@ -29,7 +29,7 @@ import orders
 from participant_sdk import Endpoint, TmClient
 
 
-class _Freeze(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _Freeze(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]  # generic in the stubs only
     def __init__(self, before_submit: bool) -> None:
         self._before_submit = before_submit
 
@@ -65,7 +65,7 @@ async def main() -> None:
     async with TmClient.connect(
         args.tm,
         query_prepared=Endpoint.query_prepared(args.orders),
-        interceptors=[_Freeze(args.freeze == "before-submit")],
+        interceptors=[_Freeze(args.freeze == "before-submit")],  # type: ignore[list-item]
     ) as tm:
         await orders.place_order(
             tm,

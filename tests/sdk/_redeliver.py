@@ -41,7 +41,7 @@ class RedeliveringProxy:
 
     async def stop(self) -> None:
         await self._server.stop(0)
-        await self._channel.close()
+        await self._channel.close(None)
 
     async def _forward(
         self, method: str, request: bytes, metadata: Any, timeout: float | None
@@ -57,7 +57,7 @@ class RedeliveringProxy:
         metadata = tuple(
             (k, v) for k, v in (context.invocation_metadata() or ()) if k != "user-agent"
         )
-        md = dict(metadata)
+        md = {k: v for k, v in metadata if isinstance(v, str)}
         key = (
             md.get("stepping-gid", ""),
             md.get("stepping-step-index", ""),
@@ -77,17 +77,18 @@ class RedeliveringProxy:
         try:
             return bytes(await self._forward(method, request, metadata, timeout))
         except grpc.aio.AioRpcError as err:
-            trailer = tuple(
-                (k, v) for k, v in (err.trailing_metadata() or ()) if k.endswith("-bin")
-            )
+            # aio's trailing metadata holds (key, value) pairs; grpc-stubs types it as
+            # the sync API's _Metadatum objects.
+            trailers: Any = err.trailing_metadata() or ()
+            trailer = tuple((k, v) for k, v in trailers if k.endswith("-bin"))
             await context.abort(err.code(), err.details() or "", trailer)
 
 
-class _Handler(grpc.GenericRpcHandler):
+class _Handler(grpc.GenericRpcHandler):  # type: ignore[type-arg]  # generic in the stubs only
     def __init__(self, proxy: RedeliveringProxy) -> None:
         self._proxy = proxy
 
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         method = details.method
 
         async def behaviour(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:

@@ -43,7 +43,7 @@ async def test_transfers_move_money_once(
         return (await job.start(wait=True, wait_timeout=20)).status
 
     statuses = await asyncio.gather(transfer(30), transfer(20), transfer(5))
-    assert statuses == [JobStatus.SUCCEEDED] * 3
+    assert list(statuses) == [JobStatus.SUCCEEDED] * 3  # typeshed: gather of 3 is a tuple
     assert await banks.balances() == (45, 55)
     # Each step of each job reached the bank three times.
     assert a.forwarded[("0", "action")] == 9

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pydantic
 import pytest
@@ -101,7 +102,15 @@ async def shop() -> AsyncIterator[tuple[ParticipantServer, Recorder]]:
             raise RuntimeError("database hiccup")
         return b"ok"
 
-    steps = [upper, weigh, bill, reverse, refuse, not_yet, flaky]
+    steps: list[Callable[..., Awaitable[Any]]] = [
+        upper,
+        weigh,
+        bill,
+        reverse,
+        refuse,
+        not_yet,
+        flaky,
+    ]
     async with ParticipantServer(steps=steps, service="shop.v1.Shop", host="127.0.0.1") as server:
         yield server, seen
 

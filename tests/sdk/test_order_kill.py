@@ -84,7 +84,8 @@ async def _wait_final(tm: TmClient, gid: str, timeout: float = 20) -> JobState:
 
 async def _orders(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return int(await conn.scalar(sa.select(sa.func.count()).select_from(orders_example.orders)))
+        count = sa.select(sa.func.count()).select_from(orders_example.orders)
+        return (await conn.execute(count)).scalar_one()
 
 
 @pytest.mark.e2e

@@ -55,15 +55,23 @@ async def server() -> AsyncIterator[ParticipantServer]:
 
 
 async def _call(
-    server: ParticipantServer, method: str, body: bytes = b"", md: object = None
+    server: ParticipantServer,
+    method: str,
+    body: bytes = b"",
+    md: tuple[tuple[str, str], ...] | None = None,
 ) -> bytes:
     async with grpc.aio.insecure_channel(server.target) as channel:
-        rpc = channel.unary_unary(f"/shop.v1.Shop/{method}")
+        rpc = channel.unary_unary(
+            f"/shop.v1.Shop/{method}", request_serializer=None, response_deserializer=None
+        )
         return bytes(await rpc(body, metadata=md if md is not None else _md(), timeout=5))
 
 
 async def _error(
-    server: ParticipantServer, method: str, body: bytes = b"", md: object = None
+    server: ParticipantServer,
+    method: str,
+    body: bytes = b"",
+    md: tuple[tuple[str, str], ...] | None = None,
 ) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _call(server, method, body, md)

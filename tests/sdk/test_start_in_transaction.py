@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import bank as bank_example
 import grpc
 import orders as orders_example
 import pytest
@@ -25,7 +26,7 @@ from tm_service import TmServer
 QUICK_BACKCHECK = timedelta(seconds=0.5)
 
 
-class _FailSubmit(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _FailSubmit(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]  # generic in the stubs only
     """The TM is unreachable just when Submit is sent (after the local commit)."""
 
     async def intercept_unary_unary(
@@ -38,6 +39,7 @@ class _FailSubmit(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
                 grpc.aio.Metadata(),
                 grpc.aio.Metadata(),
                 "test: TM unreachable at Submit",
+                None,
             )
         return await continuation(details, request)
 
@@ -69,7 +71,8 @@ async def _wait_final(tm: TmClient, gid: str, timeout: float = 15) -> JobState:
 
 async def _order_count(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
-        return int(await conn.scalar(sa.select(sa.func.count()).select_from(orders_example.orders)))
+        count = sa.select(sa.func.count()).select_from(orders_example.orders)
+        return (await conn.execute(count)).scalar_one()
 
 
 async def test_order_and_payment_commit_together(
@@ -97,7 +100,7 @@ async def test_submit_lost_after_commit_is_recovered_by_the_back_check(
     async with TmClient.connect(
         tm.target,
         query_prepared=order_server.query_prepared_endpoint,
-        interceptors=[_FailSubmit()],
+        interceptors=[_FailSubmit()],  # type: ignore[list-item]  # grpc-stubs: cast or ignore
     ) as c:
         state = await orders_example.place_order(
             c,
@@ -177,7 +180,9 @@ async def test_back_check_asks_the_database_of_the_job(
             databases={"default": default, "tenant-a": tenant}, host="127.0.0.1"
         ) as server,
         TmClient.connect(
-            tm.target, query_prepared=server.query_prepared_endpoint, interceptors=[_FailSubmit()]
+            tm.target,
+            query_prepared=server.query_prepared_endpoint,
+            interceptors=[_FailSubmit()],  # type: ignore[list-item]
         ) as c,
     ):
         gids = {}
@@ -185,7 +190,7 @@ async def test_back_check_asks_the_database_of_the_job(
             job = c.job(database=name, check_prepared_after=QUICK_BACKCHECK)
             job.add_step(
                 Endpoint.for_step(banks.b.target, "bank.v1.Bank", "Credit"),
-                orders_example.Transfer("bob", 10),
+                bank_example.Transfer("bob", 10),
             )
             async with engine.connect() as conn:
                 await conn.begin()

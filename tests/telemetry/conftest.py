@@ -52,7 +52,7 @@ class Spans:
         return found[0]
 
     def names(self) -> list[str]:
-        return [f"{s.resource.attributes['service.name']}:{s.name}" for s in self.all()]
+        return [f"{s.resource.attributes['service.name']!s}:{s.name}" for s in self.all()]
 
 
 def _provider(exporter: InMemorySpanExporter, service: str) -> TracerProvider:
@@ -97,7 +97,7 @@ class Metrics:
         total = 0.0
         for point in self.points(name):
             if all(point.attributes.get(k) == v for k, v in attributes.items()):
-                total += getattr(point, "value", None) or getattr(point, "count", 0)
+                total += getattr(point, "value", 0) or getattr(point, "count", 0)
         return total
 
 

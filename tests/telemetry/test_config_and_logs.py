@@ -37,7 +37,7 @@ def _configure(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Telemetr
 def _resource(telemetry: Telemetry) -> Resource:
     tracer = telemetry.tracer
     assert isinstance(tracer.resource, Resource)  # type: ignore[attr-defined]
-    return tracer.resource  # type: ignore[attr-defined,no-any-return]
+    return tracer.resource  # type: ignore[attr-defined]
 
 
 def test_nothing_configured_means_no_sdk_at_all(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,7 +62,7 @@ async def shop(spans: Spans) -> AsyncIterator[tuple[ParticipantServer, Script]]:
 
 def _child_of(span: ReadableSpan, parent: ReadableSpan) -> bool:
     assert span.parent is not None, f"{span.name} has no parent"
-    return (
+    return bool(
         span.parent.span_id == parent.context.span_id
         and span.context.trace_id == parent.context.trace_id
     )

@@ -177,7 +177,7 @@ async def test_steps_after_a_sigkill_and_restart_keep_the_clients_trace(
     assert await second.wait_exit(15) == 0
 
     def after_restart(s: ReceivedSpan) -> bool:
-        return s.resource["service.instance.id"] != first_instance
+        return bool(s.resource["service.instance.id"] != first_instance)
 
     # The restarted TM's pass hangs under the client's Submit, by the stored context.
     (job_pass,) = [s for s in otlp.named("stepping job") if after_restart(s)]

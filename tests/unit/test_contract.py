@@ -124,7 +124,7 @@ def test_query_prepared_method_is_the_generated_stubs_path() -> None:
     assert f"/{service.full_name}/{method.name}" == contract.QUERY_PREPARED_METHOD
     assert service.full_name == contract.PARTICIPANT_SERVICE
     channel = _RecordingChannel()
-    participant_pb2_grpc.ParticipantServiceStub(channel)
+    participant_pb2_grpc.ParticipantServiceStub(channel)  # type: ignore[call-overload]
     assert channel.paths == [contract.QUERY_PREPARED_METHOD]
     assert (
         contract.QUERY_PREPARED_METHOD

@@ -30,6 +30,8 @@ def _wrapped(orig: BaseException) -> sa_exc.DBAPIError:
         _wrapped(asyncpg.CannotConnectNowError("starting up")),
         sa_exc.InterfaceError("SELECT 1", None, Exception("closed")),
         sa_exc.DBAPIError("SELECT 1", None, Exception("x"), connection_invalidated=True),
+        sa_exc.TimeoutError("QueuePool limit of size 10 overflow 0 reached"),
+        sa_exc.DisconnectionError("connection invalidated"),
     ],
     ids=type,
 )

@@ -173,16 +173,11 @@ class PostgresStore(FencedWrites):
             )
             .returning(*transactions.c)
         )
-        async with self._begin() as conn:
-            tx = (await conn.execute(stmt)).mappings().first()
-            if tx is None:
-                return None
-            rows = (
-                (await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx)))
-                .mappings()
-                .all()
-            )
-        return _rows.active_job(tx, list(rows), 0.0), _rows.transaction_from_rows(tx, list(rows))
+        found = await self._update_one(stmt, gid)
+        if found is None:
+            return None
+        tx, rows = found
+        return _rows.active_job(tx, rows, 0.0), _rows.transaction_from_rows(tx, rows)
 
     @map_unavailable
     async def get(self, gid: str) -> StoredTransaction | None:
@@ -288,16 +283,8 @@ class PostgresStore(FencedWrites):
             )
             .returning(*transactions.c)
         )
-        async with self._begin() as conn:
-            tx = (await conn.execute(stmt)).mappings().first()
-            if tx is None:
-                return None
-            rows = (
-                (await conn.execute(select(steps).where(_ST.gid == job.gid).order_by(_ST.idx)))
-                .mappings()
-                .all()
-            )
-        return _rows.active_job(tx, list(rows), 0.0)
+        found = await self._update_one(stmt, job.gid)
+        return None if found is None else _rows.active_job(*found, 0.0)
 
     @map_unavailable
     async def ping(self) -> None:
@@ -312,6 +299,19 @@ class PostgresStore(FencedWrites):
         return written
 
     # -- internals ----------------------------------------------------------------
+    async def _update_one(self, stmt: Any, gid: str) -> tuple[Any, list[Any]] | None:
+        """Run an UPDATE ... RETURNING of one job and read its steps, in one transaction."""
+        async with self._begin() as conn:
+            tx = (await conn.execute(stmt)).mappings().first()
+            if tx is None:
+                return None
+            rows = (
+                (await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx)))
+                .mappings()
+                .all()
+            )
+        return tx, list(rows)
+
     def _connect(self, *, auto: bool = False) -> AsyncConnection:
         return (self._auto if auto else self.engine).connect()
 

@@ -45,7 +45,8 @@ def is_unavailable(exc: BaseException) -> bool:
                 return True
         if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
             return True
-        if isinstance(e, sa_exc.InterfaceError):
+        # A closed or invalidated connection, or no pool connection to be had in time.
+        if isinstance(e, sa_exc.InterfaceError | sa_exc.DisconnectionError | sa_exc.TimeoutError):
             return True
         if isinstance(e, sa_exc.DBAPIError):
             todo.append(e.orig)

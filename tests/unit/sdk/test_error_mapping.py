@@ -32,7 +32,7 @@ def _error(
         code=code.value[0] if status_code is None else status_code, message=message, details=packed
     )
     trailing = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, message)
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, message, None)
 
 
 def _info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
@@ -78,12 +78,12 @@ def test_invalid_argument_names_the_field() -> None:
 
 def test_without_details_the_code_decides() -> None:
     plain = grpc.aio.AioRpcError(
-        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down"
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down", None
     )
     err = map_rpc_error(plain)
     assert type(err) is TmUnavailable and err.reason == "" and err.gid is None
     other = grpc.aio.AioRpcError(
-        grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(), "bug"
+        grpc.StatusCode.INTERNAL, grpc.aio.Metadata(), grpc.aio.Metadata(), "bug", None
     )
     assert type(map_rpc_error(other)) is TmError
 
