@@ -99,7 +99,7 @@ def _tls(
 @asynccontextmanager
 async def _stub(
     target: str, creds: grpc.ChannelCredentials | None = None
-) -> AsyncIterator[tm_pb2_grpc.TransactionManagerServiceStub]:
+) -> AsyncIterator[tm_pb2_grpc.TransactionManagerServiceAsyncStub]:
     target = target.replace("127.0.0.1", "localhost") if creds else target
     channel = grpc.aio.secure_channel(target, creds) if creds else grpc.aio.insecure_channel(target)
     async with channel:
@@ -117,7 +117,7 @@ def _reason(err: grpc.aio.AioRpcError) -> str:
     assert status is not None
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
-    return info.reason
+    return str(info.reason)
 
 
 async def _code(call: Awaitable[object]) -> grpc.StatusCode:
@@ -221,11 +221,12 @@ async def test_tokens_none_or_wrong_are_unauthenticated_and_health_stays_open(
                 await stub.NewGid(S.NewGidRequest(), metadata=metadata)
             assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
             assert _reason(caught.value) == "ERROR_REASON_UNAUTHENTICATED"
-        for call in [
+        unauthenticated: list[Awaitable[object]] = [
             stub.GetTransaction(S.GetTransactionRequest(gid="x")),
             stub.ListTransactions(S.ListTransactionsRequest()),
             stub.Submit(S.SubmitRequest(gid="x")),  # refused before the request is looked at
-        ]:
+        ]
+        for call in unauthenticated:
             assert await _code(call) is grpc.StatusCode.UNAUTHENTICATED
         assert (await stub.NewGid(S.NewGidRequest(), metadata=_bearer("t-orders"))).gid
     async with grpc.aio.insecure_channel(auth_tm.target) as ch:
@@ -240,7 +241,7 @@ async def test_tokens_none_or_wrong_are_unauthenticated_and_health_stays_open(
 
 
 async def _job(
-    stub: tm_pb2_grpc.TransactionManagerServiceStub, token: str, participant: Participant
+    stub: tm_pb2_grpc.TransactionManagerServiceAsyncStub, token: str, participant: Participant
 ) -> str:
     g = gid()
     await stub.Submit(
@@ -250,7 +251,7 @@ async def _job(
     return g
 
 
-async def _prepared(stub: tm_pb2_grpc.TransactionManagerServiceStub, token: str) -> str:
+async def _prepared(stub: tm_pb2_grpc.TransactionManagerServiceAsyncStub, token: str) -> str:
     g = gid()
     await stub.Prepare(
         S.PrepareRequest(
@@ -278,7 +279,7 @@ async def test_a_client_sees_and_touches_only_its_own_jobs(
         # Another's job and a gid nobody used get the same answer.
         answers: dict[str, set[str]] = {}
         for g in [theirs, their_prepared, "never-used"]:
-            calls = {
+            calls: dict[str, Awaitable[object]] = {
                 "get": stub.GetTransaction(S.GetTransactionRequest(gid=g), metadata=me),
                 "submit": stub.Submit(S.SubmitRequest(gid=g), metadata=me),
                 "abort": stub.Abort(S.AbortRequest(gid=g), metadata=me),
@@ -319,7 +320,7 @@ async def test_a_reader_reads_every_job_but_cannot_change_any(
         assert got.transaction.owner == "billing"
         missing = stub.GetTransaction(S.GetTransactionRequest(gid="never-used"), metadata=audit)
         assert await _code(missing) is grpc.StatusCode.NOT_FOUND
-        for call in [
+        denied: list[Awaitable[object]] = [
             stub.Submit(S.SubmitRequest(gid=b), metadata=audit),
             stub.Abort(S.AbortRequest(gid=b), metadata=audit),
             stub.NewGid(S.NewGidRequest(), metadata=audit),
@@ -327,7 +328,8 @@ async def test_a_reader_reads_every_job_but_cannot_change_any(
                 S.SubmitRequest(gid=gid(), steps=[step(participant.target, "/a.v1.A/Do")]),
                 metadata=audit,
             ),
-        ]:
+        ]
+        for call in denied:
             assert await _code(call) is grpc.StatusCode.PERMISSION_DENIED
         still = await stub.GetTransaction(S.GetTransactionRequest(gid=b), metadata=audit)
         assert still.transaction.status == S.TRANSACTION_STATUS_PREPARED
