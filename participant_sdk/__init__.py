@@ -30,6 +30,7 @@ from participant_sdk._info import StepInfo, info
 from participant_sdk._job import Job
 from participant_sdk._server import ParticipantServer
 from participant_sdk._step import compensation, step
+from participant_sdk._tls_config import TLSConfig
 from participant_sdk._types import Endpoint, RetryPolicy
 from participant_sdk.errors import RetryLater, StepFailed
 
@@ -41,6 +42,7 @@ __all__ = [
     "RetryPolicy",
     "StepFailed",
     "StepInfo",
+    "TLSConfig",
     "TmClient",
     "barrier",
     "compensation",

@@ -16,9 +16,10 @@ from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 from participant_sdk._job import Job
 from participant_sdk._rpc_errors import map_rpc_error
 from participant_sdk._state import JobState, JobStatus, Mode
+from participant_sdk._tls_config import TLSConfig
 from participant_sdk._tracing import GID, rpc_attributes, set_code, tracer
 from participant_sdk._types import Duration, Endpoint, RetryPolicy, to_duration_pb, to_seconds
-from participant_sdk.errors import TmUnavailable
+from participant_sdk.errors import PermissionDenied, TmUnavailable
 
 __all__ = ["TmClient"]
 
@@ -36,7 +37,8 @@ class TmClient:
             await job.start()
 
     ``query_prepared`` and ``database`` set the defaults of jobs started inside a
-    DB transaction (see :meth:`job`).
+    DB transaction (see :meth:`job`). ``api_key``: a bearer token sent with every
+    call as ``authorization: Bearer <api_key>`` (a TM with an auth file).
 
     Each call is an OpenTelemetry CLIENT span (on ``tracer_provider``, default the
     global one) whose context goes to the TM with the call: the TM stores it with the
@@ -52,8 +54,10 @@ class TmClient:
         database: str = "",
         tracer_provider: TracerProvider | None = None,
         target: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         self._channel = channel
+        self._auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._tracer = tracer(tracer_provider)
         self._target = target
         self._stub: tm_pb2_grpc.TransactionManagerServiceAsyncStub = (
@@ -68,7 +72,8 @@ class TmClient:
         cls,
         target: str,
         *,
-        tls: bool | grpc.ChannelCredentials | None = None,
+        tls: bool | TLSConfig | grpc.ChannelCredentials | None = None,
+        api_key: str | None = None,
         timeout: Duration = 10.0,
         query_prepared: Endpoint | None = None,
         database: str = "",
@@ -80,13 +85,19 @@ class TmClient:
 
         Await it (``tm = await TmClient.connect(...)``, then ``await tm.close()``) or
         use it as an async context manager. ``tls``: None/False for plaintext, True for
-        the system's roots, or channel credentials. ``timeout`` is the deadline of each
+        the system's roots, a :class:`TLSConfig` (CA, client certificate for mTLS,
+        server name), or channel credentials. ``api_key``: the bearer token of a
+        principal in the TM's auth file. ``timeout`` is the deadline of each
         call. Unless ``lazy``, waits up to ``timeout`` for the TM to answer and raises
         :class:`~participant_sdk.errors.TmUnavailable` if it does not.
         ``tracer_provider``: where the calls' spans go (default: the global provider).
         """
         if tls is None or tls is False:
             channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
+        elif isinstance(tls, TLSConfig):
+            channel = grpc.aio.secure_channel(
+                target, tls.credentials(), tls.channel_options(), interceptors=interceptors
+            )
         else:
             creds = grpc.ssl_channel_credentials() if tls is True else tls
             channel = grpc.aio.secure_channel(target, creds, interceptors=interceptors)
@@ -97,6 +108,7 @@ class TmClient:
             database=database,
             tracer_provider=tracer_provider,
             target=target,
+            api_key=api_key,
         )
         return _Connect(client, check=not lazy)
 
@@ -183,7 +195,7 @@ class TmClient:
                 response = await rpc(
                     request,
                     timeout=self.timeout if rpc_timeout is None else rpc_timeout,
-                    metadata=tuple(carrier.items()) or None,
+                    metadata=(*self._auth, *carrier.items()) or None,
                 )
             except grpc.aio.AioRpcError as err:
                 mapped = map_rpc_error(err)
@@ -275,6 +287,8 @@ class _Connect:
         if self._check:
             try:
                 await self._client.new_gid()
+            except PermissionDenied:
+                pass  # a reader may not ask for gids: the TM answered and knew the caller
             except BaseException:
                 await self._client.close()
                 raise

@@ -13,9 +13,11 @@ from participant_sdk.errors import (
     GidConflict,
     InvalidArgument,
     InvalidState,
+    PermissionDenied,
     TmError,
     TmUnavailable,
     TransactionNotFound,
+    Unauthenticated,
 )
 
 __all__ = ["TM_ERROR_DOMAIN", "map_rpc_error"]
@@ -29,6 +31,8 @@ _BY_REASON: dict[str, type[TmError]] = {
     contract.REASON_INVALID_ARGUMENT: InvalidArgument,
     contract.REASON_SHUTTING_DOWN: TmUnavailable,
     contract.REASON_STORE_UNAVAILABLE: TmUnavailable,
+    contract.REASON_UNAUTHENTICATED: Unauthenticated,
+    contract.REASON_PERMISSION_DENIED: PermissionDenied,
 }
 
 # Used when the TM (or a proxy in front of it) sent no ErrorInfo.
@@ -40,6 +44,8 @@ _BY_CODE: dict[grpc.StatusCode, type[TmError]] = {
     grpc.StatusCode.UNAVAILABLE: TmUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: TmUnavailable,
     grpc.StatusCode.RESOURCE_EXHAUSTED: TmUnavailable,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 

@@ -87,6 +87,8 @@ class JobState:
     create_time: datetime | None
     update_time: datetime | None
     finish_time: datetime | None
+    owner: str = ""
+    """The principal that created the job (empty when the TM runs without auth)."""
 
     @classmethod
     def from_proto(cls, tx: tm_pb2.Transaction) -> JobState:
@@ -109,6 +111,7 @@ class JobState:
             create_time=_time(tx, "create_time"),
             update_time=_time(tx, "update_time"),
             finish_time=_time(tx, "finish_time"),
+            owner=tx.owner,
         )
 
 

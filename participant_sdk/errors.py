@@ -19,12 +19,14 @@ __all__ = [
     "InvalidArgument",
     "InvalidState",
     "JobRolledBack",
+    "PermissionDenied",
     "RetryLater",
     "StepFailed",
     "SteppingError",
     "TmError",
     "TmUnavailable",
     "TransactionNotFound",
+    "Unauthenticated",
 ]
 
 
@@ -129,6 +131,16 @@ class InvalidArgument(TmError):
         super().__init__(message, code=code, reason=reason, metadata=metadata)
         self.field = field
         self.description = description
+
+
+class Unauthenticated(TmError):
+    """The TM knows no credential of this call: send an ``api_key`` (bearer token) or a
+    client certificate the TM's auth file names."""
+
+
+class PermissionDenied(TmError):
+    """The principal may not make this call, or not on this job (or no such job: the TM
+    gives the same answer)."""
 
 
 class TmUnavailable(TmError):

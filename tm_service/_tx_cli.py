@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -37,6 +38,30 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
+def _channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """Plaintext, or TLS when a CA or client certificate is given (--tls-*)."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return grpc.aio.insecure_channel(args.target)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("stepping-tm: --tls-cert and --tls-key go together")
+
+    def read(path: str | None) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    creds = grpc.ssl_channel_credentials(read(args.tls_ca), read(args.tls_key), read(args.tls_cert))
+    options = []
+    if args.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", args.tls_server_name))
+    return grpc.aio.secure_channel(args.target, creds, options=options)
+
+
+def _metadata(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    token = args.token
+    if args.token_file:
+        token = Path(args.token_file).read_text().strip()
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
 def _fail(err: grpc.aio.AioRpcError) -> int:
     print(f"stepping-tm: {err.code().name}: {err.details()}", file=sys.stderr)
     return 1
@@ -52,7 +77,7 @@ async def list_transactions(args: argparse.Namespace) -> int:
         except ValueError:
             print(f"stepping-tm: unknown status {s!r}", file=sys.stderr)
             return 2
-    async with grpc.aio.insecure_channel(args.target) as channel:
+    async with _channel(args) as channel:
         stub = tm_pb2_grpc.TransactionManagerServiceStub(channel)
         try:
             resp = await stub.ListTransactions(
@@ -60,13 +85,14 @@ async def list_transactions(args: argparse.Namespace) -> int:
                     statuses=statuses, page_size=args.limit, page_token=args.page_token
                 ),
                 timeout=10,
+                metadata=_metadata(args),
             )
         except grpc.aio.AioRpcError as err:
             return _fail(err)
     if args.json:
         print(json.dumps(MessageToDict(resp), indent=2))
         return 0
-    rows = [["GID", "STATUS", "MODE", "STEPS", "CREATED", "ERROR"]]
+    rows = [["GID", "STATUS", "MODE", "STEPS", "CREATED", "OWNER", "ERROR"]]
     for t in resp.transactions:
         done = sum(1 for s in t.steps if s.status == tm_pb2.STEP_STATUS_SUCCEEDED)
         rows.append(
@@ -76,6 +102,7 @@ async def list_transactions(args: argparse.Namespace) -> int:
                 tm_pb2.Mode.Name(t.mode).removeprefix("MODE_"),
                 f"{done}/{len(t.steps)}",
                 _time(t.create_time),
+                t.owner or "-",
                 t.error[:60],
             ]
         )
@@ -86,10 +113,12 @@ async def list_transactions(args: argparse.Namespace) -> int:
 
 
 async def show_transaction(args: argparse.Namespace) -> int:
-    async with grpc.aio.insecure_channel(args.target) as channel:
+    async with _channel(args) as channel:
         stub = tm_pb2_grpc.TransactionManagerServiceStub(channel)
         try:
-            resp = await stub.GetTransaction(tm_pb2.GetTransactionRequest(gid=args.gid), timeout=10)
+            resp = await stub.GetTransaction(
+                tm_pb2.GetTransactionRequest(gid=args.gid), timeout=10, metadata=_metadata(args)
+            )
         except grpc.aio.AioRpcError as err:
             return _fail(err)
     t = resp.transaction
@@ -99,6 +128,7 @@ async def show_transaction(args: argparse.Namespace) -> int:
     print(f"gid:      {t.gid}")
     print(f"status:   {_status(t.status)}")
     print(f"mode:     {tm_pb2.Mode.Name(t.mode).removeprefix('MODE_')}")
+    print(f"owner:    {t.owner or '-'}")
     print(f"created:  {_time(t.create_time)}")
     print(f"updated:  {_time(t.update_time)}")
     print(f"finished: {_time(t.finish_time)}")

@@ -1,4 +1,4 @@
-"""``stepping-tm``: serve, db upgrade, tx list, tx show."""
+"""``stepping-tm``: serve, db upgrade, tx list, tx show, auth new-token."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from tm_service.auth import Role
 from tm_service.config import Settings, SettingsError, field_type
 
 __all__ = ["main"]
@@ -106,6 +107,23 @@ def cmd_tx(args: argparse.Namespace) -> int:
     return asyncio.run(show_transaction(args))
 
 
+def cmd_auth_new_token(args: argparse.Namespace) -> int:
+    from tm_service.auth import new_token_text
+
+    print(new_token_text(args.principal, args.role), end="")
+    return 0
+
+
+def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="127.0.0.1:36790", help="the TM's address")
+    parser.add_argument("--tls-ca", help="PEM CA file: connect with TLS, trusting this CA")
+    parser.add_argument("--tls-cert", help="PEM client certificate (mTLS; with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-server-name", help="expect this name in the TM's certificate")
+    parser.add_argument("--token", help="bearer token (sent as 'authorization: Bearer ...')")
+    parser.add_argument("--token-file", help="read the bearer token from this file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stepping-tm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     tx_sub = tx.add_subparsers(dest="tx_command", required=True)
     for name, help_text in (("list", "list transactions"), ("show", "show one transaction")):
         p = tx_sub.add_parser(name, help=help_text)
-        p.add_argument("--target", default="127.0.0.1:36790", help="the TM's address")
+        _add_connection_flags(p)
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "list":
             p.add_argument(
@@ -141,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("gid")
         p.set_defaults(func=cmd_tx)
+
+    auth = sub.add_parser("auth", help="credentials for the TM's auth file")
+    auth_sub = auth.add_subparsers(dest="auth_command", required=True)
+    token = auth_sub.add_parser(
+        "new-token", help="print a fresh bearer token (once) and the TOML to add for it"
+    )
+    token.add_argument("--principal", required=True, help="the principal's name")
+    token.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        choices=[r.value for r in Role],
+        help="a role (repeatable; default client)",
+    )
+    token.set_defaults(func=cmd_auth_new_token)
     return parser
 
 

@@ -32,10 +32,29 @@ class Settings:
     """Every knob of the TM, with its default."""
 
     # Network
-    listen: str = field(default="0.0.0.0:36790", metadata={"help": "gRPC listen address"})
+    listen: str = field(
+        default="127.0.0.1:36790",
+        metadata={"help": "gRPC listen address (set 0.0.0.0:36790 to serve other hosts)"},
+    )
     workers: int = field(
         default=1, metadata={"help": "TM processes sharing the listen port (SO_REUSEPORT)"}
     )
+    # Security (README "Security")
+    tls_cert_file: str = field(
+        default="",
+        metadata={"help": "serve TLS with this PEM certificate chain (re-read when changed)"},
+    )
+    tls_key_file: str = field(default="", metadata={"help": "the PEM private key of tls_cert_file"})
+    tls_client_ca_file: str = field(
+        default="", metadata={"help": "require client certificates signed by this PEM CA (mTLS)"}
+    )
+    health_listen: str = field(
+        default="", metadata={"help": "also serve only grpc.health.v1, in plaintext, here"}
+    )
+    auth_file: str = field(
+        default="", metadata={"help": "TOML file of principals: tokens, TLS identities, roles"}
+    )
+    reflection: bool = field(default=False, metadata={"help": "serve gRPC server reflection"})
     # Storage
     database_url: str = field(
         default="",

@@ -123,6 +123,8 @@ class NewTransaction:
     # from a conflicting one.
     fingerprint: bytes
     trace_context: dict[str, str] = field(default_factory=dict)
+    # The principal creating it (None when the TM runs without an auth file).
+    owner: str | None = None
 
 
 @dataclass(slots=True)
@@ -150,6 +152,7 @@ class Transaction:
     create_time: datetime
     update_time: datetime
     finish_time: datetime | None
+    owner: str | None = None  # the principal that created it
 
     @property
     def is_final(self) -> bool:
@@ -182,6 +185,7 @@ class ActiveJob:
     create_time: datetime | None = None
     update_time: datetime | None = None
     finish_time: datetime | None = None
+    owner: str | None = None  # the principal that created it
 
     @property
     def is_final(self) -> bool:
@@ -210,4 +214,5 @@ class ActiveJob:
             create_time=self.create_time,
             update_time=self.update_time,
             finish_time=self.finish_time,
+            owner=self.owner,
         )

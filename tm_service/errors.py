@@ -13,9 +13,11 @@ __all__ = [
     "InvalidState",
     "LeaseLost",
     "NotFound",
+    "PermissionDenied",
     "ShuttingDown",
     "StoreUnavailable",
     "TmError",
+    "Unauthenticated",
 ]
 
 
@@ -70,6 +72,19 @@ class StoreUnavailable(TmError):
     """The database could not be reached."""
 
     reason = contract.REASON_STORE_UNAVAILABLE
+
+
+class Unauthenticated(TmError):
+    """The request carries no credential the auth file knows."""
+
+    reason = contract.REASON_UNAUTHENTICATED
+
+
+class PermissionDenied(TmError):
+    """The principal may not make this call, or not on this job (or the job is unknown:
+    the same answer, so a gid's existence does not leak)."""
+
+    reason = contract.REASON_PERMISSION_DENIED
 
 
 class LeaseLost(Exception):

@@ -1,4 +1,4 @@
-"""Assembles and runs the TM: database, engine, gRPC server (with health and reflection)."""
+"""Assembles and runs the TM: database, engine, gRPC server (health; reflection when on)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from stepping.contract import TM_SERVICE
 from stepping.tm.v1 import tm_pb2_grpc
 
 from tm_service._listen import ListenError, check_address_free
+from tm_service._listeners import add_api_port, start_health_server
 from tm_service.api import Converter, MalformedRequests, TransactionManagerServicer
+from tm_service.auth import Authenticator, PrincipalFile
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
@@ -53,10 +55,12 @@ class TmServer:
     # How often the due-backlog gauges are read from the database (metrics on only).
     backlog_interval: float = 5.0
     port: int = 0
+    health_port: int = 0  # of the plaintext health-only listener (STEPPING_HEALTH_LISTEN)
     store: PostgresStore | None = None
     engine: Engine | None = None
     _server: grpc.aio.Server | None = None
     _health: Any = None
+    _health_server: grpc.aio.Server | None = None
     _embedded: EmbeddedPostgres | None = None
     _backlog: asyncio.Task[None] | None = None
 
@@ -68,6 +72,7 @@ class TmServer:
         s = self.settings
         if not self.reuse_port:  # fail fast, before the database starts
             check_address_free(s.listen)
+        auth = Authenticator(PrincipalFile(s.auth_file)) if s.auth_file else None
         url = s.database_url
         if not url:
             self._embedded = EmbeddedPostgres(Path(s.embedded_pg_dir), port=s.embedded_pg_port)
@@ -99,23 +104,25 @@ class TmServer:
             ],
         )
         tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
-            TransactionManagerServicer(service, Converter(s)), server
+            TransactionManagerServicer(service, Converter(s), auth), server
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        if s.reflection:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
         try:
-            self.port = server.add_insecure_port(s.listen)
+            self.port = add_api_port(server, s)
         except RuntimeError as err:  # grpc: "Failed to bind to address ..."
             raise ListenError(f"cannot listen on {s.listen}: {err}") from None
-        if self.port == 0:
-            raise ListenError(f"cannot listen on {s.listen}")
         if spans is not None:
             spans.port = self.port
         await server.start()
         self._server = server
+        self._health_server, self.health_port = await start_health_server(
+            s, self._health, reuse_port=self.reuse_port
+        )
         self.engine.start()
         if tel.metrics:
             self._backlog = asyncio.create_task(
@@ -136,6 +143,8 @@ class TmServer:
             await self.engine.shutdown(grace)
         if self._server is not None:
             await self._server.stop(min(grace, 1.0))
+        if self._health_server is not None:
+            await self._health_server.stop(None)
         if self._backlog is not None:
             self._backlog.cancel()
             await asyncio.gather(self._backlog, return_exceptions=True)

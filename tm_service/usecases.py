@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
+from tm_service.auth import Principal
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
 from tm_service.domain import ActiveJob, NewTransaction, Transaction, TxStatus
-from tm_service.errors import Conflict, InvalidArgument, InvalidState, NotFound, ShuttingDown
+from tm_service.errors import (
+    Conflict,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    PermissionDenied,
+    ShuttingDown,
+)
 from tm_service.processing import Engine
 from tm_service.store import JobStore
 from tm_service.telemetry import Telemetry
@@ -22,7 +31,11 @@ DEFAULT_PAGE_SIZE = 50
 
 
 class TransactionService:
-    """Prepare, Submit, Abort, Get, List: validated input in, domain objects out."""
+    """Prepare, Submit, Abort, Get, List: validated input in, domain objects out.
+
+    ``who`` is the caller's principal, None when the TM runs without an auth file
+    (then every call may touch every job). A principal's job carries it as ``owner``.
+    """
 
     def __init__(
         self,
@@ -39,28 +52,39 @@ class TransactionService:
         self._settings = settings
         self._telemetry = telemetry or Telemetry()
 
-    def new_gid(self) -> str:
+    def new_gid(self, who: Principal | None = None) -> str:
+        _check_create(who, "")
         # Time-ordered (sorts by creation) and unique: ms since epoch + 64 random bits.
         millis = int(self._clock.now().timestamp() * 1000)
         return f"{millis:012x}{secrets.token_hex(8)}"
 
-    async def prepare(self, new: NewTransaction) -> Transaction:
+    async def prepare(self, new: NewTransaction, who: Principal | None = None) -> Transaction:
         self._check_running()
+        new = _owned(new, who)
         created = await self._store.insert(
             new, status=TxStatus.PREPARED, owner=None, lease=self._settings.lease_seconds
         )
         if created is not None:
             self._telemetry.job_started(new)
             return created[1]
-        return await self._existing(new)
+        return await self._existing(new, who)
 
     async def submit(
-        self, gid: str, new: NewTransaction | None, *, wait: bool, wait_timeout: float
+        self,
+        gid: str,
+        new: NewTransaction | None,
+        *,
+        wait: bool,
+        wait_timeout: float,
+        who: Principal | None = None,
     ) -> Transaction:
         """Start a prepared job, or store and start ``new``; optionally wait for the end."""
         self._check_running()
         tx: Transaction | None = None
-        if new is not None:
+        if new is None:
+            await self._check_write(gid, who)
+        else:
+            new = _owned(new, who)
             created = await self._store.insert(
                 new,
                 status=TxStatus.SUBMITTED,
@@ -72,7 +96,7 @@ class TransactionService:
                 await self._start(created[0])
                 tx = created[1]
             else:
-                tx = await self._existing(new)
+                tx = await self._existing(new, who)
         if tx is None or tx.status is TxStatus.PREPARED:
             tx = await self._submit_prepared(gid, with_steps=new is not None)
         if wait and not tx.is_final:
@@ -114,7 +138,8 @@ class TransactionService:
         else:
             await self._store.release(job)
 
-    async def abort(self, gid: str, reason: str) -> Transaction:
+    async def abort(self, gid: str, reason: str, who: Principal | None = None) -> Transaction:
+        await self._check_write(gid, who)
         aborted = await self._store.abort_prepared(gid, reason or "aborted by the client")
         stored = await self._store.get(gid)
         if stored is None:
@@ -130,27 +155,40 @@ class TransactionService:
             metadata={"status": _status_name(tx.status)},
         )
 
-    async def get(self, gid: str) -> Transaction:
+    async def get(self, gid: str, who: Principal | None = None) -> Transaction:
         stored = await self._store.get(gid)
+        if who is not None and not who.may_read(stored.transaction.owner if stored else None):
+            raise _denied(who, "read", gid)
         if stored is None:
             raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
         return stored.transaction
 
     async def list(
-        self, *, statuses: Sequence[TxStatus], page_size: int, page_token: str
+        self,
+        *,
+        statuses: Sequence[TxStatus],
+        page_size: int,
+        page_token: str,
+        who: Principal | None = None,
     ) -> tuple[list[Transaction], str]:
+        """A page of jobs, newest first; a ``client`` principal sees only its own."""
         if page_size < 0:
             raise InvalidArgument("page_size", "must not be negative")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         before = _decode_token(page_token) if page_token else None
-        txs = await self._store.list_transactions(statuses=statuses, limit=size + 1, before=before)
+        owner = None if who is None or who.reads_all else who.name
+        txs = await self._store.list_transactions(
+            statuses=statuses, limit=size + 1, before=before, owner=owner
+        )
         if len(txs) <= size:
             return txs, ""
         txs = txs[:size]
         return txs, _encode_token(txs[-1].create_time, txs[-1].gid)
 
-    async def _existing(self, new: NewTransaction) -> Transaction:
+    async def _existing(self, new: NewTransaction, who: Principal | None) -> Transaction:
         stored = await self._store.get(new.gid)
+        if who is not None and not who.may_write(stored.transaction.owner if stored else None):
+            raise _denied(who, "write", new.gid)
         if stored is None:  # deleted in between: vanishingly rare; report as a conflict
             raise Conflict(f"transaction {new.gid!r} changed concurrently; retry", gid=new.gid)
         if stored.fingerprint != new.fingerprint:
@@ -161,9 +199,35 @@ class TransactionService:
             )
         return stored.transaction
 
+    async def _check_write(self, gid: str, who: Principal | None) -> None:
+        """Before a Submit or Abort of a stored job: may ``who`` touch it?"""
+        if who is None or who.may_write(None):  # no auth file, or an admin: any job
+            return
+        stored = await self._store.get(gid) if who.may_create else None
+        if stored is None or not who.may_write(stored.transaction.owner):
+            raise _denied(who, "write", gid)
+
     def _check_running(self) -> None:
         if self._engine.stopping:
             raise ShuttingDown("the TM is shutting down; retry on another replica")
+
+
+def _check_create(who: Principal | None, gid: str) -> None:
+    if who is not None and not who.may_create:
+        raise _denied(who, "create", gid)
+
+
+def _owned(new: NewTransaction, who: Principal | None) -> NewTransaction:
+    if who is None:
+        return new
+    _check_create(who, new.gid)
+    return dataclasses.replace(new, owner=who.name)
+
+
+def _denied(who: Principal, action: str, gid: str) -> PermissionDenied:
+    # The same words whether the job exists or not: a gid's existence does not leak.
+    what = f"transaction {gid!r}" if gid else "transactions"
+    return PermissionDenied(f"principal {who.name!r} may not {action} {what}", gid=gid)
 
 
 def _status_name(status: TxStatus) -> str:

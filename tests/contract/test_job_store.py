@@ -6,6 +6,7 @@ rely on is pinned here once: status guards, lease-token fencing, due times, orde
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -405,6 +406,39 @@ async def test_lists_are_newest_first_filtered_and_paged(sut: StoreUnderTest) ->
     assert [t.gid for t in rest] == gids[::-1][3:]
     prepared = await store.list_transactions(statuses=[TxStatus.PREPARED], limit=10, before=None)
     assert [t.gid for t in prepared] == [gids[3], gids[1]]
+
+
+async def test_a_job_keeps_its_owner_and_lists_filter_by_it(sut: StoreUnderTest) -> None:
+    store = sut.store
+    gids: dict[str | None, list[str]] = {"orders": [], "billing": [], None: []}
+    for owner in ["orders", "billing", None, "orders"]:
+        new = dataclasses.replace(_new(), owner=owner)
+        status = TxStatus.SUBMITTED if owner == "billing" else TxStatus.PREPARED
+        made = await store.insert(new, status=status, owner="r1", lease=LEASE)
+        assert made is not None
+        job, tx = made
+        assert job.owner == owner and tx.owner == owner
+        assert job.snapshot().owner == owner
+        gids[owner].append(new.gid)
+        await sut.advance(0.01)
+    stored = await store.get(gids["orders"][0])
+    assert stored is not None and stored.transaction.owner == "orders"
+    # Prepared ones wait for their back-check, the submitted one is leased to r1.
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
+    mine = await store.list_transactions(statuses=[], limit=10, before=None, owner="orders")
+    assert [t.gid for t in mine] == gids["orders"][::-1]
+    assert all(t.owner == "orders" for t in mine)
+    first = await store.list_transactions(statuses=[], limit=1, before=None, owner="orders")
+    rest = await store.list_transactions(
+        statuses=[], limit=10, before=(first[0].create_time, first[0].gid), owner="orders"
+    )
+    assert [t.gid for t in first + rest] == gids["orders"][::-1]
+    prepared_billing = await store.list_transactions(
+        statuses=[TxStatus.PREPARED], limit=10, before=None, owner="billing"
+    )
+    assert prepared_billing == []
+    everyone = await store.list_transactions(statuses=[], limit=10, before=None)
+    assert {t.owner for t in everyone} == {"orders", "billing", None}
 
 
 async def test_lists_leave_results_out_and_get_keeps_them(sut: StoreUnderTest) -> None:

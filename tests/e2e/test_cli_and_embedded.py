@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import inspect
 from stepping.tm.v1 import tm_pb2 as S
 
+from tests.conftest import test_settings as settings_for
 from tests.e2e.conftest import SpawnTm
 from tests.integration.helpers import gid, step, tm_stub
 from tests.integration.participant import Participant
@@ -63,7 +64,16 @@ async def test_tx_list_and_show(tm: TmServer, participant: Participant) -> None:
     assert code == 1 and "NOT_FOUND" in err
 
 
-async def test_health_and_reflection(tm: TmServer) -> None:
+async def test_health_and_reflection_when_turned_on(database_url: str) -> None:
+    tm = TmServer(settings_for(database_url, reflection=True))
+    await tm.start()
+    try:
+        await _health_and_reflection(tm)
+    finally:
+        await tm.stop(grace=1.0)
+
+
+async def _health_and_reflection(tm: TmServer) -> None:
     async with grpc.aio.insecure_channel(tm.target) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         for service in ("", "stepping.tm.v1.TransactionManagerService"):

@@ -82,7 +82,9 @@ def _full_job() -> tuple[str, NewJob]:
         for i in range(2)
     )
     options = TxOptions(Mode.SAGA, 1.0, 2.0, 60.0, concurrent=True)
-    new = NewTransaction("g1", specs, options, Endpoint("q:1", "/Q"), "db", b"fp", {"t": "x"})
+    new = NewTransaction(
+        "g1", specs, options, Endpoint("q:1", "/Q"), "db", b"fp", {"t": "x"}, "orders"
+    )
     return new.gid, NewJob(new, TxStatus.SUBMITTED, "replica-1", 30.0)
 
 

@@ -256,6 +256,7 @@ def transaction_to_proto(tx: Transaction) -> tm_pb2.Transaction:
         error=tx.error,
         create_time=_ts(tx.create_time),
         update_time=_ts(tx.update_time),
+        owner=tx.owner or "",
     )
     if tx.finish_time is not None:
         out.finish_time.CopyFrom(_ts(tx.finish_time))

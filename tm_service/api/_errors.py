@@ -18,9 +18,11 @@ from tm_service.errors import (
     InvalidArgument,
     InvalidState,
     NotFound,
+    PermissionDenied,
     ShuttingDown,
     StoreUnavailable,
     TmError,
+    Unauthenticated,
 )
 
 __all__ = ["DOMAIN", "grpc_errors", "to_status"]
@@ -36,6 +38,8 @@ _CODES: dict[type[TmError], int] = {
     InvalidState: code_pb2.FAILED_PRECONDITION,
     ShuttingDown: code_pb2.UNAVAILABLE,
     StoreUnavailable: code_pb2.UNAVAILABLE,
+    Unauthenticated: code_pb2.UNAUTHENTICATED,
+    PermissionDenied: code_pb2.PERMISSION_DENIED,
 }
 
 

@@ -10,6 +10,7 @@ from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api._convert import Converter, transaction_to_proto
 from tm_service.api._errors import grpc_errors
+from tm_service.auth import Authenticator, Principal, peer_identities
 from tm_service.errors import InvalidArgument
 from tm_service.telemetry import current_w3c
 from tm_service.usecases import TransactionService
@@ -27,16 +28,32 @@ def _trace_context(context: Ctx) -> dict[str, str]:
 
 
 class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
-    def __init__(self, service: TransactionService, converter: Converter) -> None:
+    """``auth``: resolve each call's principal (None: no auth file, every call allowed)."""
+
+    def __init__(
+        self,
+        service: TransactionService,
+        converter: Converter,
+        auth: Authenticator | None = None,
+    ) -> None:
         self._svc = service
         self._conv = converter
+        self._auth = auth
+
+    def _who(self, context: Ctx) -> Principal | None:
+        if self._auth is None:
+            return None
+        return self._auth.authenticate(
+            context.invocation_metadata() or (), peer_identities(context.auth_context())
+        )
 
     @grpc_errors
     async def NewGid(self, request: tm_pb2.NewGidRequest, context: Ctx) -> tm_pb2.NewGidResponse:
-        return tm_pb2.NewGidResponse(gid=self._svc.new_gid())
+        return tm_pb2.NewGidResponse(gid=self._svc.new_gid(self._who(context)))
 
     @grpc_errors
     async def Prepare(self, request: tm_pb2.PrepareRequest, context: Ctx) -> tm_pb2.PrepareResponse:
+        who = self._who(context)
         if not request.HasField("query_prepared"):
             self._conv.gid(request.gid)
             raise InvalidArgument("query_prepared", "is required for Prepare")
@@ -48,11 +65,12 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
             database=request.database,
             trace_context=_trace_context(context),
         )
-        tx = await self._svc.prepare(new)
+        tx = await self._svc.prepare(new, who)
         return tm_pb2.PrepareResponse(transaction=transaction_to_proto(tx))
 
     @grpc_errors
     async def Submit(self, request: tm_pb2.SubmitRequest, context: Ctx) -> tm_pb2.SubmitResponse:
+        who = self._who(context)
         gid = self._conv.gid(request.gid)
         new = None
         if request.steps:
@@ -68,29 +86,37 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
             request.wait_timeout if request.HasField("wait_timeout") else None,
             context.time_remaining(),
         )
-        tx = await self._svc.submit(gid, new, wait=request.wait_result, wait_timeout=wait_timeout)
+        tx = await self._svc.submit(
+            gid, new, wait=request.wait_result, wait_timeout=wait_timeout, who=who
+        )
         return tm_pb2.SubmitResponse(transaction=transaction_to_proto(tx))
 
     @grpc_errors
     async def Abort(self, request: tm_pb2.AbortRequest, context: Ctx) -> tm_pb2.AbortResponse:
-        tx = await self._svc.abort(self._conv.gid(request.gid), self._conv.reason(request.reason))
+        who = self._who(context)
+        tx = await self._svc.abort(
+            self._conv.gid(request.gid), self._conv.reason(request.reason), who
+        )
         return tm_pb2.AbortResponse(transaction=transaction_to_proto(tx))
 
     @grpc_errors
     async def GetTransaction(
         self, request: tm_pb2.GetTransactionRequest, context: Ctx
     ) -> tm_pb2.GetTransactionResponse:
-        tx = await self._svc.get(self._conv.gid(request.gid))
+        who = self._who(context)
+        tx = await self._svc.get(self._conv.gid(request.gid), who)
         return tm_pb2.GetTransactionResponse(transaction=transaction_to_proto(tx))
 
     @grpc_errors
     async def ListTransactions(
         self, request: tm_pb2.ListTransactionsRequest, context: Ctx
     ) -> tm_pb2.ListTransactionsResponse:
+        who = self._who(context)
         txs, token = await self._svc.list(
             statuses=self._conv.statuses(request.statuses),
             page_size=request.page_size,
             page_token=request.page_token,
+            who=who,
         )
         return tm_pb2.ListTransactionsResponse(
             transactions=[transaction_to_proto(t) for t in txs], next_page_token=token

@@ -58,6 +58,7 @@ class _Row:
     lease_owner: str | None = None
     lease_token: int = 0
     lease_expires: datetime | None = None
+    owner: str | None = None  # the principal that created it
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -82,6 +83,7 @@ class _Row:
             create_time=self.create_time,
             update_time=self.update_time,
             finish_time=self.finish_time,
+            owner=self.owner,
         )
 
     def active_job(self) -> ActiveJob:
@@ -106,6 +108,7 @@ class _Row:
             create_time=self.create_time,
             update_time=self.update_time,
             finish_time=self.finish_time,
+            owner=self.owner,
         )
 
 
@@ -164,6 +167,7 @@ class InMemoryStore(FencedWrites):
             lease_owner=owner if submitted else None,
             lease_token=1 if submitted else 0,
             lease_expires=_after(now, lease) if submitted else None,
+            owner=new.owner,
         )
         self._rows[new.gid] = row
         job = row.active_job()
@@ -209,8 +213,13 @@ class InMemoryStore(FencedWrites):
         statuses: Sequence[TxStatus],
         limit: int,
         before: tuple[datetime, str] | None,
+        owner: str | None = None,
     ) -> list[Transaction]:
-        rows = [r for r in self._rows.values() if not statuses or r.status in statuses]
+        rows = [
+            r
+            for r in self._rows.values()
+            if (not statuses or r.status in statuses) and (owner is None or r.owner == owner)
+        ]
         if before is not None:
             rows = [r for r in rows if (r.create_time, r.gid) < before]
         rows.sort(key=lambda r: (r.create_time, r.gid), reverse=True)

@@ -71,8 +71,10 @@ class JobStore(Protocol):
         statuses: Sequence[TxStatus],
         limit: int,
         before: tuple[datetime, str] | None,
+        owner: str | None = None,
     ) -> list[Transaction]:
-        """Jobs newest first (results left out); ``before``: (create_time, gid) last seen."""
+        """Jobs newest first (results left out); ``before``: (create_time, gid) last seen;
+        ``owner``: only the jobs this principal created."""
         ...
 
     # -- the sweeper --------------------------------------------------------------

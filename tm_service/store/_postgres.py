@@ -199,9 +199,12 @@ class PostgresStore(FencedWrites):
         statuses: Sequence[TxStatus],
         limit: int,
         before: tuple[datetime, str] | None,
+        owner: str | None = None,
     ) -> list[Transaction]:
         """Jobs newest first; ``before`` is the (create_time, gid) of the last one seen."""
         query = select(transactions).order_by(_TX.create_time.desc(), _TX.gid.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(_TX.owner == owner)
         if statuses:
             query = query.where(_TX.status.in_([int(s) for s in statuses]))
         if before is not None:

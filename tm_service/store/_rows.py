@@ -85,6 +85,7 @@ def transaction_from_rows(
         create_time=tx["create_time"],
         update_time=tx["update_time"],
         finish_time=tx["finish_time"],
+        owner=tx["owner"],
     )
 
 
@@ -120,6 +121,7 @@ def inserted_job(new: NewTransaction, status: TxStatus, create_time: datetime) -
         "create_time": create_time,
         "update_time": create_time,
         "finish_time": None,
+        "owner": new.owner,
     }
     states = [StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps]
     return _job(
@@ -159,4 +161,5 @@ def _job(
         create_time=tx["create_time"],
         update_time=tx["update_time"],
         finish_time=tx["finish_time"],
+        owner=tx["owner"],
     )

@@ -58,6 +58,8 @@ transactions = Table(
     Column("create_time", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("update_time", DateTime(timezone=True), nullable=False, server_default=text("now()")),
     Column("finish_time", DateTime(timezone=True), nullable=True),
+    # The principal that created the job (migration 0003); NULL without an auth file.
+    Column("owner", Text, nullable=True),
     Index(
         "ix_stepping_transactions_due",
         "next_time",
@@ -66,6 +68,13 @@ transactions = Table(
     ),
     Index("ix_stepping_transactions_created", "create_time", "gid"),
     Index("ix_stepping_transactions_status_created", "status", "create_time", "gid"),
+    Index(
+        "ix_stepping_transactions_owner_created",
+        "owner",
+        "create_time",
+        "gid",
+        postgresql_where=text("owner IS NOT NULL"),
+    ),
     postgresql_with={"fillfactor": 70},  # room for HOT updates (migration 0002)
 )
 

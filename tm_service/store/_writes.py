@@ -156,6 +156,7 @@ _JOBS = _Insert[NewJob](
             lambda _, js: [json.dumps(t) if (t := j.new.trace_context) else "{}" for j in js],
             cast="jsonb",
         ),
+        _Param("owner", TEXT, lambda _, js: [j.new.owner for j in js]),
         _Param(
             "lease_owner",
             TEXT,

@@ -18,6 +18,7 @@ def test_root_exports_are_pinned() -> None:
         "RetryPolicy",
         "StepFailed",
         "StepInfo",
+        "TLSConfig",
         "TmClient",
         "barrier",
         "compensation",
@@ -36,6 +37,7 @@ def test_public_modules_are_pinned() -> None:
         "Mode",
         "StepState",
         "StepStatus",
+        "TLSConfig",
         "TmClient",
     ]
     assert sorted(participant_sdk.errors.__all__) == [
@@ -43,12 +45,14 @@ def test_public_modules_are_pinned() -> None:
         "InvalidArgument",
         "InvalidState",
         "JobRolledBack",
+        "PermissionDenied",
         "RetryLater",
         "StepFailed",
         "SteppingError",
         "TmError",
         "TmUnavailable",
         "TransactionNotFound",
+        "Unauthenticated",
     ]
     assert sorted(participant_sdk.migrations.__all__) == [
         "BARRIER_TABLE_DDL",

@@ -292,6 +292,7 @@ PROTOBUF_CONSTEXPR Transaction::Transaction(
     /*decltype(_impl_.steps_)*/{}
   , /*decltype(_impl_.gid_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.error_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.owner_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.create_time_)*/nullptr
   , /*decltype(_impl_.update_time_)*/nullptr
   , /*decltype(_impl_.finish_time_)*/nullptr
@@ -490,6 +491,7 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.create_time_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.update_time_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.finish_time_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.owner_),
 };
 static const ::_pbi::MigrationSchema schemas[] PROTOBUF_SECTION_VARIABLE(protodesc_cold) = {
   { 0, -1, -1, sizeof(::stepping::tm::v1::Endpoint)},
@@ -603,7 +605,7 @@ const char descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto[] PROTOBUF_
   "st_error\030\005 \001(\tR\tlastError\022\026\n\006result\030\006 \001("
   "\014R\006result\022F\n\021next_attempt_time\030\007 \001(\0132\032.g"
   "oogle.protobuf.TimestampR\017nextAttemptTim"
-  "e\"\202\003\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gid\022(\n\004m"
+  "e\"\230\003\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gid\022(\n\004m"
   "ode\030\002 \001(\0162\024.stepping.tm.v1.ModeR\004mode\0229\n"
   "\006status\030\003 \001(\0162!.stepping.tm.v1.Transacti"
   "onStatusR\006status\022/\n\005steps\030\004 \003(\0132\031.steppi"
@@ -612,41 +614,43 @@ const char descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto[] PROTOBUF_
   "otobuf.TimestampR\ncreateTime\022;\n\013update_t"
   "ime\030\007 \001(\0132\032.google.protobuf.TimestampR\nu"
   "pdateTime\022;\n\013finish_time\030\010 \001(\0132\032.google."
-  "protobuf.TimestampR\nfinishTime*=\n\004Mode\022\024"
-  "\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r"
-  "\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStatus\022\"\n\036T"
-  "RANSACTION_STATUS_UNSPECIFIED\020\000\022\037\n\033TRANS"
-  "ACTION_STATUS_PREPARED\020\001\022 \n\034TRANSACTION_"
-  "STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION_STATUS"
-  "_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATUS_ABORT"
-  "ED\020\004\022#\n\037TRANSACTION_STATUS_COMPENSATING\020"
-  "\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*\222\001\n\nSte"
-  "pStatus\022\033\n\027STEP_STATUS_UNSPECIFIED\020\000\022\027\n\023"
-  "STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STATUS_SUC"
-  "CEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022\033\n\027STEP"
-  "_STATUS_COMPENSATED\020\004*\371\001\n\013ErrorReason\022\034\n"
-  "\030ERROR_REASON_UNSPECIFIED\020\000\022&\n\"ERROR_REA"
-  "SON_TRANSACTION_NOT_FOUND\020\001\022\035\n\031ERROR_REA"
-  "SON_GID_CONFLICT\020\002\022\036\n\032ERROR_REASON_INVAL"
-  "ID_STATE\020\003\022!\n\035ERROR_REASON_INVALID_ARGUM"
-  "ENT\020\004\022\036\n\032ERROR_REASON_SHUTTING_DOWN\020\005\022\"\n"
-  "\036ERROR_REASON_STORE_UNAVAILABLE\020\0062\207\004\n\031Tr"
-  "ansactionManagerService\022G\n\006NewGid\022\035.step"
-  "ping.tm.v1.NewGidRequest\032\036.stepping.tm.v"
-  "1.NewGidResponse\022J\n\007Prepare\022\036.stepping.t"
-  "m.v1.PrepareRequest\032\037.stepping.tm.v1.Pre"
-  "pareResponse\022G\n\006Submit\022\035.stepping.tm.v1."
-  "SubmitRequest\032\036.stepping.tm.v1.SubmitRes"
-  "ponse\022D\n\005Abort\022\034.stepping.tm.v1.AbortReq"
-  "uest\032\035.stepping.tm.v1.AbortResponse\022_\n\016G"
-  "etTransaction\022%.stepping.tm.v1.GetTransa"
-  "ctionRequest\032&.stepping.tm.v1.GetTransac"
-  "tionResponse\022e\n\020ListTransactions\022\'.stepp"
-  "ing.tm.v1.ListTransactionsRequest\032(.step"
-  "ping.tm.v1.ListTransactionsResponseBQ\n\021i"
-  "o.stepping.tm.v1P\001Z:github.com/stepping-"
-  "tm/stepping/gen/go/stepping/tm/v1;tmv1b\006"
-  "proto3"
+  "protobuf.TimestampR\nfinishTime\022\024\n\005owner\030"
+  "\t \001(\tR\005owner*=\n\004Mode\022\024\n\020MODE_UNSPECIFIED"
+  "\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021"
+  "TransactionStatus\022\"\n\036TRANSACTION_STATUS_"
+  "UNSPECIFIED\020\000\022\037\n\033TRANSACTION_STATUS_PREP"
+  "ARED\020\001\022 \n\034TRANSACTION_STATUS_SUBMITTED\020\002"
+  "\022 \n\034TRANSACTION_STATUS_SUCCEEDED\020\003\022\036\n\032TR"
+  "ANSACTION_STATUS_ABORTED\020\004\022#\n\037TRANSACTIO"
+  "N_STATUS_COMPENSATING\020\005\022\035\n\031TRANSACTION_S"
+  "TATUS_FAILED\020\006*\222\001\n\nStepStatus\022\033\n\027STEP_ST"
+  "ATUS_UNSPECIFIED\020\000\022\027\n\023STEP_STATUS_PENDIN"
+  "G\020\001\022\031\n\025STEP_STATUS_SUCCEEDED\020\002\022\026\n\022STEP_S"
+  "TATUS_FAILED\020\003\022\033\n\027STEP_STATUS_COMPENSATE"
+  "D\020\004*\277\002\n\013ErrorReason\022\034\n\030ERROR_REASON_UNSP"
+  "ECIFIED\020\000\022&\n\"ERROR_REASON_TRANSACTION_NO"
+  "T_FOUND\020\001\022\035\n\031ERROR_REASON_GID_CONFLICT\020\002"
+  "\022\036\n\032ERROR_REASON_INVALID_STATE\020\003\022!\n\035ERRO"
+  "R_REASON_INVALID_ARGUMENT\020\004\022\036\n\032ERROR_REA"
+  "SON_SHUTTING_DOWN\020\005\022\"\n\036ERROR_REASON_STOR"
+  "E_UNAVAILABLE\020\006\022 \n\034ERROR_REASON_UNAUTHEN"
+  "TICATED\020\007\022\"\n\036ERROR_REASON_PERMISSION_DEN"
+  "IED\020\0102\207\004\n\031TransactionManagerService\022G\n\006N"
+  "ewGid\022\035.stepping.tm.v1.NewGidRequest\032\036.s"
+  "tepping.tm.v1.NewGidResponse\022J\n\007Prepare\022"
+  "\036.stepping.tm.v1.PrepareRequest\032\037.steppi"
+  "ng.tm.v1.PrepareResponse\022G\n\006Submit\022\035.ste"
+  "pping.tm.v1.SubmitRequest\032\036.stepping.tm."
+  "v1.SubmitResponse\022D\n\005Abort\022\034.stepping.tm"
+  ".v1.AbortRequest\032\035.stepping.tm.v1.AbortR"
+  "esponse\022_\n\016GetTransaction\022%.stepping.tm."
+  "v1.GetTransactionRequest\032&.stepping.tm.v"
+  "1.GetTransactionResponse\022e\n\020ListTransact"
+  "ions\022\'.stepping.tm.v1.ListTransactionsRe"
+  "quest\032(.stepping.tm.v1.ListTransactionsR"
+  "esponseBQ\n\021io.stepping.tm.v1P\001Z:github.c"
+  "om/stepping-tm/stepping/gen/go/stepping/"
+  "tm/v1;tmv1b\006proto3"
   ;
 static const ::_pbi::DescriptorTable* const descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_deps[2] = {
   &::descriptor_table_google_2fprotobuf_2fduration_2eproto,
@@ -654,7 +658,7 @@ static const ::_pbi::DescriptorTable* const descriptor_table_stepping_2ftm_2fv1_
 };
 static ::_pbi::once_flag descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once;
 const ::_pbi::DescriptorTable descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto = {
-    false, false, 4406, descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto,
+    false, false, 4498, descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto,
     "stepping/tm/v1/tm.proto",
     &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once, descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_deps, 2, 19,
     schemas, file_default_instances, TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets,
@@ -734,6 +738,8 @@ bool ErrorReason_IsValid(int value) {
     case 4:
     case 5:
     case 6:
+    case 7:
+    case 8:
       return true;
     default:
       return false;
@@ -5413,6 +5419,7 @@ Transaction::Transaction(const Transaction& from)
       decltype(_impl_.steps_){from._impl_.steps_}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.error_){}
+    , decltype(_impl_.owner_){}
     , decltype(_impl_.create_time_){nullptr}
     , decltype(_impl_.update_time_){nullptr}
     , decltype(_impl_.finish_time_){nullptr}
@@ -5435,6 +5442,14 @@ Transaction::Transaction(const Transaction& from)
   #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
   if (!from._internal_error().empty()) {
     _this->_impl_.error_.Set(from._internal_error(), 
+      _this->GetArenaForAllocation());
+  }
+  _impl_.owner_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.owner_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_owner().empty()) {
+    _this->_impl_.owner_.Set(from._internal_owner(), 
       _this->GetArenaForAllocation());
   }
   if (from._internal_has_create_time()) {
@@ -5460,6 +5475,7 @@ inline void Transaction::SharedCtor(
       decltype(_impl_.steps_){arena}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.error_){}
+    , decltype(_impl_.owner_){}
     , decltype(_impl_.create_time_){nullptr}
     , decltype(_impl_.update_time_){nullptr}
     , decltype(_impl_.finish_time_){nullptr}
@@ -5474,6 +5490,10 @@ inline void Transaction::SharedCtor(
   _impl_.error_.InitDefault();
   #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
     _impl_.error_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.owner_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.owner_.Set("", GetArenaForAllocation());
   #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
 }
 
@@ -5491,6 +5511,7 @@ inline void Transaction::SharedDtor() {
   _impl_.steps_.~RepeatedPtrField();
   _impl_.gid_.Destroy();
   _impl_.error_.Destroy();
+  _impl_.owner_.Destroy();
   if (this != internal_default_instance()) delete _impl_.create_time_;
   if (this != internal_default_instance()) delete _impl_.update_time_;
   if (this != internal_default_instance()) delete _impl_.finish_time_;
@@ -5509,6 +5530,7 @@ void Transaction::Clear() {
   _impl_.steps_.Clear();
   _impl_.gid_.ClearToEmpty();
   _impl_.error_.ClearToEmpty();
+  _impl_.owner_.ClearToEmpty();
   if (GetArenaForAllocation() == nullptr && _impl_.create_time_ != nullptr) {
     delete _impl_.create_time_;
   }
@@ -5608,6 +5630,16 @@ const char* Transaction::_InternalParse(const char* ptr, ::_pbi::ParseContext* c
         } else
           goto handle_unusual;
         continue;
+      // string owner = 9 [json_name = "owner"];
+      case 9:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 74)) {
+          auto str = _internal_mutable_owner();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.Transaction.owner"));
+        } else
+          goto handle_unusual;
+        continue;
       default:
         goto handle_unusual;
     }  // switch
@@ -5700,6 +5732,16 @@ uint8_t* Transaction::_InternalSerialize(
         _Internal::finish_time(this).GetCachedSize(), target, stream);
   }
 
+  // string owner = 9 [json_name = "owner"];
+  if (!this->_internal_owner().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_owner().data(), static_cast<int>(this->_internal_owner().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.Transaction.owner");
+    target = stream->WriteStringMaybeAliased(
+        9, this->_internal_owner(), target);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -5735,6 +5777,13 @@ size_t Transaction::ByteSizeLong() const {
     total_size += 1 +
       ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
         this->_internal_error());
+  }
+
+  // string owner = 9 [json_name = "owner"];
+  if (!this->_internal_owner().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_owner());
   }
 
   // .google.protobuf.Timestamp create_time = 6 [json_name = "createTime"];
@@ -5795,6 +5844,9 @@ void Transaction::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PR
   if (!from._internal_error().empty()) {
     _this->_internal_set_error(from._internal_error());
   }
+  if (!from._internal_owner().empty()) {
+    _this->_internal_set_owner(from._internal_owner());
+  }
   if (from._internal_has_create_time()) {
     _this->_internal_mutable_create_time()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
         from._internal_create_time());
@@ -5840,6 +5892,10 @@ void Transaction::InternalSwap(Transaction* other) {
   ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
       &_impl_.error_, lhs_arena,
       &other->_impl_.error_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.owner_, lhs_arena,
+      &other->_impl_.owner_, rhs_arena
   );
   ::PROTOBUF_NAMESPACE_ID::internal::memswap<
       PROTOBUF_FIELD_OFFSET(Transaction, _impl_.status_)

@@ -231,12 +231,14 @@ enum ErrorReason : int {
   ERROR_REASON_INVALID_ARGUMENT = 4,
   ERROR_REASON_SHUTTING_DOWN = 5,
   ERROR_REASON_STORE_UNAVAILABLE = 6,
+  ERROR_REASON_UNAUTHENTICATED = 7,
+  ERROR_REASON_PERMISSION_DENIED = 8,
   ErrorReason_INT_MIN_SENTINEL_DO_NOT_USE_ = std::numeric_limits<int32_t>::min(),
   ErrorReason_INT_MAX_SENTINEL_DO_NOT_USE_ = std::numeric_limits<int32_t>::max()
 };
 bool ErrorReason_IsValid(int value);
 constexpr ErrorReason ErrorReason_MIN = ERROR_REASON_UNSPECIFIED;
-constexpr ErrorReason ErrorReason_MAX = ERROR_REASON_STORE_UNAVAILABLE;
+constexpr ErrorReason ErrorReason_MAX = ERROR_REASON_PERMISSION_DENIED;
 constexpr int ErrorReason_ARRAYSIZE = ErrorReason_MAX + 1;
 
 const ::PROTOBUF_NAMESPACE_ID::EnumDescriptor* ErrorReason_descriptor();
@@ -3558,6 +3560,7 @@ class Transaction final :
     kStepsFieldNumber = 4,
     kGidFieldNumber = 1,
     kErrorFieldNumber = 5,
+    kOwnerFieldNumber = 9,
     kCreateTimeFieldNumber = 6,
     kUpdateTimeFieldNumber = 7,
     kFinishTimeFieldNumber = 8,
@@ -3608,6 +3611,20 @@ class Transaction final :
   const std::string& _internal_error() const;
   inline PROTOBUF_ALWAYS_INLINE void _internal_set_error(const std::string& value);
   std::string* _internal_mutable_error();
+  public:
+
+  // string owner = 9 [json_name = "owner"];
+  void clear_owner();
+  const std::string& owner() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_owner(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_owner();
+  PROTOBUF_NODISCARD std::string* release_owner();
+  void set_allocated_owner(std::string* owner);
+  private:
+  const std::string& _internal_owner() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_owner(const std::string& value);
+  std::string* _internal_mutable_owner();
   public:
 
   // .google.protobuf.Timestamp create_time = 6 [json_name = "createTime"];
@@ -3693,6 +3710,7 @@ class Transaction final :
     ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StepState > steps_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr error_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr owner_;
     ::PROTOBUF_NAMESPACE_ID::Timestamp* create_time_;
     ::PROTOBUF_NAMESPACE_ID::Timestamp* update_time_;
     ::PROTOBUF_NAMESPACE_ID::Timestamp* finish_time_;
@@ -7059,6 +7077,56 @@ inline void Transaction::set_allocated_finish_time(::PROTOBUF_NAMESPACE_ID::Time
   }
   _impl_.finish_time_ = finish_time;
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.finish_time)
+}
+
+// string owner = 9 [json_name = "owner"];
+inline void Transaction::clear_owner() {
+  _impl_.owner_.ClearToEmpty();
+}
+inline const std::string& Transaction::owner() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.owner)
+  return _internal_owner();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void Transaction::set_owner(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.owner_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Transaction.owner)
+}
+inline std::string* Transaction::mutable_owner() {
+  std::string* _s = _internal_mutable_owner();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.owner)
+  return _s;
+}
+inline const std::string& Transaction::_internal_owner() const {
+  return _impl_.owner_.Get();
+}
+inline void Transaction::_internal_set_owner(const std::string& value) {
+  
+  _impl_.owner_.Set(value, GetArenaForAllocation());
+}
+inline std::string* Transaction::_internal_mutable_owner() {
+  
+  return _impl_.owner_.Mutable(GetArenaForAllocation());
+}
+inline std::string* Transaction::release_owner() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Transaction.owner)
+  return _impl_.owner_.Release();
+}
+inline void Transaction::set_allocated_owner(std::string* owner) {
+  if (owner != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.owner_.SetAllocated(owner, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.owner_.IsDefault()) {
+    _impl_.owner_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.owner)
 }
 
 #ifdef __GNUC__

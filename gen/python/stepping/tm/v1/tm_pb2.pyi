@@ -141,6 +141,12 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The TM is shutting down; retry on another replica."""
     ERROR_REASON_STORE_UNAVAILABLE: _ErrorReason.ValueType  # 6
     """The TM's database is unreachable; retry later."""
+    ERROR_REASON_UNAUTHENTICATED: _ErrorReason.ValueType  # 7
+    """The call carried no credential, or one the TM does not know (UNAUTHENTICATED)."""
+    ERROR_REASON_PERMISSION_DENIED: _ErrorReason.ValueType  # 8
+    """The caller may not make this call on this job, or the job does not exist:
+    the answer is the same, so gids do not leak (PERMISSION_DENIED).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names the `reason` of the google.rpc.ErrorInfo detail attached to
@@ -161,6 +167,12 @@ ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 5
 """The TM is shutting down; retry on another replica."""
 ERROR_REASON_STORE_UNAVAILABLE: ErrorReason.ValueType  # 6
 """The TM's database is unreachable; retry later."""
+ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 7
+"""The call carried no credential, or one the TM does not know (UNAUTHENTICATED)."""
+ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 8
+"""The caller may not make this call on this job, or the job does not exist:
+the answer is the same, so gids do not leak (PERMISSION_DENIED).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 @_typing.final
@@ -756,6 +768,7 @@ class Transaction(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     gid: _builtins.str
     """The job's id."""
     mode: Global___Mode.ValueType
@@ -764,6 +777,10 @@ class Transaction(_message.Message):
     """Its state."""
     error: _builtins.str
     """Why it failed or was aborted."""
+    owner: _builtins.str
+    """The principal that created it (the TM's auth file); empty when the TM ran
+    without authentication then.
+    """
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepState]:
         """Its steps, in order."""
@@ -791,10 +808,11 @@ class Transaction(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "gid", b"gid", "mode", b"mode", "status", b"status", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "gid", b"gid", "mode", b"mode", "owner", b"owner", "status", b"status", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

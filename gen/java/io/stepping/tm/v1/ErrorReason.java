@@ -69,6 +69,23 @@ public enum ErrorReason
    * <code>ERROR_REASON_STORE_UNAVAILABLE = 6;</code>
    */
   ERROR_REASON_STORE_UNAVAILABLE(6),
+  /**
+   * <pre>
+   * The call carried no credential, or one the TM does not know (UNAUTHENTICATED).
+   * </pre>
+   *
+   * <code>ERROR_REASON_UNAUTHENTICATED = 7;</code>
+   */
+  ERROR_REASON_UNAUTHENTICATED(7),
+  /**
+   * <pre>
+   * The caller may not make this call on this job, or the job does not exist:
+   * the answer is the same, so gids do not leak (PERMISSION_DENIED).
+   * </pre>
+   *
+   * <code>ERROR_REASON_PERMISSION_DENIED = 8;</code>
+   */
+  ERROR_REASON_PERMISSION_DENIED(8),
   UNRECOGNIZED(-1),
   ;
 
@@ -128,6 +145,23 @@ public enum ErrorReason
    * <code>ERROR_REASON_STORE_UNAVAILABLE = 6;</code>
    */
   public static final int ERROR_REASON_STORE_UNAVAILABLE_VALUE = 6;
+  /**
+   * <pre>
+   * The call carried no credential, or one the TM does not know (UNAUTHENTICATED).
+   * </pre>
+   *
+   * <code>ERROR_REASON_UNAUTHENTICATED = 7;</code>
+   */
+  public static final int ERROR_REASON_UNAUTHENTICATED_VALUE = 7;
+  /**
+   * <pre>
+   * The caller may not make this call on this job, or the job does not exist:
+   * the answer is the same, so gids do not leak (PERMISSION_DENIED).
+   * </pre>
+   *
+   * <code>ERROR_REASON_PERMISSION_DENIED = 8;</code>
+   */
+  public static final int ERROR_REASON_PERMISSION_DENIED_VALUE = 8;
 
 
   public final int getNumber() {
@@ -161,6 +195,8 @@ public enum ErrorReason
       case 4: return ERROR_REASON_INVALID_ARGUMENT;
       case 5: return ERROR_REASON_SHUTTING_DOWN;
       case 6: return ERROR_REASON_STORE_UNAVAILABLE;
+      case 7: return ERROR_REASON_UNAUTHENTICATED;
+      case 8: return ERROR_REASON_PERMISSION_DENIED;
       default: return null;
     }
   }

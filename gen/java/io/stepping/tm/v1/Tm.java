@@ -185,7 +185,7 @@ public final class Tm {
       "st_error\030\005 \001(\tR\tlastError\022\026\n\006result\030\006 \001(" +
       "\014R\006result\022F\n\021next_attempt_time\030\007 \001(\0132\032.g" +
       "oogle.protobuf.TimestampR\017nextAttemptTim" +
-      "e\"\202\003\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gid\022(\n\004m" +
+      "e\"\230\003\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gid\022(\n\004m" +
       "ode\030\002 \001(\0162\024.stepping.tm.v1.ModeR\004mode\0229\n" +
       "\006status\030\003 \001(\0162!.stepping.tm.v1.Transacti" +
       "onStatusR\006status\022/\n\005steps\030\004 \003(\0132\031.steppi" +
@@ -194,41 +194,43 @@ public final class Tm {
       "otobuf.TimestampR\ncreateTime\022;\n\013update_t" +
       "ime\030\007 \001(\0132\032.google.protobuf.TimestampR\nu" +
       "pdateTime\022;\n\013finish_time\030\010 \001(\0132\032.google." +
-      "protobuf.TimestampR\nfinishTime*=\n\004Mode\022\024" +
-      "\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r" +
-      "\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStatus\022\"\n\036T" +
-      "RANSACTION_STATUS_UNSPECIFIED\020\000\022\037\n\033TRANS" +
-      "ACTION_STATUS_PREPARED\020\001\022 \n\034TRANSACTION_" +
-      "STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION_STATUS" +
-      "_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATUS_ABORT" +
-      "ED\020\004\022#\n\037TRANSACTION_STATUS_COMPENSATING\020" +
-      "\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*\222\001\n\nSte" +
-      "pStatus\022\033\n\027STEP_STATUS_UNSPECIFIED\020\000\022\027\n\023" +
-      "STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STATUS_SUC" +
-      "CEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022\033\n\027STEP" +
-      "_STATUS_COMPENSATED\020\004*\371\001\n\013ErrorReason\022\034\n" +
-      "\030ERROR_REASON_UNSPECIFIED\020\000\022&\n\"ERROR_REA" +
-      "SON_TRANSACTION_NOT_FOUND\020\001\022\035\n\031ERROR_REA" +
-      "SON_GID_CONFLICT\020\002\022\036\n\032ERROR_REASON_INVAL" +
-      "ID_STATE\020\003\022!\n\035ERROR_REASON_INVALID_ARGUM" +
-      "ENT\020\004\022\036\n\032ERROR_REASON_SHUTTING_DOWN\020\005\022\"\n" +
-      "\036ERROR_REASON_STORE_UNAVAILABLE\020\0062\207\004\n\031Tr" +
-      "ansactionManagerService\022G\n\006NewGid\022\035.step" +
-      "ping.tm.v1.NewGidRequest\032\036.stepping.tm.v" +
-      "1.NewGidResponse\022J\n\007Prepare\022\036.stepping.t" +
-      "m.v1.PrepareRequest\032\037.stepping.tm.v1.Pre" +
-      "pareResponse\022G\n\006Submit\022\035.stepping.tm.v1." +
-      "SubmitRequest\032\036.stepping.tm.v1.SubmitRes" +
-      "ponse\022D\n\005Abort\022\034.stepping.tm.v1.AbortReq" +
-      "uest\032\035.stepping.tm.v1.AbortResponse\022_\n\016G" +
-      "etTransaction\022%.stepping.tm.v1.GetTransa" +
-      "ctionRequest\032&.stepping.tm.v1.GetTransac" +
-      "tionResponse\022e\n\020ListTransactions\022\'.stepp" +
-      "ing.tm.v1.ListTransactionsRequest\032(.step" +
-      "ping.tm.v1.ListTransactionsResponseBQ\n\021i" +
-      "o.stepping.tm.v1P\001Z:github.com/stepping-" +
-      "tm/stepping/gen/go/stepping/tm/v1;tmv1b\006" +
-      "proto3"
+      "protobuf.TimestampR\nfinishTime\022\024\n\005owner\030" +
+      "\t \001(\tR\005owner*=\n\004Mode\022\024\n\020MODE_UNSPECIFIED" +
+      "\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021" +
+      "TransactionStatus\022\"\n\036TRANSACTION_STATUS_" +
+      "UNSPECIFIED\020\000\022\037\n\033TRANSACTION_STATUS_PREP" +
+      "ARED\020\001\022 \n\034TRANSACTION_STATUS_SUBMITTED\020\002" +
+      "\022 \n\034TRANSACTION_STATUS_SUCCEEDED\020\003\022\036\n\032TR" +
+      "ANSACTION_STATUS_ABORTED\020\004\022#\n\037TRANSACTIO" +
+      "N_STATUS_COMPENSATING\020\005\022\035\n\031TRANSACTION_S" +
+      "TATUS_FAILED\020\006*\222\001\n\nStepStatus\022\033\n\027STEP_ST" +
+      "ATUS_UNSPECIFIED\020\000\022\027\n\023STEP_STATUS_PENDIN" +
+      "G\020\001\022\031\n\025STEP_STATUS_SUCCEEDED\020\002\022\026\n\022STEP_S" +
+      "TATUS_FAILED\020\003\022\033\n\027STEP_STATUS_COMPENSATE" +
+      "D\020\004*\277\002\n\013ErrorReason\022\034\n\030ERROR_REASON_UNSP" +
+      "ECIFIED\020\000\022&\n\"ERROR_REASON_TRANSACTION_NO" +
+      "T_FOUND\020\001\022\035\n\031ERROR_REASON_GID_CONFLICT\020\002" +
+      "\022\036\n\032ERROR_REASON_INVALID_STATE\020\003\022!\n\035ERRO" +
+      "R_REASON_INVALID_ARGUMENT\020\004\022\036\n\032ERROR_REA" +
+      "SON_SHUTTING_DOWN\020\005\022\"\n\036ERROR_REASON_STOR" +
+      "E_UNAVAILABLE\020\006\022 \n\034ERROR_REASON_UNAUTHEN" +
+      "TICATED\020\007\022\"\n\036ERROR_REASON_PERMISSION_DEN" +
+      "IED\020\0102\207\004\n\031TransactionManagerService\022G\n\006N" +
+      "ewGid\022\035.stepping.tm.v1.NewGidRequest\032\036.s" +
+      "tepping.tm.v1.NewGidResponse\022J\n\007Prepare\022" +
+      "\036.stepping.tm.v1.PrepareRequest\032\037.steppi" +
+      "ng.tm.v1.PrepareResponse\022G\n\006Submit\022\035.ste" +
+      "pping.tm.v1.SubmitRequest\032\036.stepping.tm." +
+      "v1.SubmitResponse\022D\n\005Abort\022\034.stepping.tm" +
+      ".v1.AbortRequest\032\035.stepping.tm.v1.AbortR" +
+      "esponse\022_\n\016GetTransaction\022%.stepping.tm." +
+      "v1.GetTransactionRequest\032&.stepping.tm.v" +
+      "1.GetTransactionResponse\022e\n\020ListTransact" +
+      "ions\022\'.stepping.tm.v1.ListTransactionsRe" +
+      "quest\032(.stepping.tm.v1.ListTransactionsR" +
+      "esponseBQ\n\021io.stepping.tm.v1P\001Z:github.c" +
+      "om/stepping-tm/stepping/gen/go/stepping/" +
+      "tm/v1;tmv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -349,7 +351,7 @@ public final class Tm {
     internal_static_stepping_tm_v1_Transaction_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_Transaction_descriptor,
-        new java.lang.String[] { "Gid", "Mode", "Status", "Steps", "Error", "CreateTime", "UpdateTime", "FinishTime", });
+        new java.lang.String[] { "Gid", "Mode", "Status", "Steps", "Error", "CreateTime", "UpdateTime", "FinishTime", "Owner", });
     com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.TimestampProto.getDescriptor();
   }

@@ -25,6 +25,7 @@ private static final long serialVersionUID = 0L;
     status_ = 0;
     steps_ = java.util.Collections.emptyList();
     error_ = "";
+    owner_ = "";
   }
 
   @java.lang.Override
@@ -373,6 +374,55 @@ private static final long serialVersionUID = 0L;
     return finishTime_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : finishTime_;
   }
 
+  public static final int OWNER_FIELD_NUMBER = 9;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object owner_ = "";
+  /**
+   * <pre>
+   * The principal that created it (the TM's auth file); empty when the TM ran
+   * without authentication then.
+   * </pre>
+   *
+   * <code>string owner = 9 [json_name = "owner"];</code>
+   * @return The owner.
+   */
+  @java.lang.Override
+  public java.lang.String getOwner() {
+    java.lang.Object ref = owner_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      owner_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The principal that created it (the TM's auth file); empty when the TM ran
+   * without authentication then.
+   * </pre>
+   *
+   * <code>string owner = 9 [json_name = "owner"];</code>
+   * @return The bytes for owner.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getOwnerBytes() {
+    java.lang.Object ref = owner_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      owner_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -410,6 +460,9 @@ private static final long serialVersionUID = 0L;
     }
     if (finishTime_ != null) {
       output.writeMessage(8, getFinishTime());
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(owner_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 9, owner_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -450,6 +503,9 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(8, getFinishTime());
     }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(owner_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(9, owner_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -488,6 +544,8 @@ private static final long serialVersionUID = 0L;
       if (!getFinishTime()
           .equals(other.getFinishTime())) return false;
     }
+    if (!getOwner()
+        .equals(other.getOwner())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -523,6 +581,8 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + FINISH_TIME_FIELD_NUMBER;
       hash = (53 * hash) + getFinishTime().hashCode();
     }
+    hash = (37 * hash) + OWNER_FIELD_NUMBER;
+    hash = (53 * hash) + getOwner().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -682,6 +742,7 @@ private static final long serialVersionUID = 0L;
         finishTimeBuilder_.dispose();
         finishTimeBuilder_ = null;
       }
+      owner_ = "";
       return this;
     }
 
@@ -754,6 +815,9 @@ private static final long serialVersionUID = 0L;
         result.finishTime_ = finishTimeBuilder_ == null
             ? finishTime_
             : finishTimeBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.owner_ = owner_;
       }
     }
 
@@ -852,6 +916,11 @@ private static final long serialVersionUID = 0L;
       if (other.hasFinishTime()) {
         mergeFinishTime(other.getFinishTime());
       }
+      if (!other.getOwner().isEmpty()) {
+        owner_ = other.owner_;
+        bitField0_ |= 0x00000100;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -932,6 +1001,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000080;
               break;
             } // case 66
+            case 74: {
+              owner_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 74
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2054,6 +2128,103 @@ private static final long serialVersionUID = 0L;
         finishTime_ = null;
       }
       return finishTimeBuilder_;
+    }
+
+    private java.lang.Object owner_ = "";
+    /**
+     * <pre>
+     * The principal that created it (the TM's auth file); empty when the TM ran
+     * without authentication then.
+     * </pre>
+     *
+     * <code>string owner = 9 [json_name = "owner"];</code>
+     * @return The owner.
+     */
+    public java.lang.String getOwner() {
+      java.lang.Object ref = owner_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        owner_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The principal that created it (the TM's auth file); empty when the TM ran
+     * without authentication then.
+     * </pre>
+     *
+     * <code>string owner = 9 [json_name = "owner"];</code>
+     * @return The bytes for owner.
+     */
+    public com.google.protobuf.ByteString
+        getOwnerBytes() {
+      java.lang.Object ref = owner_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        owner_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The principal that created it (the TM's auth file); empty when the TM ran
+     * without authentication then.
+     * </pre>
+     *
+     * <code>string owner = 9 [json_name = "owner"];</code>
+     * @param value The owner to set.
+     * @return This builder for chaining.
+     */
+    public Builder setOwner(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      owner_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The principal that created it (the TM's auth file); empty when the TM ran
+     * without authentication then.
+     * </pre>
+     *
+     * <code>string owner = 9 [json_name = "owner"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearOwner() {
+      owner_ = getDefaultInstance().getOwner();
+      bitField0_ = (bitField0_ & ~0x00000100);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The principal that created it (the TM's auth file); empty when the TM ran
+     * without authentication then.
+     * </pre>
+     *
+     * <code>string owner = 9 [json_name = "owner"];</code>
+     * @param value The bytes for owner to set.
+     * @return This builder for chaining.
+     */
+    public Builder setOwnerBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      owner_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -209,4 +209,26 @@ public interface TransactionOrBuilder extends
    * <code>.google.protobuf.Timestamp finish_time = 8 [json_name = "finishTime"];</code>
    */
   com.google.protobuf.TimestampOrBuilder getFinishTimeOrBuilder();
+
+  /**
+   * <pre>
+   * The principal that created it (the TM's auth file); empty when the TM ran
+   * without authentication then.
+   * </pre>
+   *
+   * <code>string owner = 9 [json_name = "owner"];</code>
+   * @return The owner.
+   */
+  java.lang.String getOwner();
+  /**
+   * <pre>
+   * The principal that created it (the TM's auth file); empty when the TM ran
+   * without authentication then.
+   * </pre>
+   *
+   * <code>string owner = 9 [json_name = "owner"];</code>
+   * @return The bytes for owner.
+   */
+  com.google.protobuf.ByteString
+      getOwnerBytes();
 }
