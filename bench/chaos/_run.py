@@ -8,6 +8,7 @@ orders service's back-check, each a process on its own database. The load runs h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
@@ -77,9 +78,7 @@ class _Run:
     def __init__(self, cfg: ChaosConfig, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
-        # Its data (and server.log) live in the run directory, removed with it.
-        shutil.rmtree(run_dir / "postgres", ignore_errors=True)
-        self.pg = ChaosPostgres(fsync=cfg.pg_fsync, root=run_dir / "postgres")
+        self.pg = ChaosPostgres(fsync=cfg.pg_fsync)
         self.proxy = CutProxy("127.0.0.1", self.pg.port)
         self.recorder = Recorder()
         self.tms: list[ManagedProcess] = []
@@ -327,6 +326,11 @@ class _Run:
         if self.orders_engine is not None:
             await self.orders_engine.dispose()
         await self.pg.stop()
+        # The server's log joins the others; its data goes (unless kept, see --keep).
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.pg.log, self.run_dir / "postgres.log")
+        if not self.cfg.keep:
+            await self.pg.destroy()
 
 
 def _config_json(cfg: ChaosConfig) -> dict[str, Any]:
