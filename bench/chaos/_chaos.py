@@ -49,6 +49,8 @@ class ChaosMonkey:
     proxy: CutProxy
     events: list[Event] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    restart_seconds: dict[str, list[float]] = field(default_factory=dict)
+    """Per process: how long each restart took from spawn to serving."""
     _t0: float = field(default_factory=time.monotonic)
     _busy: set[str] = field(default_factory=set)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
@@ -94,13 +96,24 @@ class ChaosMonkey:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
+    def _up(self, pool: Sequence[ManagedProcess]) -> list[ManagedProcess]:
+        return [p for p in pool if p.alive and p.name not in self._busy]
+
+    async def _tm_victims(self) -> list[ManagedProcess]:
+        """The TMs that may be killed now: never the last one serving (waits, bounded,
+        for another to be back), so clients always have a replica to retry on."""
+        for _ in range(int(_START_TIMEOUT / 0.1)):
+            if len(up := self._up(self.tms)) >= 2:
+                return up
+            await asyncio.sleep(0.1)
+        return []
+
     async def _fire(self, kind: str) -> None:
         rng = random.Random(f"{self.cfg.seed}:{len(self.events)}")
         if kind in ("tm_kill", "participant_kill"):
-            pool = self.tms if kind == "tm_kill" else self.participants
-            up = [p for p in pool if p.alive and p.name not in self._busy]
+            up = await self._tm_victims() if kind == "tm_kill" else self._up(self.participants)
             if not up:
-                self._note(kind, "-", "skipped: nothing up to kill")
+                self._note(kind + "_skipped", "-", "nothing up that may be killed")
                 return
             victim = rng.choice(up)
             self._busy.add(victim.name)
@@ -146,8 +159,12 @@ class ChaosMonkey:
         try:
             await asyncio.sleep(after)
             for attempt in range(1, _START_ATTEMPTS + 1):
+                began = time.monotonic()
                 try:
                     await proc.start(_START_TIMEOUT)
+                    took = time.monotonic() - began
+                    self.restart_seconds.setdefault(proc.name, []).append(took)
+                    self._note("restarted", proc.name, f"serving {took:.1f}s after its start")
                     return
                 except ChaosError as exc:
                     last = str(exc).strip().splitlines()[-1:] or [""]

@@ -295,6 +295,7 @@ class _Run:
                 "unexpected_exits": others,
                 "tm_start_failures": sum(t.start_failures for t in self.tms),
                 "tm_incarnations": {t.name: t.incarnations for t in self.tms},
+                "restart_seconds": _spread(monkey.restart_seconds),
                 "step_faults": dict(sorted(faults.items())),
                 "proxy": {
                     "connections": self.proxy.connections,
@@ -331,6 +332,19 @@ class _Run:
             shutil.copyfile(self.pg.log, self.run_dir / "postgres.log")
         if not self.cfg.keep:
             await self.pg.destroy()
+
+
+def _spread(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per process: how many restarts, and their median and longest time to serve."""
+    out = {}
+    for name, values in sorted(samples.items()):
+        ordered = sorted(values)
+        out[name] = {
+            "n": len(ordered),
+            "median": round(ordered[len(ordered) // 2], 2),
+            "max": round(ordered[-1], 2),
+        }
+    return out
 
 
 def _config_json(cfg: ChaosConfig) -> dict[str, Any]:
