@@ -80,21 +80,15 @@ class ChaosMonkey:
     async def run(self, t0: float, stop: asyncio.Event) -> None:
         """Runs the schedule from ``t0`` (monotonic) until it is done or ``stop`` is set."""
         self._t0 = t0
-        watcher = asyncio.create_task(self._watch(stop))
-        try:
-            for at, kind in self.schedule():
-                delay = t0 + at - time.monotonic()
-                if delay > 0:
-                    try:
-                        await asyncio.wait_for(stop.wait(), delay)
-                        return
-                    except TimeoutError:
-                        pass
-                await self._fire(kind)
-            await stop.wait()
-        finally:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        for at, kind in self.schedule():
+            delay = t0 + at - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                    return
+                except TimeoutError:
+                    pass
+            await self._fire(kind)
 
     def _up(self, pool: Sequence[ManagedProcess]) -> list[ManagedProcess]:
         return [p for p in pool if p.alive and p.name not in self._busy]
@@ -174,8 +168,9 @@ class ChaosMonkey:
         finally:
             self._busy.discard(proc.name)
 
-    async def _watch(self, stop: asyncio.Event) -> None:
-        """Restarts processes that exited on their own (bounded by the run's limit)."""
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Restarts processes that exited on their own, until ``stop`` (a bank may crash
+        after a commit as long as steps run: through the drain too)."""
         while not stop.is_set():
             for proc in (*self.tms, *self.participants):
                 if proc.name not in self._busy and proc.exited_unexpectedly():

@@ -35,6 +35,14 @@ BAD_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN})
 # One step of a plan: the bank, the method (Debit or Credit) and its payload.
 _Step = tuple[str, str, Transfer]
 
+# (rolled back at COMMIT, the client "dies" before its next call) → the variant's name
+_ORDER_VARIANTS = {
+    (False, False): "commit",
+    (False, True): "abandon_submit",
+    (True, False): "rollback",
+    (True, True): "abandon_abort",
+}
+
 _RETRY = RetryPolicy(initial_interval=0.2, backoff_coefficient=2.0, maximum_interval=2.0)
 
 
@@ -190,12 +198,9 @@ class LoadGenerator:
         return f"t-{self._rng.getrandbits(64):016x}", variant, steps
 
     def _plan_order(self) -> tuple[str, str, list[_Step]]:
-        draw = self._rng.random()
-        rollback = draw < self.cfg.rollback_share
+        rollback = self._rng.random() < self.cfg.rollback_share
         abandon = self._rng.random() < self.cfg.abandon_share
-        variant = ("abandon_abort" if abandon else "rollback") if rollback else "commit"
-        if abandon and not rollback:
-            variant = "abandon_submit"
+        variant = _ORDER_VARIANTS[(rollback, abandon)]
         steps = [
             (bank, "Credit", Transfer(self._account(bank), self._rng.randint(1, 50)))
             for bank in sorted(self.bank_targets)

@@ -104,19 +104,24 @@ class _Run:
             cfg, self.clients, self.recorder, self.orders_engine, banks, self.accounts
         )
         monkey = ChaosMonkey(cfg, self.tms, self.participants, self.pg, self.proxy)
-        stop = asyncio.Event()
+        stop, unwatch = asyncio.Event(), asyncio.Event()
+        watcher = asyncio.create_task(monkey.watch(unwatch))
         chaos = asyncio.create_task(monkey.run(t_load, stop))
         try:
-            await load.run(deadline=t_load + cfg.window * 2 + 30)
+            try:
+                await load.run(deadline=t_load + cfg.window * 2 + 30)
+            finally:
+                stop.set()
+                await chaos
+            t_settle = time.monotonic()
+            self.timings["load"] = t_settle - t_load
+            await monkey.settle()
+            t_drain = time.monotonic()
+            self.timings["settle"] = t_drain - t_settle
+            open_jobs = await self._drain()
         finally:
-            stop.set()
-            await chaos
-        t_settle = time.monotonic()
-        self.timings["load"] = t_settle - t_load
-        await monkey.settle()
-        t_drain = time.monotonic()
-        self.timings["settle"] = t_drain - t_settle
-        open_jobs = await self._drain()
+            unwatch.set()
+            await watcher
         t_check = time.monotonic()
         self.timings["drain"] = t_check - t_drain
         snap = await read_snapshot(
