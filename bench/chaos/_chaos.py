@@ -53,6 +53,11 @@ class ChaosMonkey:
     """Per process: how long each restart took from spawn to serving."""
     _t0: float = field(default_factory=time.monotonic)
     _busy: set[str] = field(default_factory=set)
+    _scheduled: int = 0
+    _fired: int = 0
+    # One Postgres outage and one cut at a time: a second one waits for the first.
+    _pg_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _cut_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def schedule(self) -> list[tuple[float, str]]:
@@ -80,7 +85,9 @@ class ChaosMonkey:
     async def run(self, t0: float, stop: asyncio.Event) -> None:
         """Runs the schedule from ``t0`` (monotonic) until it is done or ``stop`` is set."""
         self._t0 = t0
-        for at, kind in self.schedule():
+        schedule = self.schedule()
+        self._scheduled = len(schedule)
+        for at, kind in schedule:
             delay = t0 + at - time.monotonic()
             if delay > 0:
                 try:
@@ -89,6 +96,7 @@ class ChaosMonkey:
                 except TimeoutError:
                     pass
             await self._fire(kind)
+            self._fired += 1
 
     def _up(self, pool: Sequence[ManagedProcess]) -> list[ManagedProcess]:
         return [p for p in pool if p.alive and p.name not in self._busy]
@@ -131,21 +139,24 @@ class ChaosMonkey:
         self._note("health_during_outage", outage, f"{outage}: {', '.join(states)}")
 
     async def _restart_pg(self) -> None:
-        probe = asyncio.create_task(self._probe("postgres down", self.tms, 1.0))
-        try:
-            await self.pg.restart(self.cfg.pg_down_seconds)
-        finally:
-            await asyncio.gather(probe, return_exceptions=True)
-        self._note("pg_up", "postgres")
+        async with self._pg_lock:
+            probe = asyncio.create_task(self._probe("postgres down", self.tms, 1.0))
+            try:
+                await self.pg.restart(self.cfg.pg_down_seconds)
+            finally:
+                await asyncio.gather(probe, return_exceptions=True)
+            self._note("pg_up", "postgres")
 
     async def _cut(self) -> None:
-        await self.proxy.cut()
-        try:
-            await self._probe("proxy cut", self.tms[:1], min(1.0, self.cfg.cut_seconds / 2))
-            await asyncio.sleep(self.cfg.cut_seconds - min(1.0, self.cfg.cut_seconds / 2))
-        finally:
-            self.proxy.restore()
-            self._note("proxy_restored", "proxy tm0<->postgres")
+        probe_after = min(1.0, self.cfg.cut_seconds / 2)
+        async with self._cut_lock:
+            await self.proxy.cut()
+            try:
+                await self._probe("proxy cut", self.tms[:1], probe_after)
+                await asyncio.sleep(self.cfg.cut_seconds - probe_after)
+            finally:
+                self.proxy.restore()
+                self._note("proxy_restored", "proxy tm0<->postgres")
 
     async def _bring_up(self, proc: ManagedProcess, *, after: float) -> None:
         """Starts ``proc`` again after ``after`` seconds, retrying while it cannot start."""
@@ -178,6 +189,18 @@ class ChaosMonkey:
                     self._note("unexpected_exit", proc.name, f"exit status {code}")
                     self._spawn(self._bring_up(proc, after=0.2))
             await asyncio.sleep(0.2)
+
+    @property
+    def pending(self) -> bool:
+        """Whether scheduled events are still to come (the load goes on until they are)."""
+        return self._fired < self._scheduled
+
+    async def close(self) -> None:
+        """Cancels every restart still in flight (a run that ends early)."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def settle(self) -> None:
         """Waits for every restart in flight; then every process is up, the proxy whole."""

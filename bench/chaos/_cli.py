@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from bench.chaos._config import PRESETS, ChaosConfig
 from bench.chaos._procs import ChaosError
+from bench.chaos._report import ChaosReport
 from bench.chaos._run import run_chaos
 
 __all__ = ["main", "parse_args"]
@@ -91,12 +93,26 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[ChaosConfig, Path | N
     return cfg, a.json_path
 
 
+async def _run(cfg: ChaosConfig) -> ChaosReport:
+    # SIGTERM (and SIGINT, also where a shell ignores it) cancels the run, whose cleanup
+    # then stops every process it started (they are in their own sessions).
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    return await run_chaos(cfg)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg, json_path = parse_args(argv)
     try:
-        report = asyncio.run(run_chaos(cfg))
+        report = asyncio.run(_run(cfg))
     except ChaosError as exc:
         print(f"chaos: could not run: {exc}", file=sys.stderr)
+        return 2
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("chaos: interrupted (every process it started is stopped)", file=sys.stderr)
         return 2
     print(report.summary())
     if not report.ok:

@@ -72,6 +72,7 @@ PRESETS: dict[str, ChaosConfig] = {
     # The README's long run: >= 10,000 jobs and >= 100 TM SIGKILLs.
     "long": ChaosConfig(
         jobs=10_000,
+        replicas=3,  # a TM is SIGKILLed every ~4 s; restarting one takes ~3 s here
         rate=20.0,
         max_in_flight=64,
         tm_kills=110,

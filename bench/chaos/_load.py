@@ -9,6 +9,7 @@ backoff, a bounded number of times, with the same gid: every TM call is idempote
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import Counter
@@ -151,17 +152,19 @@ class LoadGenerator:
         self._rng = random.Random(self.cfg.seed)
         self._jitter = random.Random(self.cfg.seed + 1)
 
-    async def run(self, deadline: float) -> None:
+    async def run(self, deadline: float, more: Callable[[], bool] = lambda: False) -> None:
         """Offers the load (open loop, at most ``max_in_flight`` at once) and waits for it.
 
-        Each job is planned when it is due, in order, so a seed repeats the same jobs.
+        ``cfg.jobs`` at least, and more at the same rate while ``more()`` says so (the
+        chaos has events left), until ``deadline``. Each job is planned when it is due,
+        in order, so a seed repeats the same jobs.
         """
         gate = asyncio.Semaphore(self.cfg.max_in_flight)
         tasks: list[asyncio.Task[None]] = []
         start = time.monotonic()
-        for i in range(self.cfg.jobs):
+        for i in itertools.count():
             due = start + i / self.cfg.rate
-            if due > deadline:
+            if due > deadline or (i >= self.cfg.jobs and not more()):
                 break
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             await gate.acquire()

@@ -124,12 +124,16 @@ class ManagedProcess:
             )
         self._killed = False
         deadline = time.monotonic() + timeout
-        while not await serving(self.target):
-            if self.proc.returncode is not None or time.monotonic() > deadline:
-                self.start_failures += 1
-                await self.kill(count=False)
-                raise ChaosError(f"{self.name} did not start:\n{self.log_tail()}")
-            await asyncio.sleep(0.1)
+        try:
+            while not await serving(self.target):
+                if self.proc.returncode is not None or time.monotonic() > deadline:
+                    self.start_failures += 1
+                    await self.kill(count=False)
+                    raise ChaosError(f"{self.name} did not start:\n{self.log_tail()}")
+                await asyncio.sleep(0.1)
+        except asyncio.CancelledError:  # the run is ending: leave no child behind
+            await self.kill(count=False)
+            raise
 
     async def kill(self, *, count: bool = True) -> None:
         """SIGKILL (the chaos), and wait until it is gone."""

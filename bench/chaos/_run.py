@@ -85,6 +85,7 @@ class _Run:
         self.participants: list[ManagedProcess] = []
         self.clients: list[TmClient] = []
         self.orders_engine: AsyncEngine | None = None
+        self.monkey: ChaosMonkey | None = None
         self.timings: dict[str, float] = {}
         self.accounts = {
             bank: [f"{prefix}{i}" for i in range(cfg.accounts_per_bank)]
@@ -103,13 +104,13 @@ class _Run:
         load = LoadGenerator(
             cfg, self.clients, self.recorder, self.orders_engine, banks, self.accounts
         )
-        monkey = ChaosMonkey(cfg, self.tms, self.participants, self.pg, self.proxy)
+        monkey = self.monkey = ChaosMonkey(cfg, self.tms, self.participants, self.pg, self.proxy)
         stop, unwatch = asyncio.Event(), asyncio.Event()
         watcher = asyncio.create_task(monkey.watch(unwatch))
         chaos = asyncio.create_task(monkey.run(t_load, stop))
         try:
             try:
-                await load.run(deadline=t_load + cfg.window * 2 + 30)
+                await load.run(deadline=t_load + cfg.window * 2 + 60, more=lambda: monkey.pending)
             finally:
                 stop.set()
                 await chaos
@@ -323,6 +324,8 @@ class _Run:
         )
 
     async def close(self) -> None:
+        if self.monkey is not None:
+            await self.monkey.close()
         for client in self.clients:
             await client.close()
         await asyncio.gather(
