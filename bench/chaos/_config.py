@@ -30,7 +30,9 @@ class ChaosConfig:
     """Of the transfers: the credit fails after the debit: the saga compensates the debit."""
     # The system under test.
     replicas: int = 2
-    lease_seconds: float = 2.0
+    lease_seconds: float = 5.0
+    """Longer than a step call may take (3 s): a shorter lease lapses during slow calls
+    under load and the replicas take each other's jobs, over and over."""
     accounts_per_bank: int = 8
     initial_balance: int = 10_000
     barrier: bool = True
