@@ -10,6 +10,9 @@
   effects of each job match its final state;
 * **2-phase atomic** — an order's transaction committed ⇔ its job SUCCEEDED (and a job
   whose transaction did not commit is ABORTED);
+
+A job left unfinished fails *every job final* only: the money, exactly-once and 2-phase
+checks take the effects it applied so far as they are (and still catch a duplicate).
 * **no INTERNAL** — no client ever got INTERNAL (or UNKNOWN) from a TM.
 """
 
@@ -150,10 +153,21 @@ def _every_job_final(snap: Snapshot, records: Mapping[str, JobRecord]) -> Invari
     )
 
 
-def _expected_effects(record: JobRecord, status: str | None) -> list[tuple[str, str, int]]:
-    if status != "SUCCEEDED":
-        return []
-    return [(e.bank, e.account, e.delta) for e in record.effects]
+def _unfinished(snap: Snapshot, gid: str) -> bool:
+    """Stored and not final: its end is every_job_final's to report, not the others'."""
+    status = snap.jobs.get(gid)
+    return status is not None and status not in _FINAL
+
+
+def _in_flight_effects(snap: Snapshot, gid: str) -> list[tuple[str, str, int]]:
+    """The effects an unfinished job has applied so far, each counted once."""
+    seen: set[tuple[str, int, str]] = set()
+    out = []
+    for bank, g, index, op, account, delta in snap.ledger:
+        if g == gid and (bank, index, op) not in seen:
+            seen.add((bank, index, op))
+            out.append((bank, account, delta))
+    return out
 
 
 def _money(
@@ -161,7 +175,14 @@ def _money(
 ) -> Invariant:
     expected = dict(opening)
     for gid, record in records.items():
-        for bank, account, delta in _expected_effects(record, snap.jobs.get(gid)):
+        status = snap.jobs.get(gid)
+        if status == "SUCCEEDED":
+            effects = [(e.bank, e.account, e.delta) for e in record.effects]
+        elif _unfinished(snap, gid):
+            effects = _in_flight_effects(snap, gid)
+        else:
+            effects = []
+        for bank, account, delta in effects:
             if (bank, account) in expected:
                 expected[(bank, account)] += delta
     bad = [
@@ -195,6 +216,8 @@ def _exactly_once(snap: Snapshot, records: Mapping[str, JobRecord]) -> Invariant
                 bad.append(f"{gid}: step {index} {op} at {bank} applied {n} times")
     for gid, record in sorted(records.items()):
         status, counts = snap.jobs.get(gid), applied.get(gid, Counter())
+        if _unfinished(snap, gid):
+            continue  # only its duplicates count (above)
         actions = {(b, i) for (b, i, op) in counts if op == "action"}
         if status == "SUCCEEDED":
             want = {(e.bank, i) for i, e in enumerate(record.effects)}
@@ -219,6 +242,8 @@ def _two_phase(snap: Snapshot, records: Mapping[str, JobRecord]) -> Invariant:
     orders = [r for r in records.values() if r.kind == "order"]
     for r in orders:
         committed, status = r.gid in snap.committed_orders, snap.jobs.get(r.gid)
+        if _unfinished(snap, r.gid):
+            continue
         if committed and status != "SUCCEEDED":
             bad.append(f"{r.gid} ({r.variant}): committed, job {status or 'not stored'}")
         elif not committed and status not in (None, "ABORTED"):

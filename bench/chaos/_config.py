@@ -82,7 +82,7 @@ PRESETS: dict[str, ChaosConfig] = {
         pg_restarts=5,
         proxy_cuts=10,
         faults=FaultPlan(before_commit=0.05, after_commit=0.05, crash_after_commit=0.002),
-        drain_seconds=180.0,
+        drain_seconds=600.0,
         max_seconds=3600.0,
         pg_fsync=True,
     ),

@@ -78,6 +78,17 @@ def test_a_committed_order_whose_job_aborted_breaks_the_2_phase_check() -> None:
     assert _failed(snap, recorder) == {"two_phase_atomic"}
 
 
+def test_an_unfinished_job_fails_only_every_job_final() -> None:
+    snap, recorder = _healthy()
+    snap.jobs["o1"] = "SUBMITTED"  # its credit at bank_b has not run yet
+    snap.ledger = [row for row in snap.ledger if row[1:3] != ("o1", 1)]
+    snap.balances[("bank_b", "b0")] -= 5
+    assert _failed(snap, recorder) == {"every_job_final"}
+    snap.ledger.append(("bank_a", "o1", 0, "action", "a0", 5))  # ... but twice at bank_a
+    snap.balances[("bank_a", "a0")] += 5
+    assert _failed(snap, recorder) == {"every_job_final", "money_conserved", "exactly_once"}
+
+
 def test_lost_open_and_internal_jobs_are_each_reported() -> None:
     snap, recorder = _healthy()
     recorder.acked.add("t-lost")
