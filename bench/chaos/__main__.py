@@ -1,0 +1,5 @@
+import sys
+
+from bench.chaos._cli import main
+
+sys.exit(main())
