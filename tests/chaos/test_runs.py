@@ -46,11 +46,6 @@ async def test_short_run_holds(short_run: ChaosReport, name: str) -> None:
     assert short_run.invariant(name).ok, short_run.summary()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="#11: while Postgres restarts the TM answers some Submits INTERNAL "
-    "(CannotConnectNowError is not mapped to UNAVAILABLE); the fix is in progress",
-)
 async def test_short_run_clients_never_see_internal(short_run: ChaosReport) -> None:
     assert short_run.invariant("no_internal").ok, short_run.summary()
 
