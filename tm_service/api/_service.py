@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from stepping.contract import TRACE_KEYS
+from stepping.contract import KEY_OP, TRACE_KEYS
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api._convert import Converter, transaction_to_proto
@@ -26,6 +26,14 @@ def _trace_context(context: Ctx) -> dict[str, str]:
     return found or current_w3c()
 
 
+def _refuse_step_calls(context: Ctx) -> None:
+    """A Prepare/Submit sent as a TM's step call: the TM never runs itself as a step."""
+    if any(k == KEY_OP for k, _ in context.invocation_metadata() or ()):
+        raise InvalidArgument(
+            f"metadata.{KEY_OP}", "this is a TM's step call; a TM is never a step's target"
+        )
+
+
 class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
     def __init__(self, service: TransactionService, converter: Converter) -> None:
         self._svc = service
@@ -37,6 +45,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
 
     @grpc_errors
     async def Prepare(self, request: tm_pb2.PrepareRequest, context: Ctx) -> tm_pb2.PrepareResponse:
+        _refuse_step_calls(context)
         if not request.HasField("query_prepared"):
             self._conv.gid(request.gid)
             raise InvalidArgument("query_prepared", "is required for Prepare")
@@ -53,6 +62,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
 
     @grpc_errors
     async def Submit(self, request: tm_pb2.SubmitRequest, context: Ctx) -> tm_pb2.SubmitResponse:
+        _refuse_step_calls(context)
         gid = self._conv.gid(request.gid)
         new = None
         if request.steps:
