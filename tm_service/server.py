@@ -20,6 +20,7 @@ from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
 from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+from tm_service.targets import TargetPolicy
 from tm_service.telemetry import (
     InstrumentedTransport,
     ServerSpans,
@@ -41,7 +42,8 @@ class TmServer:
     """A running TM. ``start()`` it, read ``port``, ``stop()`` it (graceful)."""
 
     settings: Settings
-    transport: Transport = field(default_factory=GrpcTransport)
+    # None: the gRPC transport the settings describe (TLS, signing, target policy).
+    transport: Transport | None = None
     # Off unless given; ``run()`` builds it from the OTEL_* environment and owns it.
     telemetry: Telemetry = field(default_factory=Telemetry)
     clock: Clock = field(default_factory=SystemClock)
@@ -69,6 +71,9 @@ class TmServer:
         self.store = PostgresStore.from_url(url, pool_size=s.db_pool_size)
         if s.migrate_on_start:
             await upgrade(self.store.engine)
+        targets = TargetPolicy.from_settings(s.allowed_targets, s.listen)
+        if self.transport is None:
+            self.transport = GrpcTransport.from_settings(s, targets)
         tel = self.telemetry
         transport = InstrumentedTransport(self.transport, tel) if tel.enabled else self.transport
         ctx = ProcessingContext(
@@ -89,7 +94,7 @@ class TmServer:
             ],
         )
         tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
-            TransactionManagerServicer(service, Converter(s)), server
+            TransactionManagerServicer(service, Converter(s, targets=targets)), server
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -99,6 +104,7 @@ class TmServer:
         self.port = server.add_insecure_port(s.listen)
         if self.port == 0:
             raise RuntimeError(f"could not listen on {s.listen}")
+        targets.listening_on(self.port)
         if spans is not None:
             spans.port = self.port
         await server.start()
