@@ -25,6 +25,7 @@ TM's own port on a local address, ``unix:``/``unix-abstract:``/``vsock:`` target
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -164,18 +165,19 @@ def _entry(entry: str) -> _Pattern | _Network:
     return _Pattern(re.compile(f"^{regex}$"), _port(port, entry))
 
 
-def _local_addresses() -> set[IPAddress]:
+@functools.cache
+def _local_addresses() -> frozenset[IPAddress]:
     """This host's addresses by its name (pod IP, host IP); loopback is checked apart."""
     found: set[IPAddress] = set()
     try:
         infos = socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)
     except OSError:
-        return found
+        return frozenset()
     for info in infos:
         ip = parse_ip(str(info[4][0]))
         if ip is not None:
             found.add(ip)
-    return found
+    return frozenset(found)
 
 
 class TargetPolicy:

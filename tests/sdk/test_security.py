@@ -285,3 +285,39 @@ async def test_a_spiffe_uri_san_is_the_tms_identity(
     ):
         tx = await _run(tm, participant.target)
         assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED, tx.steps[0].last_error
+
+
+async def test_a_tls_participant_named_by_dns_is_checked_against_its_name(
+    database_url: str, ca: trustme.CA, tmp_path: Path
+) -> None:
+    import ipaddress
+
+    from tm_service.processing import GrpcTransport
+    from tm_service.processing._transport import channel_credentials
+
+    cert = ca.issue_cert("bank.test")
+    tls = ServerTls(
+        cert_chain=b"".join(b.bytes() for b in cert.cert_chain_pems),
+        private_key=cert.private_key_pem.bytes(),
+    )
+    names = {"bank.test": "127.0.0.1", "other.test": "127.0.0.1"}
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        return [ipaddress.ip_address(names[host])]
+
+    settings = conftest.test_settings(database_url, **_tls_settings(tmp_path, ca, None))
+    transport = GrpcTransport(credentials=channel_credentials(settings), resolver=resolve)
+    tm = TmServer(settings, transport=transport)
+    async with ParticipantServer(
+        steps=[reserve], service=SERVICE, host="127.0.0.1", tls=tls
+    ) as participant:
+        await tm.start()
+        try:
+            # Dialled on the address the TM resolved and checked, verified by the name.
+            tx = await _run(tm, f"bank.test:{participant.port}")
+            assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED, tx.steps[0].last_error
+            tx = await _run(tm, f"other.test:{participant.port}")  # the cert is not its
+            assert tx.status == S.TRANSACTION_STATUS_FAILED
+        finally:
+            await tm.stop(grace=1.0)
+    assert ran == ["sku-1"]

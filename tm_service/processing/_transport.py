@@ -259,10 +259,14 @@ class GrpcTransport:
             self._channels.move_to_end(target)
             return entry
         lock = self._opening.setdefault(target, asyncio.Lock())
-        async with lock:  # one resolution per target at a time
-            entry = self._channels.get(target)
-            if entry is None or self._due(entry, now):
-                entry = await self._open(target, entry, now)
+        try:
+            async with lock:  # one resolution per target at a time
+                entry = self._channels.get(target)
+                if entry is None or self._due(entry, now):
+                    entry = await self._open(target, entry, now)
+        finally:
+            if not lock.locked():
+                self._opening.pop(target, None)
         self._channels.move_to_end(target)
         self._start_sweeper()
         return entry
@@ -285,10 +289,7 @@ class GrpcTransport:
             old.checked_at, old.stale = now, False
             return old
         authority = f"{names[0].host}:{names[0].port}"
-        entry = _Channel(self._dial(dial, authority), now, now, pinned)
-        if old is not None:
-            self._retire(old)
-        return self._store(target, entry)
+        return self._store(target, _Channel(self._dial(dial, authority), now, now, pinned))
 
     async def _resolve(self, name: HostPort) -> list[IPAddress]:
         resolved = await self._resolver(name.host, name.port)
@@ -309,6 +310,9 @@ class GrpcTransport:
         return grpc.aio.secure_channel(target, self._credentials, options=options)
 
     def _store(self, target: str, entry: _Channel) -> _Channel:
+        previous = self._channels.get(target)
+        if previous is not None and previous is not entry:
+            self._retire(previous)  # re-resolved elsewhere: its calls may finish
         self._channels[target] = entry
         self._channels.move_to_end(target)
         # Over the bound: close the least recently used channels no call is using.
