@@ -153,11 +153,11 @@ class ParticipantServer:
             raise ValueError("service is required to serve steps (e.g. 'orders.v1.Orders')")
         if credentials is not None and tls is not None:
             raise ValueError("give credentials or tls, not both")
-        if tls is not None:
-            credentials = tls.credentials()
-        if tm_identities and (tls is None or tls.client_ca is None):
+        if tm_identities and (credentials is None if tls is None else tls.client_ca is None):
             # Without a verified client certificate there is no identity to compare.
             raise ValueError("tm_identities needs tls=ServerTls(..., client_ca=...) (mTLS)")
+        if tls is not None:
+            credentials = tls.credentials()
         self.service = service or ""
         self._tracer = tracer(tracer_provider)
         self._guard = CallGuard(signing_key=signing_key, tm_identities=tm_identities)
