@@ -311,3 +311,23 @@ async def test_the_back_check_to_a_refused_name_is_asked_again_not_dropped(
             await asyncio.sleep(0.1)
         assert tx.status == S.TRANSACTION_STATUS_PREPARED
         assert tx.error.startswith("QueryPrepared: PERMISSION_DENIED: target refused")
+
+
+async def test_a_name_that_does_not_resolve_or_hangs_is_unreachable() -> None:
+    async def fails(host: str, port: int) -> list[IPAddress]:
+        raise OSError("Name or service not known")
+
+    async def hangs(host: str, port: int) -> list[IPAddress]:
+        await asyncio.sleep(60)
+        return []
+
+    for resolver in (fails, hangs):
+        transport = GrpcTransport(resolver=resolver)
+        try:
+            result = await transport.call(
+                Endpoint("bank.test:1", M), b"", info=_info(), timeout=0.5
+            )
+            assert result.error_text == "UNAVAILABLE: participant unreachable"
+            assert not result.permanent  # retried: DNS may come back
+        finally:
+            await transport.close()

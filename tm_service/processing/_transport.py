@@ -192,7 +192,8 @@ class GrpcTransport:
         self, endpoint: Endpoint, payload: bytes, *, info: CallInfo, timeout: float
     ) -> CallResult:
         try:
-            entry = await self._channel(endpoint.target)
+            async with asyncio.timeout(timeout):  # a slow DNS answer is the call's time too
+                entry = await self._channel(endpoint.target)
         except TargetRefused as err:
             _log.warning("participant target refused: %s", err, extra={"target": endpoint.target})
             return CallResult(
