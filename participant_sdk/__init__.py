@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from participant_sdk._barrier import barrier
 from participant_sdk._client import TmClient
+from participant_sdk._guard import ServerTls
 from participant_sdk._info import StepInfo, info
 from participant_sdk._job import Job
 from participant_sdk._server import ParticipantServer
@@ -40,6 +41,7 @@ __all__ = [
     "ParticipantServer",
     "RetryLater",
     "RetryPolicy",
+    "ServerTls",
     "StepFailed",
     "StepInfo",
     "TLSConfig",

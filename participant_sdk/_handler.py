@@ -16,6 +16,7 @@ from opentelemetry.trace import Span, SpanKind
 from stepping import contract
 
 from participant_sdk._codec import PayloadDecodeError
+from participant_sdk._guard import CallGuard
 from participant_sdk._info import Op, StepInfo, step_context
 from participant_sdk._step import StepDefinition
 from participant_sdk._tracing import (
@@ -114,6 +115,7 @@ class StepHandler:
         *,
         service: str = "",
         tracer: trace.Tracer | None = None,
+        guard: CallGuard | None = None,
     ) -> None:
         self.action = action
         self.compensation = compensation
@@ -121,6 +123,7 @@ class StepHandler:
         self._span_name = method[1:]
         self._attributes = rpc_attributes(method)
         self._tracer = tracer or trace.NoOpTracer()
+        self._guard = guard or CallGuard()
 
     async def handle(self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         metadata = tuple(context.invocation_metadata() or ())
@@ -132,7 +135,9 @@ class StepHandler:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            outcome = await self._serve(request, metadata, context.time_remaining(), span)
+            outcome = self._refusal(request, metadata, context) or await self._serve(
+                request, metadata, context.time_remaining(), span
+            )
             if isinstance(outcome, bytes):
                 set_code(span, grpc.StatusCode.OK, error=False)
                 return outcome
@@ -140,6 +145,24 @@ class StepHandler:
             # RetryLater is the step saying "not yet", not a failure.
             set_code(span, code, message, error=code is not grpc.StatusCode.FAILED_PRECONDITION)
         await context.abort(*outcome)
+
+    def _refusal(
+        self,
+        request: bytes,
+        metadata: Sequence[tuple[str, str | bytes]],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> _Failure | None:
+        """Not the TM (signature, TLS identity): refused before the step or its barrier."""
+        if not self._guard.active:
+            return None
+        try:
+            info = parse_step_info(metadata, None)
+        except ValueError:
+            step = (-1, -1)  # not a TM call: cannot carry a valid signature either
+        else:
+            step = (info.step_index, info.attempt)
+        refused = self._guard.refusal(context, metadata, request, step=step)
+        return None if refused is None else (*refused, ())
 
     async def _serve(
         self,

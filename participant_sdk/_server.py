@@ -8,14 +8,16 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stepping import contract
-from stepping.participant.v1 import participant_pb2, participant_pb2_grpc
+from stepping.participant.v1 import participant_pb2
 
 from participant_sdk._barrier import query_prepared
+from participant_sdk._guard import CallGuard, ServerTls
 from participant_sdk._handler import StepHandler
 from participant_sdk._step import StepDefinition, step_definition
 from participant_sdk._tracing import GID, OP, extract_w3c, rpc_attributes, set_code, tracer
@@ -30,13 +32,44 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-class _QueryPrepared(participant_pb2_grpc.ParticipantServiceServicer):
-    def __init__(self, databases: Mapping[str, AsyncEngine], tracer: trace.Tracer) -> None:
+class _QueryPrepared:
+    """The standard back-check, served on the raw request bytes (the signature is over them)."""
+
+    def __init__(
+        self, databases: Mapping[str, AsyncEngine], tracer: trace.Tracer, guard: CallGuard
+    ) -> None:
         self._databases = databases
         self._tracer = tracer
+        self._guard = guard
         self._attributes = {**rpc_attributes(QUERY_PREPARED_METHOD), OP: contract.OP_QUERY_PREPARED}
 
-    async def QueryPrepared(
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        return grpc.method_handlers_generic_handler(
+            contract.PARTICIPANT_SERVICE,
+            {
+                QUERY_PREPARED_METHOD.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(
+                    self.handle,
+                    request_deserializer=_identity,
+                    response_serializer=participant_pb2.QueryPreparedResponse.SerializeToString,
+                )
+            },
+        )
+
+    async def handle(
+        self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> participant_pb2.QueryPreparedResponse:
+        refused = self._guard.refusal(
+            context, tuple(context.invocation_metadata() or ()), raw, step=None
+        )
+        if refused is not None:
+            await context.abort(*refused)
+        try:
+            request = participant_pb2.QueryPreparedRequest.FromString(raw)
+        except DecodeError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a QueryPreparedRequest")
+        return await self.query_prepared(request, context)
+
+    async def query_prepared(
         self,
         request: participant_pb2.QueryPreparedRequest,
         context: grpc.aio.ServicerContext[Any, Any],
@@ -82,6 +115,13 @@ class ParticipantServer:
     back-check from the barrier table of the database the request names (an engine
     given alone is ``"default"``). The gRPC health service is always served.
 
+    Only the TM may call it, when told how to know the TM: with ``signing_key`` (the
+    TM's ``STEPPING_PARTICIPANT_SIGNING_KEY_FILE`` contents, bytes or str) a call
+    without a valid ``stepping-signature`` is refused with UNAUTHENTICATED; with
+    ``tls=ServerTls(..., client_ca=...)`` and ``tm_identities`` (URI SAN, DNS SAN or CN
+    of the TM's client certificate) any other client gets PERMISSION_DENIED. Both are
+    checked before a step, its barrier or QueryPrepared runs.
+
     Each step call (and QueryPrepared) is an OpenTelemetry SERVER span, child of the
     TM's attempt span, current while the step runs: ``tracer.start_as_current_span``
     in a step nests under it. Spans go to ``tracer_provider`` (default: the global one).
@@ -104,14 +144,28 @@ class ParticipantServer:
         grace: float = 5.0,
         interceptors: Sequence[grpc.aio.ServerInterceptor[Any, Any]] = (),
         credentials: grpc.ServerCredentials | None = None,
+        tls: ServerTls | None = None,
+        signing_key: bytes | str | None = None,
+        tm_identities: Sequence[str] = (),
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         if steps and not service:
             raise ValueError("service is required to serve steps (e.g. 'orders.v1.Orders')")
+        if credentials is not None and tls is not None:
+            raise ValueError("give credentials or tls, not both")
+        if tm_identities and (credentials is None if tls is None else tls.client_ca is None):
+            # Without a verified client certificate there is no identity to compare.
+            raise ValueError("tm_identities needs tls=ServerTls(..., client_ca=...) (mTLS)")
+        if tls is not None:
+            credentials = tls.credentials()
         self.service = service or ""
         self._tracer = tracer(tracer_provider)
+        self._guard = CallGuard(signing_key=signing_key, tm_identities=tm_identities)
         self._handlers = _handlers(
-            [step_definition(fn) for fn in steps], service=self.service, tracer=self._tracer
+            [step_definition(fn) for fn in steps],
+            service=self.service,
+            tracer=self._tracer,
+            guard=self._guard,
         )
         self._databases: dict[str, AsyncEngine] = (
             {"default": databases} if isinstance(databases, AsyncEngine) else dict(databases or {})
@@ -182,8 +236,8 @@ class ParticipantServer:
                 )
             )
         if self._databases:
-            participant_pb2_grpc.add_ParticipantServiceServicer_to_server(
-                _QueryPrepared(self._databases, self._tracer), server
+            server.add_generic_rpc_handlers(
+                (_QueryPrepared(self._databases, self._tracer, self._guard).handler(),)
             )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         address = f"{self._host}:{self._port}"
@@ -224,7 +278,11 @@ class ParticipantServer:
 
 
 def _handlers(
-    definitions: Sequence[StepDefinition], *, service: str, tracer: trace.Tracer
+    definitions: Sequence[StepDefinition],
+    *,
+    service: str,
+    tracer: trace.Tracer,
+    guard: CallGuard,
 ) -> dict[str, StepHandler]:
     actions: dict[str, StepDefinition] = {}
     compensations: dict[str, StepDefinition] = {}
@@ -237,6 +295,6 @@ def _handlers(
     if unknown:
         raise ValueError(f"compensations for steps that are not served: {sorted(unknown)}")
     return {
-        name: StepHandler(d, compensations.get(name), service=service, tracer=tracer)
+        name: StepHandler(d, compensations.get(name), service=service, tracer=tracer, guard=guard)
         for name, d in actions.items()
     }

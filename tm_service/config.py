@@ -121,6 +121,36 @@ class Settings:
     min_retry_interval_seconds: float = field(
         default=0.1, metadata={"help": "smallest retry initial_interval a job may ask for"}
     )
+    # Calls to participants: TLS, signatures, which targets may be called (README: Security)
+    participant_tls: bool = field(default=False, metadata={"help": "call participants over TLS"})
+    participant_tls_ca_file: str = field(
+        default="",
+        metadata={"help": "PEM roots participants' certificates must chain to (empty: system)"},
+    )
+    participant_tls_cert_file: str = field(
+        default="", metadata={"help": "PEM client certificate the TM presents (mTLS)"}
+    )
+    participant_tls_key_file: str = field(
+        default="", metadata={"help": "PEM private key of that certificate"}
+    )
+    participant_signing_key_file: str = field(
+        default="",
+        metadata={"help": "HMAC key file (trailing newline stripped): sign every call"},
+    )
+    allowed_targets: str = field(
+        default="",
+        metadata={"help": "host:port patterns and CIDRs participants may have; empty: any"},
+    )
+    participant_max_channels: int = field(
+        default=1000, metadata={"help": "most participant channels kept open (LRU)"}
+    )
+    participant_channel_idle_seconds: float = field(
+        default=300.0, metadata={"help": "close a participant channel unused this long"}
+    )
+    participant_resolve_seconds: float = field(
+        default=30.0,
+        metadata={"help": "how long a checked DNS answer for a participant name is used"},
+    )
     # Telemetry / logging (traces and metrics exporters: the standard OTEL_* variables)
     metrics_port: int = field(
         default=0,

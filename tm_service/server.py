@@ -23,6 +23,7 @@ from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
 from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+from tm_service.targets import TargetPolicy
 from tm_service.telemetry import (
     InstrumentedTransport,
     ServerSpans,
@@ -44,7 +45,7 @@ class TmServer:
     """A running TM. ``start()`` it, read ``port``, ``stop()`` it (graceful)."""
 
     settings: Settings
-    # None: a GrpcTransport with the settings' limits.
+    # None: the gRPC transport the settings describe (TLS, signing, target policy).
     transport: Transport | None = None
     # Off unless given; ``run()`` builds it from the OTEL_* environment and owns it.
     telemetry: Telemetry = field(default_factory=Telemetry)
@@ -81,9 +82,10 @@ class TmServer:
         self.store = PostgresStore.from_url(url, pool_size=s.db_pool_size)
         if s.migrate_on_start:
             await upgrade(self.store.engine)
-        tel = self.telemetry
+        targets = TargetPolicy.from_settings(s.allowed_targets, s.listen)
         if self.transport is None:
-            self.transport = GrpcTransport(max_response_bytes=s.max_response_bytes)
+            self.transport = GrpcTransport.from_settings(s, targets)
+        tel = self.telemetry
         transport = InstrumentedTransport(self.transport, tel) if tel.enabled else self.transport
         ctx = ProcessingContext(
             store=self.store, transport=transport, settings=s, clock=self.clock, telemetry=tel
@@ -104,7 +106,7 @@ class TmServer:
             ],
         )
         tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
-            TransactionManagerServicer(service, Converter(s), auth), server
+            TransactionManagerServicer(service, Converter(s, targets=targets), auth), server
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -116,6 +118,7 @@ class TmServer:
             self.port = add_api_port(server, s)
         except RuntimeError as err:  # grpc: "Failed to bind to address ..."
             raise ListenError(f"cannot listen on {s.listen}: {err}") from None
+        targets.listening_on(self.port)
         if spans is not None:
             spans.port = self.port
         await server.start()

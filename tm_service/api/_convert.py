@@ -25,6 +25,7 @@ from tm_service.domain import (
     TxStatus,
 )
 from tm_service.errors import InvalidArgument
+from tm_service.targets import TargetPolicy, TargetRefused
 
 __all__ = ["Converter", "transaction_to_proto"]
 
@@ -58,6 +59,14 @@ def validate_target(target: str, field: str) -> None:
         raise InvalidArgument(field, f"{target!r} is not a gRPC target of the form host:port")
 
 
+def check_allowed_target(targets: TargetPolicy, target: str, field: str) -> None:
+    """The target policy (allow-list, always-denied addresses) on a target's text."""
+    try:
+        targets.check_target(target)
+    except TargetRefused as err:
+        raise InvalidArgument(field, f"is not allowed: {err}") from None
+
+
 def validate_method(method: str, field: str) -> None:
     if not method:
         raise InvalidArgument(field, "is required (/package.Service/Method)")
@@ -70,8 +79,15 @@ def validate_method(method: str, field: str) -> None:
 class Converter:
     """Turns requests into validated domain objects using the TM's defaults and limits."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, targets: TargetPolicy | None = None) -> None:
         self._s = settings
+        self._targets = targets or TargetPolicy.from_settings(
+            settings.allowed_targets, settings.listen
+        )
+
+    def _target(self, target: str, field: str) -> None:
+        validate_target(target, field)
+        check_allowed_target(self._targets, target, field)
 
     def gid(self, gid: str, field: str = "gid") -> str:
         if not gid:
@@ -104,7 +120,7 @@ class Converter:
         specs = tuple(self._step(i, s, opts, policy) for i, s in enumerate(steps))
         qp: Endpoint | None = None
         if query_prepared is not None:
-            validate_target(query_prepared.target, "query_prepared.target")
+            self._target(query_prepared.target, "query_prepared.target")
             method = query_prepared.method or QUERY_PREPARED_METHOD
             validate_method(method, "query_prepared.method")
             qp = Endpoint(query_prepared.target, method)
@@ -180,13 +196,13 @@ class Converter:
             raise InvalidArgument(f"{f}.name", f"is longer than {_MAX_NAME} characters")
         if not s.HasField("action"):
             raise InvalidArgument(f"{f}.action", "is required")
-        validate_target(s.action.target, f"{f}.action.target")
+        self._target(s.action.target, f"{f}.action.target")
         validate_method(s.action.method, f"{f}.action.method")
         compensation: Endpoint | None = None
         if s.HasField("compensation") and (s.compensation.target or s.compensation.method):
             if opts.mode is not Mode.SAGA:
                 raise InvalidArgument(f"{f}.compensation", "is only used in MODE_SAGA")
-            validate_target(s.compensation.target, f"{f}.compensation.target")
+            self._target(s.compensation.target, f"{f}.compensation.target")
             validate_method(s.compensation.method, f"{f}.compensation.method")
             compensation = Endpoint(s.compensation.target, s.compensation.method)
         if len(s.payload) > self._s.max_payload_bytes:

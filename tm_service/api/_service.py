@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from stepping.contract import TRACE_KEYS
+from stepping.contract import KEY_OP, TRACE_KEYS
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api._convert import Converter, transaction_to_proto
@@ -25,6 +25,14 @@ def _trace_context(context: Ctx) -> dict[str, str]:
     found = {k: v for k, v in md if k in TRACE_KEYS and isinstance(v, str)}
     # A caller that sent none: with TM tracing on, the job's trace starts at this RPC's span.
     return found or current_w3c()
+
+
+def _refuse_step_calls(context: Ctx) -> None:
+    """A Prepare/Submit sent as a TM's step call: the TM never runs itself as a step."""
+    if any(k == KEY_OP for k, _ in context.invocation_metadata() or ()):
+        raise InvalidArgument(
+            f"metadata.{KEY_OP}", "this is a TM's step call; a TM is never a step's target"
+        )
 
 
 class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
@@ -54,6 +62,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
     @grpc_errors
     async def Prepare(self, request: tm_pb2.PrepareRequest, context: Ctx) -> tm_pb2.PrepareResponse:
         who = self._who(context)
+        _refuse_step_calls(context)
         if not request.HasField("query_prepared"):
             self._conv.gid(request.gid)
             raise InvalidArgument("query_prepared", "is required for Prepare")
@@ -71,6 +80,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
     @grpc_errors
     async def Submit(self, request: tm_pb2.SubmitRequest, context: Ctx) -> tm_pb2.SubmitResponse:
         who = self._who(context)
+        _refuse_step_calls(context)
         gid = self._conv.gid(request.gid)
         new = None
         if request.steps:

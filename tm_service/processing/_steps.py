@@ -104,7 +104,9 @@ async def run_attempts(
         if result.permanent:
             return StepResult(Outcome.FAILED, attempt, error=error)
         if op is Op.ACTION:
-            if result.code is grpc.StatusCode.ABORTED:
+            # A refused target is configuration, not weather: retrying would not help.
+            # (A compensation keeps retrying with backoff: it must run once allowed.)
+            if result.code is grpc.StatusCode.ABORTED or result.permanent:
                 return StepResult(Outcome.FAILED, attempt, error=error)
             if policy.exhausted(attempt):
                 return StepResult(

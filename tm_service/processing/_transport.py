@@ -1,19 +1,38 @@
-"""Calls to participants: the one-method transport interface and its gRPC implementation."""
+"""Calls to participants: the one-method transport interface and its gRPC implementation.
+
+The gRPC transport dials only what the target policy allows (tm_service.targets): a
+name is resolved here, each address checked, and the channel pinned to those addresses
+(re-resolved every ``resolve_seconds``, or at once after UNAVAILABLE), so gRPC's own
+resolver never dials an address that was not checked. Channels are kept in a bounded
+LRU and closed when idle. A dial failure is reported generically ("participant
+unreachable"); what gRPC said goes to the log, not into the job, so jobs cannot be
+used to scan ports.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import logging
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
-from stepping.contract import CallInfo
+from stepping.contract import CallInfo, signing_key
 
+from tm_service.config import Settings, SettingsError
 from tm_service.domain import Endpoint
+from tm_service.targets import HostPort, IPAddress, TargetPolicy, TargetRefused, parse_ip
 
-__all__ = ["CallInfo", "CallResult", "GrpcTransport", "Transport"]
+__all__ = ["CallInfo", "CallResult", "GrpcTransport", "Resolver", "Transport"]
+
+_log = logging.getLogger(__name__)
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
@@ -27,7 +46,8 @@ class CallResult:
     details: str = ""
     # The participant's own hint (google.rpc.RetryInfo), when it sent one.
     retry_after: float | None = None
-    # Retrying cannot help (the response is over the TM's limit): the step fails for good.
+    # Retrying cannot help (the response is over the TM's limit, or the target policy
+    # refused it): a step fails for good.
     permanent: bool = False
 
     @property
@@ -76,60 +96,323 @@ def _retry_after(err: grpc.aio.AioRpcError) -> float | None:
     return None
 
 
+#: ``async (host, port) -> addresses``: how a participant's name is resolved.
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+
+_UNREACHABLE = "participant unreachable"
 # grpc's own text when a channel refuses a response over its max_receive_message_length.
 _TOO_LARGE = "CLIENT: Received message larger than max"
+_NO_ANSWER = "participant did not answer in time"
+# Codes gRPC itself reports for a connection that failed or never answered: their
+# text would tell a refused port from a filtered one or an HTTP server. (A deadline
+# is always generic: a slow participant and a silent port must read alike.)
+_GENERIC = {
+    grpc.StatusCode.UNAVAILABLE: _UNREACHABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: _NO_ANSWER,
+}
+# How long a replaced channel may finish its calls before it is closed.
+_RETIRE_GRACE = 60.0
+
+
+async def _getaddrinfo(host: str, port: int) -> list[IPAddress]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[IPAddress] = []
+    for info in infos:
+        ip = parse_ip(str(info[4][0]))
+        if ip is not None and ip not in found:
+            found.append(ip)
+    return found
+
+
+@dataclass(eq=False)
+class _Channel:
+    channel: grpc.aio.Channel
+    checked_at: float
+    last_used: float
+    pinned: tuple[str, ...] = ()  # the checked addresses it dials (names only)
+    methods: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = field(default_factory=dict)
+    in_flight: int = 0
+    stale: bool = False
+
+
+def _pinned_target(addresses: list[IPAddress], port: int) -> tuple[str, tuple[str, ...]]:
+    v4 = [str(a) for a in addresses if a.version == 4]
+    if v4:
+        return "ipv4:" + ",".join(f"{a}:{port}" for a in v4), tuple(v4)
+    v6 = [str(a) for a in addresses]
+    return "ipv6:" + ",".join(f"[{a}]:{port}" for a in v6), tuple(v6)
 
 
 class GrpcTransport:
-    """grpc.aio transport; one channel per target, reused for every call.
+    """grpc.aio transport: one channel per target (bounded LRU), reused for every call.
 
-    A response larger than ``max_response_bytes`` is refused by the channel (the
-    ``STEPPING_MAX_RESPONSE_BYTES`` limit) and reported as a permanent failure.
+    ``targets`` decides what may be dialled; ``credentials`` make every channel TLS;
+    with ``signing_key`` each call carries ``stepping-signature``.
     """
 
-    def __init__(self, *, max_response_bytes: int = 1 << 20) -> None:
-        self._options = [("grpc.max_receive_message_length", max_response_bytes)]
+    def __init__(
+        self,
+        *,
+        targets: TargetPolicy | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        signing_key: bytes | None = None,
+        max_channels: int = 1000,
+        idle_seconds: float = 300.0,
+        resolve_seconds: float = 30.0,
+        resolver: Resolver = _getaddrinfo,
+        clock: Callable[[], float] = time.monotonic,
+        max_response_bytes: int = 1 << 20,
+    ) -> None:
         self._max_response_bytes = max_response_bytes
-        self._channels: dict[str, grpc.aio.Channel] = {}
-        self._methods: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        self._targets = targets or TargetPolicy()
+        self._credentials = credentials
+        self._key = signing_key
+        self._max = max(1, max_channels)
+        self._idle = idle_seconds
+        self._resolve_every = resolve_seconds
+        self._resolver = resolver
+        self._clock = clock
+        self._channels: OrderedDict[str, _Channel] = OrderedDict()
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
-    def _callable(self, endpoint: Endpoint) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
-        key = (endpoint.target, endpoint.method)
-        method = self._methods.get(key)
-        if method is None:
-            channel = self._channels.get(endpoint.target)
-            if channel is None:
-                channel = grpc.aio.insecure_channel(endpoint.target, options=self._options)
-                self._channels[endpoint.target] = channel
-            method = channel.unary_unary(
-                endpoint.method, request_serializer=_identity, response_deserializer=_identity
-            )
-            self._methods[key] = method
-        return method
+    @classmethod
+    def from_settings(cls, s: Settings, targets: TargetPolicy | None = None) -> GrpcTransport:
+        """The transport the settings describe (files are read now: a bad one fails start)."""
+        return cls(
+            targets=targets or TargetPolicy.from_settings(s.allowed_targets, s.listen),
+            credentials=channel_credentials(s),
+            signing_key=read_signing_key(s.participant_signing_key_file),
+            max_channels=s.participant_max_channels,
+            idle_seconds=s.participant_channel_idle_seconds,
+            resolve_seconds=s.participant_resolve_seconds,
+            max_response_bytes=s.max_response_bytes,
+        )
+
+    @property
+    def open_channels(self) -> int:
+        return len(self._channels)
 
     async def call(
         self, endpoint: Endpoint, payload: bytes, *, info: CallInfo, timeout: float
     ) -> CallResult:
         try:
-            response = await self._callable(endpoint)(
-                payload, metadata=tuple(info.metadata()), timeout=timeout
+            async with asyncio.timeout(timeout):  # a slow DNS answer is the call's time too
+                entry = await self._channel(endpoint.target)
+        except TargetRefused as err:
+            _log.warning("participant target refused: %s", err, extra={"target": endpoint.target})
+            return CallResult(
+                grpc.StatusCode.PERMISSION_DENIED, b"", f"target refused: {err}", permanent=True
             )
-        except grpc.aio.AioRpcError as err:
-            details = err.details() or ""
-            if err.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
-                return CallResult(
-                    err.code(),
-                    details=f"the response is larger than the TM's limit of "
-                    f"{self._max_response_bytes} bytes (STEPPING_MAX_RESPONSE_BYTES): {details}",
-                    permanent=True,
-                )
-            return CallResult(err.code(), b"", details, _retry_after(err))
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # a bad target, a closed channel: retry like UNAVAILABLE
-            return CallResult(grpc.StatusCode.UNAVAILABLE, b"", f"{type(err).__name__}: {err}")
+        except Exception as err:  # resolution failed, a malformed target
+            _log.info(
+                "participant unreachable: %s: %s",
+                type(err).__name__,
+                err,
+                extra={"target": endpoint.target},
+            )
+            return CallResult(grpc.StatusCode.UNAVAILABLE, b"", _UNREACHABLE)
+        method = entry.methods.get(endpoint.method)
+        if method is None:
+            method = entry.channel.unary_unary(
+                endpoint.method, request_serializer=_identity, response_deserializer=_identity
+            )
+            entry.methods[endpoint.method] = method
+        metadata = tuple(info.metadata(signing_key=self._key, payload=payload))
+        entry.in_flight += 1
+        try:
+            response = await method(payload, metadata=metadata, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            return self._failed(endpoint, entry, err)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a closed channel: retry like UNAVAILABLE
+            _log.info("participant call failed: %r", err, extra={"target": endpoint.target})
+            entry.stale = True
+            return CallResult(grpc.StatusCode.UNAVAILABLE, b"", _UNREACHABLE)
+        finally:
+            entry.in_flight -= 1
+            entry.last_used = self._clock()
         return CallResult(grpc.StatusCode.OK, bytes(response))
 
+    def _failed(self, endpoint: Endpoint, entry: _Channel, err: grpc.aio.AioRpcError) -> CallResult:
+        code = err.code()
+        details = err.details() or ""
+        if code is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in details:
+            return CallResult(
+                code,
+                details=f"the response is larger than the TM's limit of "
+                f"{self._max_response_bytes} bytes (STEPPING_MAX_RESPONSE_BYTES): {details}",
+                permanent=True,
+            )
+        generic = _GENERIC.get(code)
+        # UNAVAILABLE on a connected channel is the participant's own answer: keep its
+        # text. On a channel that is not READY, gRPC wrote it about the connection.
+        answered = (
+            code is grpc.StatusCode.UNAVAILABLE
+            and entry.channel.get_state() is grpc.ChannelConnectivity.READY
+        )
+        if generic is None or answered:
+            return CallResult(code, b"", err.details() or "", _retry_after(err))
+        _log.info(
+            "participant call failed: %s",
+            err.debug_error_string(),
+            extra={"target": endpoint.target, "method": endpoint.method, "code": code.name},
+        )
+        if code is grpc.StatusCode.UNAVAILABLE:
+            entry.stale = True  # the addresses may have moved: resolve again first
+        return CallResult(code, b"", generic, _retry_after(err))
+
+    # -- channels ----------------------------------------------------------------
+    async def _channel(self, target: str) -> _Channel:
+        now = self._clock()
+        entry = self._channels.get(target)
+        if entry is not None and not self._due(entry, now):
+            self._channels.move_to_end(target)
+            return entry
+        lock = self._opening.setdefault(target, asyncio.Lock())
+        try:
+            async with lock:  # one resolution per target at a time
+                entry = self._channels.get(target)
+                if entry is None or self._due(entry, now):
+                    entry = await self._open(target, entry, now)
+        finally:
+            if not lock.locked():
+                self._opening.pop(target, None)
+        self._channels.move_to_end(target)
+        self._start_sweeper()
+        return entry
+
+    def _due(self, entry: _Channel, now: float) -> bool:
+        if not entry.pinned:
+            return False  # an IP literal: checked when opened, nothing to re-resolve
+        return entry.stale or now - entry.checked_at >= self._resolve_every
+
+    async def _open(self, target: str, old: _Channel | None, now: float) -> _Channel:
+        addresses = self._targets.check_target(target)
+        names = [a for a in addresses if a.ip is None]
+        if not names:
+            if old is not None:
+                return old
+            return self._store(target, _Channel(self._dial(target, None), now, now))
+        resolved = await self._resolve(names[0])
+        dial, pinned = _pinned_target(resolved, names[0].port)
+        if old is not None and old.pinned == pinned:
+            old.checked_at, old.stale = now, False
+            return old
+        authority = f"{names[0].host}:{names[0].port}"
+        return self._store(target, _Channel(self._dial(dial, authority), now, now, pinned))
+
+    async def _resolve(self, name: HostPort) -> list[IPAddress]:
+        resolved = await self._resolver(name.host, name.port)
+        if not resolved:
+            raise OSError(f"{name.host} has no addresses")
+        for ip in resolved:
+            self._targets.check_address(ip, name.port)
+        return resolved
+
+    def _dial(self, target: str, authority: str | None) -> grpc.aio.Channel:
+        # The STEPPING_MAX_RESPONSE_BYTES limit: the channel refuses larger responses.
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", self._max_response_bytes)
+        ]
+        if authority is not None:
+            # The name, not the pinned address, is what the participant and its
+            # certificate know.
+            options.append(("grpc.default_authority", authority))
+        if self._credentials is None:
+            return grpc.aio.insecure_channel(target, options=options)
+        return grpc.aio.secure_channel(target, self._credentials, options=options)
+
+    def _store(self, target: str, entry: _Channel) -> _Channel:
+        previous = self._channels.get(target)
+        if previous is not None and previous is not entry:
+            self._retire(previous)  # re-resolved elsewhere: its calls may finish
+        self._channels[target] = entry
+        self._channels.move_to_end(target)
+        # Over the bound: close the least recently used channels no call is using.
+        excess = len(self._channels) - self._max
+        for key, other in list(self._channels.items()):
+            if excess <= 0:
+                break
+            if other is not entry and other.in_flight == 0:
+                del self._channels[key]
+                self._retire(other)
+                excess -= 1
+        return entry
+
+    def _retire(self, entry: _Channel) -> None:
+        task = asyncio.create_task(entry.channel.close(_RETIRE_GRACE))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def close_idle(self) -> int:
+        """Close the channels unused for ``idle_seconds``; how many were closed."""
+        now = self._clock()
+        idle = [
+            key
+            for key, e in self._channels.items()
+            if e.in_flight == 0 and now - e.last_used >= self._idle
+        ]
+        for key in idle:
+            self._retire(self._channels.pop(key))
+        return len(idle)
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep(), name="stepping-channel-sweeper")
+
+    async def _sweep(self) -> None:
+        while self._channels:
+            await asyncio.sleep(min(max(self._idle / 2, 1.0), 60.0))
+            self.close_idle()
+
     async def close(self) -> None:
-        channels, self._channels, self._methods = self._channels, {}, {}
-        await asyncio.gather(*(c.close(None) for c in channels.values()), return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        channels, self._channels = list(self._channels.values()), OrderedDict()
+        await asyncio.gather(*(c.channel.close(None) for c in channels), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def read_signing_key(path: str) -> bytes | None:
+    """The key in ``path`` (its bytes, a trailing newline stripped); None without a path."""
+    if not path:
+        return None
+    try:
+        return signing_key(Path(path).read_bytes())
+    except (OSError, ValueError) as err:
+        raise SettingsError(f"STEPPING_PARTICIPANT_SIGNING_KEY_FILE: {err}") from None
+
+
+def channel_credentials(s: Settings) -> grpc.ChannelCredentials | None:
+    """TLS credentials for participant channels, or None for plaintext."""
+    files = (s.participant_tls_ca_file, s.participant_tls_cert_file, s.participant_tls_key_file)
+    if not s.participant_tls:
+        if any(files):
+            raise SettingsError(
+                "STEPPING_PARTICIPANT_TLS_*_FILE is set but STEPPING_PARTICIPANT_TLS is not true"
+            )
+        return None
+    if bool(s.participant_tls_cert_file) != bool(s.participant_tls_key_file):
+        raise SettingsError(
+            "STEPPING_PARTICIPANT_TLS_CERT_FILE and _KEY_FILE go together (the TM's client cert)"
+        )
+
+    def read(path: str, name: str) -> bytes | None:
+        if not path:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as err:
+            raise SettingsError(f"STEPPING_PARTICIPANT_TLS_{name}_FILE: {err}") from None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(s.participant_tls_ca_file, "CA"),
+        private_key=read(s.participant_tls_key_file, "KEY"),
+        certificate_chain=read(s.participant_tls_cert_file, "CERT"),
+    )

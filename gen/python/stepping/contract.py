@@ -14,6 +14,8 @@ ship with them to participants that do not install the TM.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +39,7 @@ __all__ = [
     "KEY_GID",
     "KEY_OP",
     "KEY_PREFIX",
+    "KEY_SIGNATURE",
     "KEY_STEP_INDEX",
     "KEY_STEP_NAME",
     "OP_ACTION",
@@ -53,14 +56,19 @@ __all__ = [
     "REASON_TRANSACTION_NOT_FOUND",
     "REASON_UNAUTHENTICATED",
     "REASON_UNSPECIFIED",
+    "SIGNATURE_VERSION",
     "TM_SERVICE",
     "TRACE_KEYS",
     "TRANSPORT_KEYS",
     "VERSION",
     "CallInfo",
     "is_reserved_header",
+    "sign_call",
+    "signing_input",
+    "signing_key",
     "split_method",
     "split_target",
+    "verify_signature",
 ]
 
 #: The version of stepping-tm: the TM, the SDK and these stubs ship together
@@ -100,6 +108,8 @@ KEY_STEP_INDEX = "stepping-step-index"
 KEY_STEP_NAME = "stepping-step-name"
 KEY_OP = "stepping-op"
 KEY_ATTEMPT = "stepping-attempt"
+#: ``v1=<hex HMAC-SHA256>`` of :func:`signing_input`, when the TM has a signing key.
+KEY_SIGNATURE = "stepping-signature"
 #: W3C trace context: the only part of a job's stored trace context that is sent.
 TRACE_KEYS = frozenset({"traceparent", "tracestate"})
 #: Set by gRPC itself: never a step header, and skipped when a participant reads them.
@@ -134,8 +144,14 @@ class CallInfo:
     trace_context: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
 
-    def metadata(self) -> list[tuple[str, str]]:
-        """The call's gRPC metadata, in the contract's order (trace context, then headers)."""
+    def metadata(
+        self, *, signing_key: bytes | None = None, payload: bytes = b""
+    ) -> list[tuple[str, str]]:
+        """The call's gRPC metadata, in the contract's order (trace context, then headers).
+
+        With ``signing_key``, ``stepping-signature`` (over ``payload``, the request bytes
+        as sent) follows the step keys.
+        """
         if self.step_index is None:
             md = [(KEY_GID, self.gid), (KEY_OP, self.op)]
         else:
@@ -146,9 +162,100 @@ class CallInfo:
                 (KEY_OP, self.op),
                 (KEY_ATTEMPT, str(self.attempt)),
             ]
+        if signing_key is not None:
+            md.append((KEY_SIGNATURE, self.signature(signing_key, payload)))
         md.extend((k, v) for k, v in self.trace_context.items() if k in TRACE_KEYS)
         md.extend(self.headers.items())
         return md
+
+    def signature(self, key: bytes, payload: bytes) -> str:
+        """The ``stepping-signature`` value of this call with ``payload``."""
+        # A back-check carries no step index and no attempt: both are signed empty.
+        attempt = None if self.step_index is None else self.attempt
+        return sign_call(
+            key,
+            gid=self.gid,
+            step_index=self.step_index,
+            op=self.op,
+            attempt=attempt,
+            payload=payload,
+        )
+
+
+# -- signed calls ----------------------------------------------------------------------
+#: The layout version; the signature is sent as ``<version>=<hex>``.
+SIGNATURE_VERSION = "v1"
+
+
+def signing_input(
+    *, gid: str, step_index: int | None, op: str, attempt: int | None, payload: bytes
+) -> bytes:
+    """The bytes the ``stepping-signature`` HMAC is computed over (layout v1).
+
+    Six lines joined by ``\\n`` (0x0A), UTF-8, no trailing newline::
+
+        stepping-signature-v1
+        <gid>
+        <step index, decimal; empty for QueryPrepared>
+        <op: action | compensate | query_prepared>
+        <attempt, decimal; empty for QueryPrepared>
+        <lower-case hex SHA-256 of the request message bytes>
+
+    Newlines cannot occur in any field (gids are ``[A-Za-z0-9_.:-]``, metadata values
+    cannot hold them), so the joined string names one call only. The first line makes
+    the version part of what is signed.
+    """
+    fields = (
+        f"stepping-signature-{SIGNATURE_VERSION}",
+        gid,
+        "" if step_index is None else str(step_index),
+        op,
+        "" if attempt is None else str(attempt),
+        hashlib.sha256(payload).hexdigest(),
+    )
+    return "\n".join(fields).encode()
+
+
+def signing_key(key: bytes | str) -> bytes:
+    """A signing key as both sides use it: UTF-8 if text, trailing newlines stripped.
+
+    So the bytes of a key file and the same key pasted as a string sign alike.
+    """
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    raw = raw.rstrip(b"\r\n")
+    if not raw:
+        raise ValueError("the signing key is empty")
+    return raw
+
+
+def sign_call(
+    key: bytes, *, gid: str, step_index: int | None, op: str, attempt: int | None, payload: bytes
+) -> str:
+    """``v1=<hex HMAC-SHA256(key, signing_input(...))>``: a ``stepping-signature`` value."""
+    message = signing_input(gid=gid, step_index=step_index, op=op, attempt=attempt, payload=payload)
+    return f"{SIGNATURE_VERSION}={hmac.new(key, message, hashlib.sha256).hexdigest()}"
+
+
+def verify_signature(
+    key: bytes,
+    value: str | None,
+    *,
+    gid: str,
+    step_index: int | None,
+    op: str,
+    attempt: int | None,
+    payload: bytes,
+) -> bool:
+    """Whether ``value`` (a received ``stepping-signature``) signs this call with ``key``.
+
+    Compared in constant time; a missing value or another version is simply False.
+    """
+    if not value:
+        return False
+    expected = sign_call(
+        key, gid=gid, step_index=step_index, op=op, attempt=attempt, payload=payload
+    )
+    return hmac.compare_digest(expected.encode(), value.encode("utf-8", "replace"))
 
 
 # -- span attributes both sides report -----------------------------------------------

@@ -16,6 +16,7 @@ def test_root_exports_are_pinned() -> None:
         "ParticipantServer",
         "RetryLater",
         "RetryPolicy",
+        "ServerTls",
         "StepFailed",
         "StepInfo",
         "TLSConfig",
