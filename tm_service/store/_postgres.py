@@ -40,9 +40,10 @@ from tm_service.domain import (
 from tm_service.store import _rows
 from tm_service.store._batch import Pending, WriteBatcher
 from tm_service.store._fenced import FencedWrites
+from tm_service.store._migrate import upgrade
 from tm_service.store._port import StoredTransaction, Written
 from tm_service.store._schema import ACTIVE_STATUSES, steps, transactions
-from tm_service.store._unavailable import is_unavailable, map_unavailable
+from tm_service.store._unavailable import ReportsUnavailable, is_unavailable, map_unavailable
 from tm_service.store._writes import (
     INSERT,
     WRITE,
@@ -63,8 +64,11 @@ def _after(seconds: float) -> ColumnElement[datetime]:
     return func.now() + bindparam(None, timedelta(seconds=max(seconds, 0.0)), type_=Interval())
 
 
-class PostgresStore(FencedWrites):
-    """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``."""
+class PostgresStore(FencedWrites, ReportsUnavailable):
+    """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``.
+
+    Set ``on_unavailable`` to hear at once when an operation finds the database gone.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -326,6 +330,11 @@ class PostgresStore(FencedWrites):
         """One round trip to the database; StoreUnavailable when it cannot be reached."""
         async with self._connect(auto=True) as conn:
             await conn.execute(select(1))
+
+    @map_unavailable
+    async def migrate(self, revision: str = "head") -> None:
+        """Apply the migrations up to ``revision``; StoreUnavailable when unreachable."""
+        await upgrade(self.engine, revision)
 
     # -- fenced writes of a processor (group committed) -------------------------
     @map_unavailable
