@@ -10,7 +10,14 @@ from datetime import datetime
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
 from tm_service.domain import NewTransaction, Transaction, TxStatus
-from tm_service.errors import Conflict, InvalidArgument, InvalidState, NotFound, ShuttingDown
+from tm_service.errors import (
+    Conflict,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    ShuttingDown,
+    StoreUnavailable,
+)
 from tm_service.processing import Engine
 from tm_service.store import JobStore
 from tm_service.telemetry import Telemetry
@@ -104,6 +111,7 @@ class TransactionService:
         return tx  # already submitted: the same Submit again returns the current state
 
     async def abort(self, gid: str, reason: str) -> Transaction:
+        self._check_started()
         aborted = await self._store.abort_prepared(gid, reason or "aborted by the client")
         stored = await self._store.get(gid)
         if stored is None:
@@ -120,6 +128,7 @@ class TransactionService:
         )
 
     async def get(self, gid: str) -> Transaction:
+        self._check_started()
         stored = await self._store.get(gid)
         if stored is None:
             raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
@@ -130,6 +139,7 @@ class TransactionService:
     ) -> tuple[list[Transaction], str]:
         if page_size < 0:
             raise InvalidArgument("page_size", "must not be negative")
+        self._check_started()
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         before = _decode_token(page_token) if page_token else None
         txs = await self._store.list_transactions(statuses=statuses, limit=size + 1, before=before)
@@ -153,6 +163,12 @@ class TransactionService:
     def _check_running(self) -> None:
         if self._engine.stopping:
             raise ShuttingDown("the TM is shutting down; retry on another replica")
+        self._check_started()
+
+    def _check_started(self) -> None:
+        # Until then the schema may not exist yet: UNAVAILABLE (retryable), not INTERNAL.
+        if not self._engine.started:
+            raise StoreUnavailable("the TM is starting: waiting for the database; retry")
 
 
 def _status_name(status: TxStatus) -> str:

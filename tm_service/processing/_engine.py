@@ -40,6 +40,11 @@ class Engine:
         return self._ctx.stopping.is_set()
 
     @property
+    def started(self) -> bool:
+        """The sweeper runs: the database was reached (and migrated) at start."""
+        return self._sweeper is not None
+
+    @property
     def active_count(self) -> int:
         return len(self._active)
 
