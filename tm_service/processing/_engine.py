@@ -88,11 +88,17 @@ class Engine:
 
     async def _sweep_loop(self) -> None:
         interval = self._ctx.settings.poll_interval_seconds
+        down = False
         while not self.stopping:
             try:
                 claimed = await self.sweep_once()
+                if down:
+                    _log.info("sweeps resumed: the database is back")
+                down = False
             except StoreUnavailable as err:
-                _log.error("sweep failed: %s", err)
+                # One line per outage, not one per poll (the health watch reports it too).
+                _log.log(logging.DEBUG if down else logging.ERROR, "sweep failed: %s", err)
+                down = True
                 claimed = 0
             except Exception:
                 _log.exception("sweep failed")

@@ -100,7 +100,9 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
                     dsn = url.render_as_string(hide_password=False)
                     self._pool = await asyncpg.create_pool(
                         dsn,
-                        min_size=1,
+                        # No floor: asyncpg would reconnect it in the background and log
+                        # a traceback per attempt while the database is away.
+                        min_size=0,
                         max_size=1,
                         reset=_no_reset,
                         max_inactive_connection_lifetime=0,
