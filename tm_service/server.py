@@ -93,6 +93,7 @@ class TmServer:
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        await self._set_serving(False)  # "" starts SERVING in grpc_health: not before the DB
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
@@ -117,7 +118,6 @@ class TmServer:
     async def _wait_for_database(self) -> None:
         """Listen already (NOT_SERVING), so probes get an answer while the database is away."""
         assert self.store is not None
-        await self._set_serving(False)
         _log.info("gRPC on port %d; NOT_SERVING until the database is ready", self.port)
         await wait_for_database(
             self.store, migrate=self.settings.migrate_on_start, clock=self.clock
