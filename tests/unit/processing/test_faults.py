@@ -171,3 +171,4 @@ async def test_a_job_its_own_sweeper_reclaims_during_an_outage_goes_on_at_once()
     # Went on from the new claim, not after that lease lapsed too.
     assert core.clock.elapsed - 4.0 < 3.0
     assert [c.endpoint.method for c in core.transport.calls] == [method(0), method(0), method(1)]
+    await engine.shutdown(grace=1.0)
