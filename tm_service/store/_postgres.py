@@ -329,9 +329,15 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
 
     @map_unavailable
     async def ping(self) -> None:
-        """One round trip to the database; StoreUnavailable when it cannot be reached."""
-        async with self._connect(auto=True) as conn:
-            await conn.execute(select(1))
+        """One round trip to the database; StoreUnavailable when it cannot be reached.
+
+        On the write connection, the hot path's own: waiting behind one batch at most,
+        where the SQLAlchemy pool, busy with reads under load, could hold a ping for
+        seconds and make a loaded TM look like one without its database.
+        """
+        pool = await self._write_pool()
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT 1")
 
     @map_unavailable
     async def migrate(self, revision: str = "head") -> None:
