@@ -3,7 +3,8 @@
 Only these workers set SO_REUSEPORT (``serve --pool-worker``): a lone TM binds its
 address exclusively, so a second one on a taken address fails to start.
 
-The parent starts the embedded Postgres (if no URL is set) and migrates once, then
+The parent starts the embedded Postgres (if no URL is set) and migrates once (waiting
+for the database as long as it takes), then
 runs N children that each load the same settings from ``STEPPING_*`` variables, with
 their own replica id (and Prometheus port ``metrics_port + i``: a port serves one
 process). SIGTERM/SIGINT are forwarded; each child drains gracefully.
@@ -22,22 +23,15 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from tm_service._db_health import migrate_when_reachable
 from tm_service._listen import check_address_free
 from tm_service.config import ENV_PREFIX, Settings
-from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+from tm_service.store import EmbeddedPostgres
 from tm_service.telemetry import prometheus_port
 
 __all__ = ["serve_workers"]
 
 _log = logging.getLogger(__name__)
-
-
-async def _migrate(url: str) -> None:
-    store = PostgresStore.from_url(url, pool_size=1)
-    try:
-        await upgrade(store.engine)
-    finally:
-        await store.close()
 
 
 def _child_env(settings: Settings, index: int) -> dict[str, str]:
@@ -65,8 +59,9 @@ def serve_workers(settings: Settings) -> int:
         embedded = EmbeddedPostgres(Path(settings.embedded_pg_dir), port=settings.embedded_pg_port)
         url = embedded.start()
     try:
-        if settings.migrate_on_start:
-            asyncio.run(_migrate(url))
+        # Waits for the database (one log line per attempt) until it is there or a signal.
+        if settings.migrate_on_start and not asyncio.run(migrate_when_reachable(url)):
+            return 0
         shared = dataclasses.replace(settings, database_url=url)
         children = [
             subprocess.Popen(

@@ -80,21 +80,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tm_service._db_health import migrate_when_reachable
     from tm_service._logging import configure_logging
-    from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+    from tm_service.errors import StoreUnavailable
+    from tm_service.store import EmbeddedPostgres
 
     settings = _settings(args)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     url = settings.database_url or EmbeddedPostgres(Path(settings.embedded_pg_dir)).start()
-
-    async def go() -> None:
-        store = PostgresStore.from_url(url, pool_size=1)
-        try:
-            await upgrade(store.engine, args.revision)
-        finally:
-            await store.close()
-
-    asyncio.run(go())
+    wait = migrate_when_reachable(url, revision=args.revision, timeout=settings.db_wait_seconds)
+    try:
+        if not asyncio.run(wait):
+            return 1  # stopped by a signal while waiting
+    except StoreUnavailable as err:
+        print(f"stepping-tm: {err}", file=sys.stderr)
+        return 1
     print(f"database upgraded to {args.revision}")
     return 0
 

@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "otel_environment"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "check_database_url", "otel_environment"]
 
 ENV_PREFIX = "STEPPING_"
 
@@ -67,6 +68,16 @@ class Settings:
     embedded_pg_port: int = field(default=0, metadata={"help": "embedded Postgres port; 0 = free"})
     migrate_on_start: bool = field(default=True, metadata={"help": "apply migrations on start"})
     db_pool_size: int = field(default=10, metadata={"help": "database connections per process"})
+    db_check_interval_seconds: float = field(
+        default=1.0,
+        metadata={"help": "how often the database is pinged; health is NOT_SERVING while it fails"},
+    )
+    db_wait_seconds: float = field(
+        default=300.0,
+        metadata={
+            "help": "how long `db upgrade` waits for the database (serve waits until stopped)"
+        },
+    )
     # Processing
     replica_id: str = field(
         default_factory=_default_replica_id, metadata={"help": "this replica's lease owner name"}
@@ -175,6 +186,8 @@ class Settings:
                 continue
             f = _field(name)
             values[name] = parse_value(f, value) if isinstance(value, str) else value
+        if values.get("database_url"):
+            check_database_url(values["database_url"])
         return dataclasses.replace(cls(), **values)
 
 
@@ -182,6 +195,22 @@ def otel_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The ``OTEL_*`` variables, which configure telemetry (tm_service.telemetry)."""
     env = os.environ if env is None else env
     return {k: v for k, v in env.items() if k.startswith("OTEL_")}
+
+
+_DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+
+
+def check_database_url(url: str) -> None:
+    """Fail at once on a URL no retry can fix (the URL is not echoed: it may hold a password)."""
+    env_name = ENV_PREFIX + "DATABASE_URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as err:
+        raise SettingsError(f"{env_name}: not a valid URL ({err})") from None
+    if parts.scheme not in _DATABASE_SCHEMES:
+        got = repr(parts.scheme) if parts.scheme else "none"
+        raise SettingsError(f"{env_name}: expected a postgresql:// URL, got scheme {got}")
 
 
 def _field(name: str) -> dataclasses.Field[Any]:

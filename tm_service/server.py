@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from stepping.contract import TM_SERVICE
 from stepping.tm.v1 import tm_pb2_grpc
 
+from tm_service._db_health import DatabaseWatch, wait_for_database
 from tm_service._listen import ListenError, check_address_free
 from tm_service._listeners import add_api_port, start_health_server
 from tm_service.api import Converter, MalformedRequests, TransactionManagerServicer
@@ -22,7 +23,7 @@ from tm_service.auth import Authenticator, PrincipalFile
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
-from tm_service.store import EmbeddedPostgres, PostgresStore, upgrade
+from tm_service.store import EmbeddedPostgres, PostgresStore
 from tm_service.targets import TargetPolicy
 from tm_service.telemetry import (
     InstrumentedTransport,
@@ -64,6 +65,7 @@ class TmServer:
     _health_server: grpc.aio.Server | None = None
     _embedded: EmbeddedPostgres | None = None
     _backlog: asyncio.Task[None] | None = None
+    _db_watch: DatabaseWatch | None = None
 
     @property
     def target(self) -> str:
@@ -80,8 +82,6 @@ class TmServer:
             url = await asyncio.to_thread(self._embedded.start)
             _log.info("embedded postgres at %s (data in %s)", url, s.embedded_pg_dir)
         self.store = PostgresStore.from_url(url, pool_size=s.db_pool_size)
-        if s.migrate_on_start:
-            await upgrade(self.store.engine)
         targets = TargetPolicy.from_settings(s.allowed_targets, s.listen)
         if self.transport is None:
             self.transport = GrpcTransport.from_settings(s, targets)
@@ -110,6 +110,7 @@ class TmServer:
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        await self._set_serving(False)  # "" starts SERVING in grpc_health: not before the DB
         if s.reflection:
             reflection.enable_server_reflection(
                 (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -126,21 +127,54 @@ class TmServer:
         self._health_server, self.health_port = await start_health_server(
             s, self._health, reuse_port=self.reuse_port
         )
+        await self._wait_for_database()
         self.engine.start()
         if tel.metrics:
             self._backlog = asyncio.create_task(
                 watch_backlog(self.store.due_stats, tel.backlog, self.backlog_interval),
                 name="stepping-backlog",
             )
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._watch_database()
+        await self._set_serving(True)
         _log.info("stepping TM listening on %s (port %d)", s.listen, self.port)
+
+    async def _wait_for_database(self) -> None:
+        """Listen already (NOT_SERVING), so probes get an answer while the database is away."""
+        assert self.store is not None
+        _log.info("gRPC on port %d; NOT_SERVING until the database is ready", self.port)
+        await wait_for_database(
+            self.store, migrate=self.settings.migrate_on_start, clock=self.clock
+        )
+
+    def _watch_database(self) -> None:
+        """From now on health follows the database: pinged, and flipped by failed operations."""
+        assert self.store is not None
+        self._db_watch = DatabaseWatch(
+            self.store,
+            self._set_serving,
+            interval=self.settings.db_check_interval_seconds,
+            clock=self.clock,
+        )
+        self.store.on_unavailable = self._db_watch.notice
+        self._db_watch.start()
+
+    async def _set_serving(self, serving: bool) -> None:
+        # Ignored once stop() entered graceful shutdown: NOT_SERVING then stays.
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
         """Graceful stop: refuse new work, finish in-flight calls, release leases."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        if self._db_watch is not None:
+            await self._db_watch.stop()
         if self.engine is not None:
             # New Submits are refused from here on; running step calls get the grace.
             await self.engine.shutdown(grace)
@@ -165,17 +199,32 @@ async def run(settings: Settings, *, reuse_port: bool = False) -> None:
     telemetry = configure_telemetry(settings, otel_environment())
     try:
         server = TmServer(settings, telemetry=telemetry, reuse_port=reuse_port)
-        try:
-            await server.start()
-        except BaseException:
-            await server.stop(0)
-            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        try:
+            started = await _start_unless_stopped(server, stop)
+        except BaseException:
+            await server.stop(0)
+            raise
+        if started:
+            await stop.wait()
         _log.info("stopping (grace %.1fs)", settings.shutdown_grace_seconds)
         await server.stop()
     finally:
         await asyncio.to_thread(telemetry.shutdown)
+
+
+async def _start_unless_stopped(server: TmServer, stop: asyncio.Event) -> bool:
+    """Start the server; False when a signal came first (e.g. while waiting for the database)."""
+    starting = asyncio.create_task(server.start(), name="stepping-start")
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait((starting, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if starting.done():
+        starting.result()  # a start-up error propagates
+        return True
+    starting.cancel()
+    await asyncio.gather(starting, return_exceptions=True)
+    return False

@@ -19,6 +19,7 @@ from tm_service.errors import (
     NotFound,
     PermissionDenied,
     ShuttingDown,
+    StoreUnavailable,
 )
 from tm_service.processing import Engine
 from tm_service.store import JobStore
@@ -139,6 +140,7 @@ class TransactionService:
             await self._store.release(job)
 
     async def abort(self, gid: str, reason: str, who: Principal | None = None) -> Transaction:
+        self._check_started()
         await self._check_write(gid, who)
         aborted = await self._store.abort_prepared(gid, reason or "aborted by the client")
         stored = await self._store.get(gid)
@@ -156,6 +158,7 @@ class TransactionService:
         )
 
     async def get(self, gid: str, who: Principal | None = None) -> Transaction:
+        self._check_started()
         stored = await self._store.get(gid)
         if who is not None and not who.may_read(stored.transaction.owner if stored else None):
             raise _denied(who, "read", gid)
@@ -174,6 +177,7 @@ class TransactionService:
         """A page of jobs, newest first; a ``client`` principal sees only its own."""
         if page_size < 0:
             raise InvalidArgument("page_size", "must not be negative")
+        self._check_started()
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         before = _decode_token(page_token) if page_token else None
         owner = None if who is None or who.reads_all else who.name
@@ -210,6 +214,12 @@ class TransactionService:
     def _check_running(self) -> None:
         if self._engine.stopping:
             raise ShuttingDown("the TM is shutting down; retry on another replica")
+        self._check_started()
+
+    def _check_started(self) -> None:
+        # Until then the schema may not exist yet: UNAVAILABLE (retryable), not INTERNAL.
+        if not self._engine.started:
+            raise StoreUnavailable("the TM is starting: waiting for the database; retry")
 
 
 def _check_create(who: Principal | None, gid: str) -> None:

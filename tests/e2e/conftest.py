@@ -50,7 +50,12 @@ class TmProcess:
 
 class SpawnTm(Protocol):
     async def __call__(
-        self, database_url: str, *, env: dict[str, str] | None = None, **settings: Any
+        self,
+        database_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        **settings: Any,
     ) -> TmProcess: ...
 
 
@@ -60,8 +65,13 @@ def spawn_tm() -> Iterator[SpawnTm]:
     logs = Path(tempfile.mkdtemp(prefix="stepping-e2e-"))
 
     async def spawn(
-        database_url: str, *, env: dict[str, str] | None = None, **settings: Any
+        database_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        **settings: Any,
     ) -> TmProcess:
+        """Start a TM; return once it serves (``ready=False``: once its port is open)."""
         args = [
             sys.executable,
             "-m",
@@ -89,9 +99,10 @@ def spawn_tm() -> Iterator[SpawnTm]:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environ)
         tm = TmProcess(proc, log)
         procs.append(tm)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
+        started = r"listening on .* \(port (\d+)\)" if ready else r"gRPC on port (\d+)"
         while True:
-            m = re.search(r"listening on .* \(port (\d+)\)", tm.log_text())
+            m = re.search(started, tm.log_text())
             if m:
                 tm.port = int(m.group(1))
                 return tm

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from tm_service.errors import StoreUnavailable
-from tm_service.store._unavailable import is_unavailable, map_unavailable
+from tm_service.store._unavailable import ReportsUnavailable, is_unavailable, map_unavailable
 
 
 def _wrapped(orig: BaseException) -> sa_exc.DBAPIError:
@@ -72,3 +72,23 @@ async def test_a_store_operation_maps_them_once_with_one_line() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         await bug()
+
+
+async def test_a_store_that_reports_unavailable_tells_its_owner_once() -> None:
+    heard: list[StoreUnavailable] = []
+
+    class Store(ReportsUnavailable):
+        @map_unavailable
+        async def op(self, fail: bool) -> None:
+            if fail:
+                raise asyncpg.ConnectionDoesNotExistError("connection was closed")
+            raise ValueError("a bug")
+
+    store = Store()
+    store.on_unavailable = heard.append
+    with pytest.raises(StoreUnavailable) as info:
+        await store.op(True)
+    assert heard == [info.value]
+    with pytest.raises(ValueError):
+        await store.op(False)
+    assert len(heard) == 1  # a bug is not an outage

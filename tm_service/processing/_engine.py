@@ -31,6 +31,7 @@ class Engine:
         self._active: dict[str, asyncio.Task[None]] = {}
         self._jobs: dict[str, ActiveJob] = {}
         self._waiters: dict[str, list[asyncio.Event]] = {}
+        self._reclaimed: dict[str, ActiveJob] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         ctx.on_final = self._notify_final
@@ -38,6 +39,11 @@ class Engine:
     @property
     def stopping(self) -> bool:
         return self._ctx.stopping.is_set()
+
+    @property
+    def started(self) -> bool:
+        """The sweeper runs: the database was reached (and migrated) at start."""
+        return self._sweeper is not None
 
     @property
     def active_count(self) -> int:
@@ -55,7 +61,12 @@ class Engine:
 
     def run(self, job: ActiveJob) -> None:
         """Start working on a job this process just leased."""
-        if job.gid in self._active:  # cannot happen with fenced leases; be safe anyway
+        if job.gid in self._active:
+            # This process's own sweeper re-claimed a job whose lease lapsed while its
+            # processor waited for the database: the claim holds the newest lease, and the
+            # old processor stops at its next fenced read or write. Go on from the claim
+            # then, instead of leaving the job leased to nobody until that lease lapses too.
+            self._reclaimed[job.gid] = job
             return
         self._ctx.mark_claimed(job)
         task = asyncio.create_task(self._processor.run(job), name=f"job:{job.gid}")
@@ -68,6 +79,10 @@ class Engine:
         self._jobs.pop(gid, None)
         if not task.cancelled() and task.exception() is not None:
             _log.error("job task crashed", exc_info=task.exception(), extra={"gid": gid})
+        again = self._reclaimed.pop(gid, None)
+        if again is not None and not self.stopping:
+            self.run(again)
+            return
         if self._ctx.settings.max_active_jobs - len(self._active) == 1:
             self._wake.set()  # room again: sweep without waiting for the next tick
 
@@ -88,11 +103,17 @@ class Engine:
 
     async def _sweep_loop(self) -> None:
         interval = self._ctx.settings.poll_interval_seconds
+        down = False
         while not self.stopping:
             try:
                 claimed = await self.sweep_once()
+                if down:
+                    _log.info("sweeps resumed: the database is back")
+                down = False
             except StoreUnavailable as err:
-                _log.error("sweep failed: %s", err)
+                # One line per outage, not one per poll (the health watch reports it too).
+                _log.log(logging.DEBUG if down else logging.ERROR, "sweep failed: %s", err)
+                down = True
                 claimed = 0
             except Exception:
                 _log.exception("sweep failed")

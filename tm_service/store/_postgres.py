@@ -38,9 +38,10 @@ from tm_service.domain import (
 from tm_service.store import _rows
 from tm_service.store._batch import Pending, WriteBatcher
 from tm_service.store._fenced import FencedWrites
+from tm_service.store._migrate import upgrade
 from tm_service.store._port import StoredTransaction, Written
 from tm_service.store._schema import ACTIVE_STATUSES, steps, transactions
-from tm_service.store._unavailable import is_unavailable, map_unavailable
+from tm_service.store._unavailable import ReportsUnavailable, is_unavailable, map_unavailable
 from tm_service.store._writes import (
     INSERT,
     WRITE,
@@ -61,8 +62,11 @@ def _after(seconds: float) -> ColumnElement[datetime]:
     return func.now() + bindparam(None, timedelta(seconds=max(seconds, 0.0)), type_=Interval())
 
 
-class PostgresStore(FencedWrites):
-    """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``."""
+class PostgresStore(FencedWrites, ReportsUnavailable):
+    """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``.
+
+    Set ``on_unavailable`` to hear at once when an operation finds the database gone.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -94,7 +98,9 @@ class PostgresStore(FencedWrites):
                     dsn = url.render_as_string(hide_password=False)
                     self._pool = await asyncpg.create_pool(
                         dsn,
-                        min_size=1,
+                        # No floor: asyncpg would reconnect it in the background and log
+                        # a traceback per attempt while the database is away.
+                        min_size=0,
                         max_size=1,
                         reset=_no_reset,
                         max_inactive_connection_lifetime=0,
@@ -288,9 +294,20 @@ class PostgresStore(FencedWrites):
 
     @map_unavailable
     async def ping(self) -> None:
-        """One round trip to the database; StoreUnavailable when it cannot be reached."""
-        async with self._connect(auto=True) as conn:
-            await conn.execute(select(1))
+        """One round trip to the database; StoreUnavailable when it cannot be reached.
+
+        On the write connection, the hot path's own: waiting behind one batch at most,
+        where the SQLAlchemy pool, busy with reads under load, could hold a ping for
+        seconds and make a loaded TM look like one without its database.
+        """
+        pool = await self._write_pool()
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT 1")
+
+    @map_unavailable
+    async def migrate(self, revision: str = "head") -> None:
+        """Apply the migrations up to ``revision``; StoreUnavailable when unreachable."""
+        await upgrade(self.engine, revision)
 
     # -- fenced writes of a processor (group committed) -------------------------
     @map_unavailable

@@ -5,7 +5,8 @@ Connection-level failures arrive in many shapes: ``OSError`` from the socket, as
 such as ``CannotConnectNowError`` (57P03, starting or shutting down), SQLAlchemy's
 ``DBAPIError`` wrapping any of these. ``map_unavailable`` wraps a whole store operation
 (connect, statements, commit, release), like httpx's ``map_httpcore_exceptions``, so
-none of them escapes as something a client would see as INTERNAL.
+none of them escapes as something a client would see as INTERNAL. A store that
+``ReportsUnavailable`` also tells its owner at once (the server turns health NOT_SERVING).
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ from sqlalchemy import exc as sa_exc
 
 from tm_service.errors import StoreUnavailable
 
-__all__ = ["is_unavailable", "map_unavailable"]
+__all__ = ["ReportsUnavailable", "is_unavailable", "map_unavailable"]
 
 # SQLSTATE classes and codes that mean "the database is not there right now".
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+class ReportsUnavailable:
+    """A store whose ``on_unavailable`` hears of every StoreUnavailable its operations raise."""
+
+    on_unavailable: Callable[[StoreUnavailable], None] | None = None
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -73,8 +80,12 @@ def map_unavailable(
         except StoreUnavailable:
             raise
         except Exception as exc:
-            if is_unavailable(exc):
-                raise StoreUnavailable(f"database unavailable: {describe(exc)}") from exc
-            raise
+            if not is_unavailable(exc):
+                raise
+            err = StoreUnavailable(f"database unavailable: {describe(exc)}")
+            owner = args[0] if args else None
+            if isinstance(owner, ReportsUnavailable) and owner.on_unavailable is not None:
+                owner.on_unavailable(err)
+            raise err from exc
 
     return wrapper

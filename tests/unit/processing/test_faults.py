@@ -150,3 +150,25 @@ async def test_the_database_down_during_a_backoff_write_pauses_then_resumes() ->
     await core.processor.run(job)
     tx = await core.stored(new.gid)
     assert tx.status is TxStatus.SUCCEEDED
+
+
+async def test_a_job_its_own_sweeper_reclaims_during_an_outage_goes_on_at_once() -> None:
+    core = Core({"lease_seconds": 3.0})
+    new = new_job(2)
+    engine = core.engine()
+
+    async def outage(call: Call) -> None:
+        if len(core.transport.calls) == 1:
+            core.clock.advance(4.0)  # the 3 s lease lapses during an outage ...
+            (mine,) = await core.claim("r1")  # ... this replica's sweeper claims it again
+            engine.run(mine)
+            core.store.fail_next = 1  # ... and step 0's write fails: the processor waits
+
+    core.transport.during = outage
+    engine.run(await core.submitted(new))
+    tx = await engine.wait_final(new.gid, timeout=60.0)
+    assert tx is not None and tx.status is TxStatus.SUCCEEDED
+    # Went on from the new claim, not after that lease lapsed too.
+    assert core.clock.elapsed - 4.0 < 3.0
+    assert [c.endpoint.method for c in core.transport.calls] == [method(0), method(0), method(1)]
+    await engine.shutdown(grace=1.0)
