@@ -49,6 +49,30 @@ namespace v1 {
 //     exponential backoff per the retry policy.
 // * Steps are delivered at least once: a participant must be idempotent (the SDK's
 //   barrier makes a step's DB writes happen exactly once).
+//
+// Signed calls. A TM with a signing key (STEPPING_PARTICIPANT_SIGNING_KEY_FILE: the
+// key is the file's bytes, trailing newlines stripped) adds `stepping-signature` to
+// every step, compensation and QueryPrepared call:
+//
+//     stepping-signature: v1=<lower-case hex HMAC-SHA256(key, message)>
+//
+// where `message` is six lines joined by "\n" (0x0A), UTF-8, no trailing newline:
+//
+//     stepping-signature-v1
+//     <stepping-gid>
+//     <stepping-step-index, decimal; empty for QueryPrepared>
+//     <stepping-op: action | compensate | query_prepared>
+//     <stepping-attempt, decimal; empty for QueryPrepared>
+//     <lower-case hex SHA-256 of the request message bytes exactly as received>
+//
+// No field can contain a newline, so the message names one call. To verify,
+// rebuild it from the received metadata and bytes, compute the HMAC and compare
+// in constant time; refuse a missing, malformed or unequal value with
+// UNAUTHENTICATED before running anything. Example (key `secret-key`, gid `g-1`,
+// step 2, `action`, attempt 3, payload `hello`):
+// `v1=868f2db59dffb79888d46e6c1c10daecf9752ed4ee60f7607b0df9bce4949ae1`. The
+// signature does not expire: the same call delivered again carries the same
+// value, which idempotent steps already absorb; use TLS against eavesdroppers.
 class ParticipantService final {
  public:
   static constexpr char const* service_full_name() {
@@ -61,7 +85,9 @@ class ParticipantService final {
     // committed. The standard implementation insert-ignores the barrier row
     // (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
     // committed, "rollback" means it never will commit. Unreachable or any error
-    // status: the TM asks again later.
+    // status: the TM asks again later. The call carries `stepping-gid`,
+    // `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+    // (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
     virtual ::grpc::Status QueryPrepared(::grpc::ClientContext* context, const ::stepping::participant::v1::QueryPreparedRequest& request, ::stepping::participant::v1::QueryPreparedResponse* response) = 0;
     std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::participant::v1::QueryPreparedResponse>> AsyncQueryPrepared(::grpc::ClientContext* context, const ::stepping::participant::v1::QueryPreparedRequest& request, ::grpc::CompletionQueue* cq) {
       return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::participant::v1::QueryPreparedResponse>>(AsyncQueryPreparedRaw(context, request, cq));
@@ -76,7 +102,9 @@ class ParticipantService final {
       // committed. The standard implementation insert-ignores the barrier row
       // (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
       // committed, "rollback" means it never will commit. Unreachable or any error
-      // status: the TM asks again later.
+      // status: the TM asks again later. The call carries `stepping-gid`,
+      // `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+      // (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
       virtual void QueryPrepared(::grpc::ClientContext* context, const ::stepping::participant::v1::QueryPreparedRequest* request, ::stepping::participant::v1::QueryPreparedResponse* response, std::function<void(::grpc::Status)>) = 0;
       virtual void QueryPrepared(::grpc::ClientContext* context, const ::stepping::participant::v1::QueryPreparedRequest* request, ::stepping::participant::v1::QueryPreparedResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
     };
@@ -127,7 +155,9 @@ class ParticipantService final {
     // committed. The standard implementation insert-ignores the barrier row
     // (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
     // committed, "rollback" means it never will commit. Unreachable or any error
-    // status: the TM asks again later.
+    // status: the TM asks again later. The call carries `stepping-gid`,
+    // `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+    // (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
     virtual ::grpc::Status QueryPrepared(::grpc::ServerContext* context, const ::stepping::participant::v1::QueryPreparedRequest* request, ::stepping::participant::v1::QueryPreparedResponse* response);
   };
   template <class BaseClass>

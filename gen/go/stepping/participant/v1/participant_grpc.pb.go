@@ -21,7 +21,9 @@ type ParticipantServiceClient interface {
 	// committed. The standard implementation insert-ignores the barrier row
 	// (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
 	// committed, "rollback" means it never will commit. Unreachable or any error
-	// status: the TM asks again later.
+	// status: the TM asks again later. The call carries `stepping-gid`,
+	// `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+	// (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
 	QueryPrepared(ctx context.Context, in *QueryPreparedRequest, opts ...grpc.CallOption) (*QueryPreparedResponse, error)
 }
 
@@ -50,7 +52,9 @@ type ParticipantServiceServer interface {
 	// committed. The standard implementation insert-ignores the barrier row
 	// (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
 	// committed, "rollback" means it never will commit. Unreachable or any error
-	// status: the TM asks again later.
+	// status: the TM asks again later. The call carries `stepping-gid`,
+	// `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+	// (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
 	QueryPrepared(context.Context, *QueryPreparedRequest) (*QueryPreparedResponse, error)
 	mustEmbedUnimplementedParticipantServiceServer()
 }

@@ -22,6 +22,25 @@ import static io.grpc.MethodDescriptor.generateFullMethodName;
  *     exponential backoff per the retry policy.
  * * Steps are delivered at least once: a participant must be idempotent (the SDK's
  *   barrier makes a step's DB writes happen exactly once).
+ * Signed calls. A TM with a signing key (STEPPING_PARTICIPANT_SIGNING_KEY_FILE: the
+ * key is the file's bytes, trailing newlines stripped) adds `stepping-signature` to
+ * every step, compensation and QueryPrepared call:
+ *     stepping-signature: v1=&lt;lower-case hex HMAC-SHA256(key, message)&gt;
+ * where `message` is six lines joined by "&#92;n" (0x0A), UTF-8, no trailing newline:
+ *     stepping-signature-v1
+ *     &lt;stepping-gid&gt;
+ *     &lt;stepping-step-index, decimal; empty for QueryPrepared&gt;
+ *     &lt;stepping-op: action | compensate | query_prepared&gt;
+ *     &lt;stepping-attempt, decimal; empty for QueryPrepared&gt;
+ *     &lt;lower-case hex SHA-256 of the request message bytes exactly as received&gt;
+ * No field can contain a newline, so the message names one call. To verify,
+ * rebuild it from the received metadata and bytes, compute the HMAC and compare
+ * in constant time; refuse a missing, malformed or unequal value with
+ * UNAUTHENTICATED before running anything. Example (key `secret-key`, gid `g-1`,
+ * step 2, `action`, attempt 3, payload `hello`):
+ * `v1=868f2db59dffb79888d46e6c1c10daecf9752ed4ee60f7607b0df9bce4949ae1`. The
+ * signature does not expire: the same call delivered again carries the same
+ * value, which idempotent steps already absorb; use TLS against eavesdroppers.
  * </pre>
  */
 @javax.annotation.Generated(
@@ -130,6 +149,25 @@ public final class ParticipantServiceGrpc {
    *     exponential backoff per the retry policy.
    * * Steps are delivered at least once: a participant must be idempotent (the SDK's
    *   barrier makes a step's DB writes happen exactly once).
+   * Signed calls. A TM with a signing key (STEPPING_PARTICIPANT_SIGNING_KEY_FILE: the
+   * key is the file's bytes, trailing newlines stripped) adds `stepping-signature` to
+   * every step, compensation and QueryPrepared call:
+   *     stepping-signature: v1=&lt;lower-case hex HMAC-SHA256(key, message)&gt;
+   * where `message` is six lines joined by "&#92;n" (0x0A), UTF-8, no trailing newline:
+   *     stepping-signature-v1
+   *     &lt;stepping-gid&gt;
+   *     &lt;stepping-step-index, decimal; empty for QueryPrepared&gt;
+   *     &lt;stepping-op: action | compensate | query_prepared&gt;
+   *     &lt;stepping-attempt, decimal; empty for QueryPrepared&gt;
+   *     &lt;lower-case hex SHA-256 of the request message bytes exactly as received&gt;
+   * No field can contain a newline, so the message names one call. To verify,
+   * rebuild it from the received metadata and bytes, compute the HMAC and compare
+   * in constant time; refuse a missing, malformed or unequal value with
+   * UNAUTHENTICATED before running anything. Example (key `secret-key`, gid `g-1`,
+   * step 2, `action`, attempt 3, payload `hello`):
+   * `v1=868f2db59dffb79888d46e6c1c10daecf9752ed4ee60f7607b0df9bce4949ae1`. The
+   * signature does not expire: the same call delivered again carries the same
+   * value, which idempotent steps already absorb; use TLS against eavesdroppers.
    * </pre>
    */
   public static abstract class ParticipantServiceImplBase implements io.grpc.BindableService {
@@ -140,7 +178,9 @@ public final class ParticipantServiceGrpc {
      * committed. The standard implementation insert-ignores the barrier row
      * (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
      * committed, "rollback" means it never will commit. Unreachable or any error
-     * status: the TM asks again later.
+     * status: the TM asks again later. The call carries `stepping-gid`,
+     * `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+     * (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
      * </pre>
      */
     public void queryPrepared(io.stepping.participant.v1.QueryPreparedRequest request,
@@ -181,6 +221,25 @@ public final class ParticipantServiceGrpc {
    *     exponential backoff per the retry policy.
    * * Steps are delivered at least once: a participant must be idempotent (the SDK's
    *   barrier makes a step's DB writes happen exactly once).
+   * Signed calls. A TM with a signing key (STEPPING_PARTICIPANT_SIGNING_KEY_FILE: the
+   * key is the file's bytes, trailing newlines stripped) adds `stepping-signature` to
+   * every step, compensation and QueryPrepared call:
+   *     stepping-signature: v1=&lt;lower-case hex HMAC-SHA256(key, message)&gt;
+   * where `message` is six lines joined by "&#92;n" (0x0A), UTF-8, no trailing newline:
+   *     stepping-signature-v1
+   *     &lt;stepping-gid&gt;
+   *     &lt;stepping-step-index, decimal; empty for QueryPrepared&gt;
+   *     &lt;stepping-op: action | compensate | query_prepared&gt;
+   *     &lt;stepping-attempt, decimal; empty for QueryPrepared&gt;
+   *     &lt;lower-case hex SHA-256 of the request message bytes exactly as received&gt;
+   * No field can contain a newline, so the message names one call. To verify,
+   * rebuild it from the received metadata and bytes, compute the HMAC and compare
+   * in constant time; refuse a missing, malformed or unequal value with
+   * UNAUTHENTICATED before running anything. Example (key `secret-key`, gid `g-1`,
+   * step 2, `action`, attempt 3, payload `hello`):
+   * `v1=868f2db59dffb79888d46e6c1c10daecf9752ed4ee60f7607b0df9bce4949ae1`. The
+   * signature does not expire: the same call delivered again carries the same
+   * value, which idempotent steps already absorb; use TLS against eavesdroppers.
    * </pre>
    */
   public static final class ParticipantServiceStub extends io.grpc.stub.AbstractAsyncStub<ParticipantServiceStub> {
@@ -201,7 +260,9 @@ public final class ParticipantServiceGrpc {
      * committed. The standard implementation insert-ignores the barrier row
      * (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
      * committed, "rollback" means it never will commit. Unreachable or any error
-     * status: the TM asks again later.
+     * status: the TM asks again later. The call carries `stepping-gid`,
+     * `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+     * (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
      * </pre>
      */
     public void queryPrepared(io.stepping.participant.v1.QueryPreparedRequest request,
@@ -231,6 +292,25 @@ public final class ParticipantServiceGrpc {
    *     exponential backoff per the retry policy.
    * * Steps are delivered at least once: a participant must be idempotent (the SDK's
    *   barrier makes a step's DB writes happen exactly once).
+   * Signed calls. A TM with a signing key (STEPPING_PARTICIPANT_SIGNING_KEY_FILE: the
+   * key is the file's bytes, trailing newlines stripped) adds `stepping-signature` to
+   * every step, compensation and QueryPrepared call:
+   *     stepping-signature: v1=&lt;lower-case hex HMAC-SHA256(key, message)&gt;
+   * where `message` is six lines joined by "&#92;n" (0x0A), UTF-8, no trailing newline:
+   *     stepping-signature-v1
+   *     &lt;stepping-gid&gt;
+   *     &lt;stepping-step-index, decimal; empty for QueryPrepared&gt;
+   *     &lt;stepping-op: action | compensate | query_prepared&gt;
+   *     &lt;stepping-attempt, decimal; empty for QueryPrepared&gt;
+   *     &lt;lower-case hex SHA-256 of the request message bytes exactly as received&gt;
+   * No field can contain a newline, so the message names one call. To verify,
+   * rebuild it from the received metadata and bytes, compute the HMAC and compare
+   * in constant time; refuse a missing, malformed or unequal value with
+   * UNAUTHENTICATED before running anything. Example (key `secret-key`, gid `g-1`,
+   * step 2, `action`, attempt 3, payload `hello`):
+   * `v1=868f2db59dffb79888d46e6c1c10daecf9752ed4ee60f7607b0df9bce4949ae1`. The
+   * signature does not expire: the same call delivered again carries the same
+   * value, which idempotent steps already absorb; use TLS against eavesdroppers.
    * </pre>
    */
   public static final class ParticipantServiceBlockingStub extends io.grpc.stub.AbstractBlockingStub<ParticipantServiceBlockingStub> {
@@ -251,7 +331,9 @@ public final class ParticipantServiceGrpc {
      * committed. The standard implementation insert-ignores the barrier row
      * (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
      * committed, "rollback" means it never will commit. Unreachable or any error
-     * status: the TM asks again later.
+     * status: the TM asks again later. The call carries `stepping-gid`,
+     * `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+     * (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
      * </pre>
      */
     public io.stepping.participant.v1.QueryPreparedResponse queryPrepared(io.stepping.participant.v1.QueryPreparedRequest request) {
@@ -280,6 +362,25 @@ public final class ParticipantServiceGrpc {
    *     exponential backoff per the retry policy.
    * * Steps are delivered at least once: a participant must be idempotent (the SDK's
    *   barrier makes a step's DB writes happen exactly once).
+   * Signed calls. A TM with a signing key (STEPPING_PARTICIPANT_SIGNING_KEY_FILE: the
+   * key is the file's bytes, trailing newlines stripped) adds `stepping-signature` to
+   * every step, compensation and QueryPrepared call:
+   *     stepping-signature: v1=&lt;lower-case hex HMAC-SHA256(key, message)&gt;
+   * where `message` is six lines joined by "&#92;n" (0x0A), UTF-8, no trailing newline:
+   *     stepping-signature-v1
+   *     &lt;stepping-gid&gt;
+   *     &lt;stepping-step-index, decimal; empty for QueryPrepared&gt;
+   *     &lt;stepping-op: action | compensate | query_prepared&gt;
+   *     &lt;stepping-attempt, decimal; empty for QueryPrepared&gt;
+   *     &lt;lower-case hex SHA-256 of the request message bytes exactly as received&gt;
+   * No field can contain a newline, so the message names one call. To verify,
+   * rebuild it from the received metadata and bytes, compute the HMAC and compare
+   * in constant time; refuse a missing, malformed or unequal value with
+   * UNAUTHENTICATED before running anything. Example (key `secret-key`, gid `g-1`,
+   * step 2, `action`, attempt 3, payload `hello`):
+   * `v1=868f2db59dffb79888d46e6c1c10daecf9752ed4ee60f7607b0df9bce4949ae1`. The
+   * signature does not expire: the same call delivered again carries the same
+   * value, which idempotent steps already absorb; use TLS against eavesdroppers.
    * </pre>
    */
   public static final class ParticipantServiceFutureStub extends io.grpc.stub.AbstractFutureStub<ParticipantServiceFutureStub> {
@@ -300,7 +401,9 @@ public final class ParticipantServiceGrpc {
      * committed. The standard implementation insert-ignores the barrier row
      * (gid, "00", "msg", reason "rollback") and reads back its reason: "msg" means
      * committed, "rollback" means it never will commit. Unreachable or any error
-     * status: the TM asks again later.
+     * status: the TM asks again later. The call carries `stepping-gid`,
+     * `stepping-op` = `query_prepared` and, with a signing key, `stepping-signature`
+     * (over the serialized QueryPreparedRequest bytes, step index and attempt empty).
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<io.stepping.participant.v1.QueryPreparedResponse> queryPrepared(
