@@ -296,13 +296,11 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
     async def ping(self) -> None:
         """One round trip to the database; StoreUnavailable when it cannot be reached.
 
-        On the write connection, the hot path's own: waiting behind one batch at most,
-        where the SQLAlchemy pool, busy with reads under load, could hold a ping for
-        seconds and make a loaded TM look like one without its database.
+        On the SQLAlchemy pool, not the write connection: pinging there was measured to
+        break up the group-committed batches (10 commits for 48 jobs became 110).
         """
-        pool = await self._write_pool()
-        async with pool.acquire() as conn:
-            await conn.execute("SELECT 1")
+        async with self._connect(auto=True) as conn:
+            await conn.execute(select(1))
 
     @map_unavailable
     async def migrate(self, revision: str = "head") -> None:
