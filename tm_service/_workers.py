@@ -13,6 +13,7 @@ process). SIGTERM/SIGINT are forwarded; each child drains gracefully.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import logging
 import os
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -32,6 +34,8 @@ from tm_service.telemetry import prometheus_port
 __all__ = ["serve_workers"]
 
 _log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _child_env(settings: Settings, index: int) -> dict[str, str]:
@@ -48,6 +52,22 @@ def _child_env(settings: Settings, index: int) -> dict[str, str]:
         # One scrape endpoint per process: worker i serves port + i.
         env[ENV_PREFIX + "METRICS_PORT"] = str(prometheus_port(settings, env) + index)
     return env
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """Run in each child before exec: SIGTERM it when the parent dies (Linux).
+
+    A pool whose parent is SIGKILLed (a supervisor, a test, the OOM killer) would
+    otherwise leave its workers running and holding the port.
+    """
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return arm
 
 
 def serve_workers(settings: Settings) -> int:
@@ -67,6 +87,8 @@ def serve_workers(settings: Settings) -> int:
             subprocess.Popen(
                 [sys.executable, "-m", "tm_service", "serve", "--pool-worker"],
                 env=_child_env(shared, i),
+                # Safe here: the parent runs no threads (asyncio.run joined its executor).
+                preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None,  # noqa: PLW1509
             )
             for i in range(settings.workers)
         ]
