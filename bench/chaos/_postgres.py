@@ -35,11 +35,19 @@ class ChaosPostgres:
 
     def url(self, database: str = "postgres", *, port: int | None = None) -> str:
         """A SQLAlchemy asyncpg URL of ``database`` (through ``port`` when given)."""
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{port or self.port}/{database}"
+        return f"postgresql+asyncpg://{self._user()}@127.0.0.1:{port or self.port}/{database}"
 
     def dsn(self, database: str = "postgres") -> str:
         """The same for asyncpg itself."""
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{self._user()}@127.0.0.1:{self.port}/{database}"
+
+    def _user(self) -> str:
+        # EmbeddedPostgres keeps the superuser's generated password in this file of
+        # the data directory (tm_service/store/_embedded.py, _PASSWORD_FILE).
+        try:
+            return f"postgres:{(self._data / 'stepping-password').read_text().strip()}"
+        except FileNotFoundError:
+            return "postgres"
 
     async def start(self) -> None:
         await self._pg_ctl("start")

@@ -131,14 +131,16 @@ def _merge(base: Any, patch: Any, field: str) -> Any:
         if merge_key is None:
             return copy.deepcopy(patch)
         out_list = [copy.deepcopy(item) for item in base]
+        added: list[Any] = []
         for item in patch:
             for i, existing in enumerate(out_list):
                 if existing.get(merge_key) == item.get(merge_key):
                     out_list[i] = _merge(existing, item, field="")
                     break
             else:
-                out_list.append(copy.deepcopy(item))
-        return out_list
+                added.append(copy.deepcopy(item))
+        # kustomize puts the items a patch adds before the base's, in patch order.
+        return added + out_list
     return copy.deepcopy(patch)
 
 

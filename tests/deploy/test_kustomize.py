@@ -36,7 +36,15 @@ def test_renderer_applies_overlay_patches_by_merge_key() -> None:
     base_tm = base["Deployment", "stepping-tm"]["spec"]["template"]["spec"]["containers"][0]
     tm = ours["Deployment", "stepping-tm"]["spec"]["template"]["spec"]["containers"][0]
     assert tm["resources"] != base_tm["resources"]
-    assert tm["readinessProbe"] == base_tm["readinessProbe"], "a patch must merge, not replace"
+    # The overlay changes only the probes' port: the rest of each probe stays the base's.
+    probe, base_probe = tm["readinessProbe"], base_tm["readinessProbe"]
+    assert probe["grpc"]["port"] != base_probe["grpc"]["port"]
+    assert {k: v for k, v in probe.items() if k != "grpc"} == {
+        k: v for k, v in base_probe.items() if k != "grpc"
+    }, "a patch must merge, not replace"
+    assert tm["lifecycle"] == base_tm["lifecycle"]
+    names = [v["name"] for v in tm["env"]]
+    assert {"STEPPING_DATABASE_URL", "STEPPING_AUTH_FILE"} <= set(names), "env merged by name"
     assert tm["image"] != base_tm["image"]
 
 

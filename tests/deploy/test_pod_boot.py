@@ -5,8 +5,9 @@ build stage builds it and installed (without its dependencies, which come from
 this venv) into a directory of its own, so the code under test is what the
 image holds, not the source tree. Then, with the environment the rendered
 overlay gives the containers and a fresh, empty database: the migration Job's
-command, then the Deployment's ENTRYPOINT probed like the kubelet does, then
-SIGTERM as on a rollout.
+command, then the Deployment's ENTRYPOINT probed like the kubelet does (on the
+plaintext health port), called like a client does (TLS and a bearer token, from
+files laid out as the overlay's Secret volumes), then SIGTERM as on a rollout.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
@@ -95,9 +99,81 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pod_env(site: Path, container_name: str, database_url: str) -> dict[str, str]:
+def _overlay() -> list[dict[str, Any]]:
     (overlay,) = [p for p in OVERLAYS if p.name == "example"]
-    resources = rendered(overlay)
+    return rendered(overlay)
+
+
+@dataclass
+class Volumes:
+    """The overlay's Secret volumes, as files in a directory of the test's."""
+
+    root: Path
+    mounts: dict[str, Path]  # mountPath -> directory here
+    ca_pem: bytes
+    token: str
+    server_name: str
+
+    def local(self, path: str) -> str:
+        for mount, directory in self.mounts.items():
+            if path.startswith(mount + "/"):
+                return str(directory / path.removeprefix(mount + "/"))
+        return path
+
+
+@pytest.fixture
+def volumes(tmp_path: Path, image_site: Path) -> Volumes:
+    """tls.crt/tls.key/ca.crt as cert-manager writes them, auth.toml with a fresh token."""
+    resources = _overlay()
+    (deployment,) = find(resources, "Deployment", "stepping-tm")
+    spec = pod_spec(deployment)
+    secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    (certificate,) = find(resources, "Certificate")
+    ca = trustme.CA()
+    server = ca.issue_cert(*certificate["spec"]["dnsNames"])
+    out = subprocess.run(
+        [
+            str(image_site / "bin" / "stepping-tm"),
+            "auth",
+            "new-token",
+            "--principal",
+            "ops",
+            "--role",
+            "client",
+        ],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(image_site)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    token_line, _, auth_toml = out.partition("\n")
+    token = token_line.removeprefix("token: ")
+    contents = {
+        certificate["spec"]["secretName"]: {
+            "tls.crt": server.cert_chain_pems[0].bytes(),
+            "tls.key": server.private_key_pem.bytes(),
+            "ca.crt": ca.cert_pem.bytes(),
+        },
+        "stepping-tm-auth": {"auth.toml": auth_toml.encode()},
+    }
+    mounts: dict[str, Path] = {}
+    for mount in spec["containers"][0]["volumeMounts"]:
+        if mount["name"] not in secrets:
+            continue
+        directory = tmp_path / mount["name"]
+        directory.mkdir()
+        for name, data in contents[secrets[mount["name"]]].items():
+            (directory / name).write_bytes(data)
+        mounts[mount["mountPath"]] = directory
+    assert len(mounts) == 2, mounts
+    return Volumes(tmp_path, mounts, ca.cert_pem.bytes(), token, certificate["spec"]["dnsNames"][0])
+
+
+def _pod_env(
+    site: Path, container_name: str, database_url: str, volumes: Volumes | None = None
+) -> dict[str, str]:
+    resources = _overlay()
     workload = next(
         r
         for r in resources
@@ -119,6 +195,9 @@ def _pod_env(site: Path, container_name: str, database_url: str) -> dict[str, st
             env[var["name"]] = database_url  # the Secret's value
         elif "fieldRef" in var.get("valueFrom", {}):
             env[var["name"]] = "stepping-tm-7d9c-x2x7q"  # the pod name
+        elif "value" in var:
+            assert volumes is not None, f"{container_name} sets {var['name']}"
+            env[var["name"]] = volumes.local(var["value"])
     return env
 
 
@@ -134,7 +213,7 @@ def _command(site: Path, container: list[str]) -> list[str]:
 
 
 async def test_migration_job_then_pods_serve_health_and_stop_on_sigterm(
-    image_site: Path, make_database: Callable[..., Awaitable[str]]
+    image_site: Path, make_database: Callable[..., Awaitable[str]], volumes: Volumes
 ) -> None:
     database_url = await make_database(migrated=False)
 
@@ -161,13 +240,21 @@ async def test_migration_job_then_pods_serve_health_and_stop_on_sigterm(
     assert job.returncode == 0, job.stderr
 
     # The Deployment's container: ENTRYPOINT `stepping-tm serve`, migrations off.
-    env = _pod_env(image_site, "tm", database_url)
-    assert Settings.load(env=env).migrate_on_start is False
+    env = _pod_env(image_site, "tm", database_url, volumes)
+    settings = Settings.load(env=env)
+    assert settings.migrate_on_start is False
+    assert settings.tls_cert_file and settings.auth_file, "the overlay serves TLS with auth"
     port = _free_port()
     env["STEPPING_LISTEN"] = f"127.0.0.1:{port}"  # 36790 may be taken on this machine
     assert env["STEPPING_METRICS_PORT"] == "9464"  # the annotation's port; may be taken too
     metrics_port = _free_port()
     env["STEPPING_METRICS_PORT"] = str(metrics_port)
+    assert env["STEPPING_HEALTH_LISTEN"] == "0.0.0.0:36791"  # the probes' port
+    health_port = _free_port()
+    env["STEPPING_HEALTH_LISTEN"] = f"127.0.0.1:{health_port}"
+    tls = grpc.ssl_channel_credentials(root_certificates=volumes.ca_pem)
+    token = grpc.access_token_call_credentials(volumes.token)
+    options = [("grpc.ssl_target_name_override", volumes.server_name)]
     proc = subprocess.Popen(
         _command(image_site, ["stepping-tm", "serve"]),
         env=env,
@@ -177,8 +264,9 @@ async def test_migration_job_then_pods_serve_health_and_stop_on_sigterm(
         text=True,
     )
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+        # The kubelet: plaintext, on the health port.
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port}") as probe_channel:
+            health = health_pb2_grpc.HealthStub(probe_channel)
             deadline = time.monotonic() + 60  # the startupProbe allows 30 x 2 s
             status = None
             while time.monotonic() < deadline and proc.poll() is None:
@@ -191,8 +279,18 @@ async def test_migration_job_then_pods_serve_health_and_stop_on_sigterm(
                     pass
                 await asyncio.sleep(0.2)
             assert status == health_pb2.HealthCheckResponse.SERVING, "never became ready"
-            # The schema the Job applied is the one the TM uses.
+        # A client: TLS (the Certificate's name) and a token from the auth Secret.
+        async with grpc.aio.secure_channel(
+            f"127.0.0.1:{port}", grpc.composite_channel_credentials(tls, token), options
+        ) as channel:
             tm = tm_pb2_grpc.TransactionManagerServiceStub(channel)
+            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", tls, options) as anonymous:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await tm_pb2_grpc.TransactionManagerServiceStub(anonymous).NewGid(
+                        tm_pb2.NewGidRequest(), timeout=5
+                    )
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            # The schema the Job applied is the one the TM uses.
             gid = (await tm.NewGid(tm_pb2.NewGidRequest(), timeout=5)).gid
             nowhere = tm_pb2.Endpoint(target="127.0.0.1:1", method="/x.v1.Y/Z")
             await tm.Prepare(

