@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench._procs import free_port
 
 __all__ = [
     "ChaosError",
@@ -37,12 +38,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class ChaosError(RuntimeError):
     """The run could not go on (a process did not start, the run hit its time limit)."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tm_command() -> list[str]:
