@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,8 +35,9 @@ class ProcessingContext:
         """Seconds a lease is taken or renewed for."""
         return self.settings.lease_seconds
 
-    @property
+    @functools.cached_property
     def lease_terms(self) -> Lease:
+        # Read on every step attempt and write: built once (settings do not change).
         return Lease(self.settings.lease_seconds)
 
     def mark_claimed(self, job: ActiveJob) -> None:
