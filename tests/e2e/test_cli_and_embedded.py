@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from stepping.tm.v1 import tm_pb2 as S
 
 from tests.conftest import test_settings as settings_for
 from tests.e2e.conftest import SpawnTm
+from tests.e2e.workers_pool import start_pool
 from tests.integration.helpers import gid, step, tm_stub
 from tests.integration.participant import Participant
 from tm_service import TmServer
@@ -127,38 +127,10 @@ async def test_serve_without_database_url_uses_embedded_postgres(
 
 
 async def test_serve_workers_share_one_port(database_url: str, participant: Participant) -> None:
-    import socket
-
     import psutil
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = Path(tempfile.mkdtemp(prefix="stepping-workers-")) / "tm.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEPPING_")}
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tm_service",
-            "serve",
-            "--workers",
-            "2",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--database-url",
-            database_url,
-            "--poll-interval-seconds",
-            "0.1",
-            stdout=out,
-            stderr=out,
-            env=env,
-        )
+    proc, log, port = await start_pool(database_url, "--poll-interval-seconds", "0.1")
     try:
-        for _ in range(600):  # two interpreters starting on a busy 2-core machine
-            if log.read_text().count("listening on") == 2:
-                break
-            await asyncio.sleep(0.05)
         assert log.read_text().count("listening on") == 2, log.read_text()
         children = psutil.Process(proc.pid).children()
         assert len(children) == 2
