@@ -13,6 +13,7 @@ from participant_sdk.errors import (
     GidConflict,
     InvalidArgument,
     InvalidState,
+    NotResumable,
     PermissionDenied,
     TmError,
     TmUnavailable,
@@ -33,6 +34,7 @@ _BY_REASON: dict[str, type[TmError]] = {
     contract.REASON_STORE_UNAVAILABLE: TmUnavailable,
     contract.REASON_UNAUTHENTICATED: Unauthenticated,
     contract.REASON_PERMISSION_DENIED: PermissionDenied,
+    contract.REASON_NOT_RESUMABLE: NotResumable,
 }
 
 # Used when the TM (or a proxy in front of it) sent no ErrorInfo.

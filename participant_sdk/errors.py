@@ -19,6 +19,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidState",
     "JobRolledBack",
+    "NotResumable",
     "PermissionDenied",
     "RetryLater",
     "StepFailed",
@@ -113,6 +114,10 @@ class InvalidState(TmError):
     def status(self) -> str | None:
         """The job's current status name (``"TRANSACTION_STATUS_SUBMITTED"``, ...)."""
         return self.metadata.get("status")
+
+
+class NotResumable(InvalidState):
+    """Resume: the job is not FAILED, or a saga already compensated some step."""
 
 
 class InvalidArgument(TmError):

@@ -13,6 +13,7 @@ __all__ = [
     "InvalidState",
     "LeaseLost",
     "NotFound",
+    "NotResumable",
     "PermissionDenied",
     "ShuttingDown",
     "StoreUnavailable",
@@ -60,6 +61,12 @@ class InvalidState(TmError):
     """The job's state forbids the request (e.g. Abort after Submit)."""
 
     reason = contract.REASON_INVALID_STATE
+
+
+class NotResumable(TmError):
+    """Resume: the job is not FAILED, or a saga already compensated a step."""
+
+    reason = contract.REASON_NOT_RESUMABLE
 
 
 class ShuttingDown(TmError):

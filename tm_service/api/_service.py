@@ -131,3 +131,32 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
         return tm_pb2.ListTransactionsResponse(
             transactions=[transaction_to_proto(t) for t in txs], next_page_token=token
         )
+
+    # The job-control RPCs (issue 13) land with their use cases; until then they
+    # answer UNIMPLEMENTED, as any server without them would.
+    async def Cancel(self, request: tm_pb2.CancelRequest, context: Ctx) -> tm_pb2.CancelResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Cancel is not in this build yet")
+
+    async def Resume(self, request: tm_pb2.ResumeRequest, context: Ctx) -> tm_pb2.ResumeResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume is not in this build yet")
+
+    async def CountTransactions(
+        self, request: tm_pb2.CountTransactionsRequest, context: Ctx
+    ) -> tm_pb2.CountTransactionsResponse:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "CountTransactions is not in this build yet"
+        )
+
+    async def WatchTransaction(  # type: ignore[override]
+        self, request: tm_pb2.WatchTransactionRequest, context: Ctx
+    ) -> None:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "WatchTransaction is not in this build yet"
+        )
+
+    async def PurgeTransactions(
+        self, request: tm_pb2.PurgeTransactionsRequest, context: Ctx
+    ) -> tm_pb2.PurgeTransactionsResponse:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "PurgeTransactions is not in this build yet"
+        )

@@ -46,6 +46,7 @@ def test_public_modules_are_pinned() -> None:
         "InvalidArgument",
         "InvalidState",
         "JobRolledBack",
+        "NotResumable",
         "PermissionDenied",
         "RetryLater",
         "StepFailed",

@@ -30,6 +30,11 @@ static const char* TransactionManagerService_method_names[] = {
   "/stepping.tm.v1.TransactionManagerService/Abort",
   "/stepping.tm.v1.TransactionManagerService/GetTransaction",
   "/stepping.tm.v1.TransactionManagerService/ListTransactions",
+  "/stepping.tm.v1.TransactionManagerService/Cancel",
+  "/stepping.tm.v1.TransactionManagerService/Resume",
+  "/stepping.tm.v1.TransactionManagerService/CountTransactions",
+  "/stepping.tm.v1.TransactionManagerService/WatchTransaction",
+  "/stepping.tm.v1.TransactionManagerService/PurgeTransactions",
 };
 
 std::unique_ptr< TransactionManagerService::Stub> TransactionManagerService::NewStub(const std::shared_ptr< ::grpc::ChannelInterface>& channel, const ::grpc::StubOptions& options) {
@@ -45,6 +50,11 @@ TransactionManagerService::Stub::Stub(const std::shared_ptr< ::grpc::ChannelInte
   , rpcmethod_Abort_(TransactionManagerService_method_names[3], options.suffix_for_stats(),::grpc::internal::RpcMethod::NORMAL_RPC, channel)
   , rpcmethod_GetTransaction_(TransactionManagerService_method_names[4], options.suffix_for_stats(),::grpc::internal::RpcMethod::NORMAL_RPC, channel)
   , rpcmethod_ListTransactions_(TransactionManagerService_method_names[5], options.suffix_for_stats(),::grpc::internal::RpcMethod::NORMAL_RPC, channel)
+  , rpcmethod_Cancel_(TransactionManagerService_method_names[6], options.suffix_for_stats(),::grpc::internal::RpcMethod::NORMAL_RPC, channel)
+  , rpcmethod_Resume_(TransactionManagerService_method_names[7], options.suffix_for_stats(),::grpc::internal::RpcMethod::NORMAL_RPC, channel)
+  , rpcmethod_CountTransactions_(TransactionManagerService_method_names[8], options.suffix_for_stats(),::grpc::internal::RpcMethod::NORMAL_RPC, channel)
+  , rpcmethod_WatchTransaction_(TransactionManagerService_method_names[9], options.suffix_for_stats(),::grpc::internal::RpcMethod::SERVER_STREAMING, channel)
+  , rpcmethod_PurgeTransactions_(TransactionManagerService_method_names[10], options.suffix_for_stats(),::grpc::internal::RpcMethod::NORMAL_RPC, channel)
   {}
 
 ::grpc::Status TransactionManagerService::Stub::NewGid(::grpc::ClientContext* context, const ::stepping::tm::v1::NewGidRequest& request, ::stepping::tm::v1::NewGidResponse* response) {
@@ -185,6 +195,114 @@ void TransactionManagerService::Stub::async::ListTransactions(::grpc::ClientCont
   return result;
 }
 
+::grpc::Status TransactionManagerService::Stub::Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::stepping::tm::v1::CancelResponse* response) {
+  return ::grpc::internal::BlockingUnaryCall< ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), rpcmethod_Cancel_, context, request, response);
+}
+
+void TransactionManagerService::Stub::async::Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, std::function<void(::grpc::Status)> f) {
+  ::grpc::internal::CallbackUnaryCall< ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_Cancel_, context, request, response, std::move(f));
+}
+
+void TransactionManagerService::Stub::async::Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, ::grpc::ClientUnaryReactor* reactor) {
+  ::grpc::internal::ClientCallbackUnaryFactory::Create< ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_Cancel_, context, request, response, reactor);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>* TransactionManagerService::Stub::PrepareAsyncCancelRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) {
+  return ::grpc::internal::ClientAsyncResponseReaderHelper::Create< ::stepping::tm::v1::CancelResponse, ::stepping::tm::v1::CancelRequest, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), cq, rpcmethod_Cancel_, context, request);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>* TransactionManagerService::Stub::AsyncCancelRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) {
+  auto* result =
+    this->PrepareAsyncCancelRaw(context, request, cq);
+  result->StartCall();
+  return result;
+}
+
+::grpc::Status TransactionManagerService::Stub::Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::stepping::tm::v1::ResumeResponse* response) {
+  return ::grpc::internal::BlockingUnaryCall< ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), rpcmethod_Resume_, context, request, response);
+}
+
+void TransactionManagerService::Stub::async::Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response, std::function<void(::grpc::Status)> f) {
+  ::grpc::internal::CallbackUnaryCall< ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_Resume_, context, request, response, std::move(f));
+}
+
+void TransactionManagerService::Stub::async::Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response, ::grpc::ClientUnaryReactor* reactor) {
+  ::grpc::internal::ClientCallbackUnaryFactory::Create< ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_Resume_, context, request, response, reactor);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>* TransactionManagerService::Stub::PrepareAsyncResumeRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) {
+  return ::grpc::internal::ClientAsyncResponseReaderHelper::Create< ::stepping::tm::v1::ResumeResponse, ::stepping::tm::v1::ResumeRequest, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), cq, rpcmethod_Resume_, context, request);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>* TransactionManagerService::Stub::AsyncResumeRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) {
+  auto* result =
+    this->PrepareAsyncResumeRaw(context, request, cq);
+  result->StartCall();
+  return result;
+}
+
+::grpc::Status TransactionManagerService::Stub::CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::stepping::tm::v1::CountTransactionsResponse* response) {
+  return ::grpc::internal::BlockingUnaryCall< ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), rpcmethod_CountTransactions_, context, request, response);
+}
+
+void TransactionManagerService::Stub::async::CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response, std::function<void(::grpc::Status)> f) {
+  ::grpc::internal::CallbackUnaryCall< ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_CountTransactions_, context, request, response, std::move(f));
+}
+
+void TransactionManagerService::Stub::async::CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) {
+  ::grpc::internal::ClientCallbackUnaryFactory::Create< ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_CountTransactions_, context, request, response, reactor);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>* TransactionManagerService::Stub::PrepareAsyncCountTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+  return ::grpc::internal::ClientAsyncResponseReaderHelper::Create< ::stepping::tm::v1::CountTransactionsResponse, ::stepping::tm::v1::CountTransactionsRequest, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), cq, rpcmethod_CountTransactions_, context, request);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>* TransactionManagerService::Stub::AsyncCountTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+  auto* result =
+    this->PrepareAsyncCountTransactionsRaw(context, request, cq);
+  result->StartCall();
+  return result;
+}
+
+::grpc::ClientReader< ::stepping::tm::v1::WatchTransactionResponse>* TransactionManagerService::Stub::WatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request) {
+  return ::grpc::internal::ClientReaderFactory< ::stepping::tm::v1::WatchTransactionResponse>::Create(channel_.get(), rpcmethod_WatchTransaction_, context, request);
+}
+
+void TransactionManagerService::Stub::async::WatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest* request, ::grpc::ClientReadReactor< ::stepping::tm::v1::WatchTransactionResponse>* reactor) {
+  ::grpc::internal::ClientCallbackReaderFactory< ::stepping::tm::v1::WatchTransactionResponse>::Create(stub_->channel_.get(), stub_->rpcmethod_WatchTransaction_, context, request, reactor);
+}
+
+::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>* TransactionManagerService::Stub::AsyncWatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq, void* tag) {
+  return ::grpc::internal::ClientAsyncReaderFactory< ::stepping::tm::v1::WatchTransactionResponse>::Create(channel_.get(), cq, rpcmethod_WatchTransaction_, context, request, true, tag);
+}
+
+::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>* TransactionManagerService::Stub::PrepareAsyncWatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq) {
+  return ::grpc::internal::ClientAsyncReaderFactory< ::stepping::tm::v1::WatchTransactionResponse>::Create(channel_.get(), cq, rpcmethod_WatchTransaction_, context, request, false, nullptr);
+}
+
+::grpc::Status TransactionManagerService::Stub::PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::stepping::tm::v1::PurgeTransactionsResponse* response) {
+  return ::grpc::internal::BlockingUnaryCall< ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), rpcmethod_PurgeTransactions_, context, request, response);
+}
+
+void TransactionManagerService::Stub::async::PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response, std::function<void(::grpc::Status)> f) {
+  ::grpc::internal::CallbackUnaryCall< ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_PurgeTransactions_, context, request, response, std::move(f));
+}
+
+void TransactionManagerService::Stub::async::PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) {
+  ::grpc::internal::ClientCallbackUnaryFactory::Create< ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(stub_->channel_.get(), stub_->rpcmethod_PurgeTransactions_, context, request, response, reactor);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>* TransactionManagerService::Stub::PrepareAsyncPurgeTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+  return ::grpc::internal::ClientAsyncResponseReaderHelper::Create< ::stepping::tm::v1::PurgeTransactionsResponse, ::stepping::tm::v1::PurgeTransactionsRequest, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(channel_.get(), cq, rpcmethod_PurgeTransactions_, context, request);
+}
+
+::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>* TransactionManagerService::Stub::AsyncPurgeTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+  auto* result =
+    this->PrepareAsyncPurgeTransactionsRaw(context, request, cq);
+  result->StartCall();
+  return result;
+}
+
 TransactionManagerService::Service::Service() {
   AddMethod(new ::grpc::internal::RpcServiceMethod(
       TransactionManagerService_method_names[0],
@@ -246,6 +364,56 @@ TransactionManagerService::Service::Service() {
              ::stepping::tm::v1::ListTransactionsResponse* resp) {
                return service->ListTransactions(ctx, req, resp);
              }, this)));
+  AddMethod(new ::grpc::internal::RpcServiceMethod(
+      TransactionManagerService_method_names[6],
+      ::grpc::internal::RpcMethod::NORMAL_RPC,
+      new ::grpc::internal::RpcMethodHandler< TransactionManagerService::Service, ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(
+          [](TransactionManagerService::Service* service,
+             ::grpc::ServerContext* ctx,
+             const ::stepping::tm::v1::CancelRequest* req,
+             ::stepping::tm::v1::CancelResponse* resp) {
+               return service->Cancel(ctx, req, resp);
+             }, this)));
+  AddMethod(new ::grpc::internal::RpcServiceMethod(
+      TransactionManagerService_method_names[7],
+      ::grpc::internal::RpcMethod::NORMAL_RPC,
+      new ::grpc::internal::RpcMethodHandler< TransactionManagerService::Service, ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(
+          [](TransactionManagerService::Service* service,
+             ::grpc::ServerContext* ctx,
+             const ::stepping::tm::v1::ResumeRequest* req,
+             ::stepping::tm::v1::ResumeResponse* resp) {
+               return service->Resume(ctx, req, resp);
+             }, this)));
+  AddMethod(new ::grpc::internal::RpcServiceMethod(
+      TransactionManagerService_method_names[8],
+      ::grpc::internal::RpcMethod::NORMAL_RPC,
+      new ::grpc::internal::RpcMethodHandler< TransactionManagerService::Service, ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(
+          [](TransactionManagerService::Service* service,
+             ::grpc::ServerContext* ctx,
+             const ::stepping::tm::v1::CountTransactionsRequest* req,
+             ::stepping::tm::v1::CountTransactionsResponse* resp) {
+               return service->CountTransactions(ctx, req, resp);
+             }, this)));
+  AddMethod(new ::grpc::internal::RpcServiceMethod(
+      TransactionManagerService_method_names[9],
+      ::grpc::internal::RpcMethod::SERVER_STREAMING,
+      new ::grpc::internal::ServerStreamingHandler< TransactionManagerService::Service, ::stepping::tm::v1::WatchTransactionRequest, ::stepping::tm::v1::WatchTransactionResponse>(
+          [](TransactionManagerService::Service* service,
+             ::grpc::ServerContext* ctx,
+             const ::stepping::tm::v1::WatchTransactionRequest* req,
+             ::grpc::ServerWriter<::stepping::tm::v1::WatchTransactionResponse>* writer) {
+               return service->WatchTransaction(ctx, req, writer);
+             }, this)));
+  AddMethod(new ::grpc::internal::RpcServiceMethod(
+      TransactionManagerService_method_names[10],
+      ::grpc::internal::RpcMethod::NORMAL_RPC,
+      new ::grpc::internal::RpcMethodHandler< TransactionManagerService::Service, ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse, ::grpc::protobuf::MessageLite, ::grpc::protobuf::MessageLite>(
+          [](TransactionManagerService::Service* service,
+             ::grpc::ServerContext* ctx,
+             const ::stepping::tm::v1::PurgeTransactionsRequest* req,
+             ::stepping::tm::v1::PurgeTransactionsResponse* resp) {
+               return service->PurgeTransactions(ctx, req, resp);
+             }, this)));
 }
 
 TransactionManagerService::Service::~Service() {
@@ -287,6 +455,41 @@ TransactionManagerService::Service::~Service() {
 }
 
 ::grpc::Status TransactionManagerService::Service::ListTransactions(::grpc::ServerContext* context, const ::stepping::tm::v1::ListTransactionsRequest* request, ::stepping::tm::v1::ListTransactionsResponse* response) {
+  (void) context;
+  (void) request;
+  (void) response;
+  return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+}
+
+::grpc::Status TransactionManagerService::Service::Cancel(::grpc::ServerContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response) {
+  (void) context;
+  (void) request;
+  (void) response;
+  return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+}
+
+::grpc::Status TransactionManagerService::Service::Resume(::grpc::ServerContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response) {
+  (void) context;
+  (void) request;
+  (void) response;
+  return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+}
+
+::grpc::Status TransactionManagerService::Service::CountTransactions(::grpc::ServerContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response) {
+  (void) context;
+  (void) request;
+  (void) response;
+  return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+}
+
+::grpc::Status TransactionManagerService::Service::WatchTransaction(::grpc::ServerContext* context, const ::stepping::tm::v1::WatchTransactionRequest* request, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* writer) {
+  (void) context;
+  (void) request;
+  (void) writer;
+  return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+}
+
+::grpc::Status TransactionManagerService::Service::PurgeTransactions(::grpc::ServerContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response) {
   (void) context;
   (void) request;
   (void) response;

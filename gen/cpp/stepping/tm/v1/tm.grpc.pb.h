@@ -97,6 +97,54 @@ class TransactionManagerService final {
     std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ListTransactionsResponse>> PrepareAsyncListTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
       return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ListTransactionsResponse>>(PrepareAsyncListTransactionsRaw(context, request, cq));
     }
+    // Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+    // -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+    // COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+    // unchanged. Idempotent; a replica running the job notices within seconds.
+    virtual ::grpc::Status Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::stepping::tm::v1::CancelResponse* response) = 0;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>> AsyncCancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>>(AsyncCancelRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>> PrepareAsyncCancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>>(PrepareAsyncCancelRaw(context, request, cq));
+    }
+    // Resume runs a FAILED message job (or a saga that failed before anything was
+    // compensated) again from its first step that did not succeed, with fresh
+    // attempts; steps that succeeded are not called again. Idempotent.
+    virtual ::grpc::Status Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::stepping::tm::v1::ResumeResponse* response) = 0;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ResumeResponse>> AsyncResume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ResumeResponse>>(AsyncResumeRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ResumeResponse>> PrepareAsyncResume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ResumeResponse>>(PrepareAsyncResumeRaw(context, request, cq));
+    }
+    // CountTransactions counts the jobs matching a filter, per status.
+    virtual ::grpc::Status CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::stepping::tm::v1::CountTransactionsResponse* response) = 0;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CountTransactionsResponse>> AsyncCountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CountTransactionsResponse>>(AsyncCountTransactionsRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CountTransactionsResponse>> PrepareAsyncCountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CountTransactionsResponse>>(PrepareAsyncCountTransactionsRaw(context, request, cq));
+    }
+    // WatchTransaction streams a job's state: first as it is, then after every
+    // change, until it is final (the last message) or the call ends.
+    std::unique_ptr< ::grpc::ClientReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>> WatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request) {
+      return std::unique_ptr< ::grpc::ClientReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>>(WatchTransactionRaw(context, request));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>> AsyncWatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq, void* tag) {
+      return std::unique_ptr< ::grpc::ClientAsyncReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>>(AsyncWatchTransactionRaw(context, request, cq, tag));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>> PrepareAsyncWatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>>(PrepareAsyncWatchTransactionRaw(context, request, cq));
+    }
+    // PurgeTransactions deletes finished jobs older than a limit (admin only).
+    virtual ::grpc::Status PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::stepping::tm::v1::PurgeTransactionsResponse* response) = 0;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::PurgeTransactionsResponse>> AsyncPurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::PurgeTransactionsResponse>>(AsyncPurgeTransactionsRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::PurgeTransactionsResponse>> PrepareAsyncPurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::PurgeTransactionsResponse>>(PrepareAsyncPurgeTransactionsRaw(context, request, cq));
+    }
     class async_interface {
      public:
       virtual ~async_interface() {}
@@ -120,6 +168,26 @@ class TransactionManagerService final {
       // ListTransactions pages through jobs, newest first.
       virtual void ListTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest* request, ::stepping::tm::v1::ListTransactionsResponse* response, std::function<void(::grpc::Status)>) = 0;
       virtual void ListTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest* request, ::stepping::tm::v1::ListTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
+      // Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+      // -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+      // COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+      // unchanged. Idempotent; a replica running the job notices within seconds.
+      virtual void Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, std::function<void(::grpc::Status)>) = 0;
+      virtual void Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
+      // Resume runs a FAILED message job (or a saga that failed before anything was
+      // compensated) again from its first step that did not succeed, with fresh
+      // attempts; steps that succeeded are not called again. Idempotent.
+      virtual void Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response, std::function<void(::grpc::Status)>) = 0;
+      virtual void Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
+      // CountTransactions counts the jobs matching a filter, per status.
+      virtual void CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response, std::function<void(::grpc::Status)>) = 0;
+      virtual void CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
+      // WatchTransaction streams a job's state: first as it is, then after every
+      // change, until it is final (the last message) or the call ends.
+      virtual void WatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest* request, ::grpc::ClientReadReactor< ::stepping::tm::v1::WatchTransactionResponse>* reactor) = 0;
+      // PurgeTransactions deletes finished jobs older than a limit (admin only).
+      virtual void PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response, std::function<void(::grpc::Status)>) = 0;
+      virtual void PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
     };
     typedef class async_interface experimental_async_interface;
     virtual class async_interface* async() { return nullptr; }
@@ -137,6 +205,17 @@ class TransactionManagerService final {
     virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::GetTransactionResponse>* PrepareAsyncGetTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::GetTransactionRequest& request, ::grpc::CompletionQueue* cq) = 0;
     virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ListTransactionsResponse>* AsyncListTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest& request, ::grpc::CompletionQueue* cq) = 0;
     virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ListTransactionsResponse>* PrepareAsyncListTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>* AsyncCancelRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>* PrepareAsyncCancelRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ResumeResponse>* AsyncResumeRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::ResumeResponse>* PrepareAsyncResumeRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CountTransactionsResponse>* AsyncCountTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CountTransactionsResponse>* PrepareAsyncCountTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>* WatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request) = 0;
+    virtual ::grpc::ClientAsyncReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>* AsyncWatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq, void* tag) = 0;
+    virtual ::grpc::ClientAsyncReaderInterface< ::stepping::tm::v1::WatchTransactionResponse>* PrepareAsyncWatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::PurgeTransactionsResponse>* AsyncPurgeTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) = 0;
+    virtual ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::PurgeTransactionsResponse>* PrepareAsyncPurgeTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) = 0;
   };
   class Stub final : public StubInterface {
    public:
@@ -183,6 +262,43 @@ class TransactionManagerService final {
     std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ListTransactionsResponse>> PrepareAsyncListTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
       return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ListTransactionsResponse>>(PrepareAsyncListTransactionsRaw(context, request, cq));
     }
+    ::grpc::Status Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::stepping::tm::v1::CancelResponse* response) override;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>> AsyncCancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>>(AsyncCancelRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>> PrepareAsyncCancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>>(PrepareAsyncCancelRaw(context, request, cq));
+    }
+    ::grpc::Status Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::stepping::tm::v1::ResumeResponse* response) override;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>> AsyncResume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>>(AsyncResumeRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>> PrepareAsyncResume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>>(PrepareAsyncResumeRaw(context, request, cq));
+    }
+    ::grpc::Status CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::stepping::tm::v1::CountTransactionsResponse* response) override;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>> AsyncCountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>>(AsyncCountTransactionsRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>> PrepareAsyncCountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>>(PrepareAsyncCountTransactionsRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientReader< ::stepping::tm::v1::WatchTransactionResponse>> WatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request) {
+      return std::unique_ptr< ::grpc::ClientReader< ::stepping::tm::v1::WatchTransactionResponse>>(WatchTransactionRaw(context, request));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>> AsyncWatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq, void* tag) {
+      return std::unique_ptr< ::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>>(AsyncWatchTransactionRaw(context, request, cq, tag));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>> PrepareAsyncWatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>>(PrepareAsyncWatchTransactionRaw(context, request, cq));
+    }
+    ::grpc::Status PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::stepping::tm::v1::PurgeTransactionsResponse* response) override;
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>> AsyncPurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>>(AsyncPurgeTransactionsRaw(context, request, cq));
+    }
+    std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>> PrepareAsyncPurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) {
+      return std::unique_ptr< ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>>(PrepareAsyncPurgeTransactionsRaw(context, request, cq));
+    }
     class async final :
       public StubInterface::async_interface {
      public:
@@ -198,6 +314,15 @@ class TransactionManagerService final {
       void GetTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::GetTransactionRequest* request, ::stepping::tm::v1::GetTransactionResponse* response, ::grpc::ClientUnaryReactor* reactor) override;
       void ListTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest* request, ::stepping::tm::v1::ListTransactionsResponse* response, std::function<void(::grpc::Status)>) override;
       void ListTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest* request, ::stepping::tm::v1::ListTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) override;
+      void Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, std::function<void(::grpc::Status)>) override;
+      void Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, ::grpc::ClientUnaryReactor* reactor) override;
+      void Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response, std::function<void(::grpc::Status)>) override;
+      void Resume(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response, ::grpc::ClientUnaryReactor* reactor) override;
+      void CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response, std::function<void(::grpc::Status)>) override;
+      void CountTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) override;
+      void WatchTransaction(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest* request, ::grpc::ClientReadReactor< ::stepping::tm::v1::WatchTransactionResponse>* reactor) override;
+      void PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response, std::function<void(::grpc::Status)>) override;
+      void PurgeTransactions(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response, ::grpc::ClientUnaryReactor* reactor) override;
      private:
       friend class Stub;
       explicit async(Stub* stub): stub_(stub) { }
@@ -221,12 +346,28 @@ class TransactionManagerService final {
     ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::GetTransactionResponse>* PrepareAsyncGetTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::GetTransactionRequest& request, ::grpc::CompletionQueue* cq) override;
     ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ListTransactionsResponse>* AsyncListTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest& request, ::grpc::CompletionQueue* cq) override;
     ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ListTransactionsResponse>* PrepareAsyncListTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ListTransactionsRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>* AsyncCancelRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CancelResponse>* PrepareAsyncCancelRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>* AsyncResumeRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::ResumeResponse>* PrepareAsyncResumeRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::ResumeRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>* AsyncCountTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::CountTransactionsResponse>* PrepareAsyncCountTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::CountTransactionsRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientReader< ::stepping::tm::v1::WatchTransactionResponse>* WatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request) override;
+    ::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>* AsyncWatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq, void* tag) override;
+    ::grpc::ClientAsyncReader< ::stepping::tm::v1::WatchTransactionResponse>* PrepareAsyncWatchTransactionRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::WatchTransactionRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>* AsyncPurgeTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) override;
+    ::grpc::ClientAsyncResponseReader< ::stepping::tm::v1::PurgeTransactionsResponse>* PrepareAsyncPurgeTransactionsRaw(::grpc::ClientContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest& request, ::grpc::CompletionQueue* cq) override;
     const ::grpc::internal::RpcMethod rpcmethod_NewGid_;
     const ::grpc::internal::RpcMethod rpcmethod_Prepare_;
     const ::grpc::internal::RpcMethod rpcmethod_Submit_;
     const ::grpc::internal::RpcMethod rpcmethod_Abort_;
     const ::grpc::internal::RpcMethod rpcmethod_GetTransaction_;
     const ::grpc::internal::RpcMethod rpcmethod_ListTransactions_;
+    const ::grpc::internal::RpcMethod rpcmethod_Cancel_;
+    const ::grpc::internal::RpcMethod rpcmethod_Resume_;
+    const ::grpc::internal::RpcMethod rpcmethod_CountTransactions_;
+    const ::grpc::internal::RpcMethod rpcmethod_WatchTransaction_;
+    const ::grpc::internal::RpcMethod rpcmethod_PurgeTransactions_;
   };
   static std::unique_ptr<Stub> NewStub(const std::shared_ptr< ::grpc::ChannelInterface>& channel, const ::grpc::StubOptions& options = ::grpc::StubOptions());
 
@@ -248,6 +389,22 @@ class TransactionManagerService final {
     virtual ::grpc::Status GetTransaction(::grpc::ServerContext* context, const ::stepping::tm::v1::GetTransactionRequest* request, ::stepping::tm::v1::GetTransactionResponse* response);
     // ListTransactions pages through jobs, newest first.
     virtual ::grpc::Status ListTransactions(::grpc::ServerContext* context, const ::stepping::tm::v1::ListTransactionsRequest* request, ::stepping::tm::v1::ListTransactionsResponse* response);
+    // Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+    // -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+    // COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+    // unchanged. Idempotent; a replica running the job notices within seconds.
+    virtual ::grpc::Status Cancel(::grpc::ServerContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response);
+    // Resume runs a FAILED message job (or a saga that failed before anything was
+    // compensated) again from its first step that did not succeed, with fresh
+    // attempts; steps that succeeded are not called again. Idempotent.
+    virtual ::grpc::Status Resume(::grpc::ServerContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response);
+    // CountTransactions counts the jobs matching a filter, per status.
+    virtual ::grpc::Status CountTransactions(::grpc::ServerContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response);
+    // WatchTransaction streams a job's state: first as it is, then after every
+    // change, until it is final (the last message) or the call ends.
+    virtual ::grpc::Status WatchTransaction(::grpc::ServerContext* context, const ::stepping::tm::v1::WatchTransactionRequest* request, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* writer);
+    // PurgeTransactions deletes finished jobs older than a limit (admin only).
+    virtual ::grpc::Status PurgeTransactions(::grpc::ServerContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response);
   };
   template <class BaseClass>
   class WithAsyncMethod_NewGid : public BaseClass {
@@ -369,7 +526,107 @@ class TransactionManagerService final {
       ::grpc::Service::RequestAsyncUnary(5, context, request, response, new_call_cq, notification_cq, tag);
     }
   };
-  typedef WithAsyncMethod_NewGid<WithAsyncMethod_Prepare<WithAsyncMethod_Submit<WithAsyncMethod_Abort<WithAsyncMethod_GetTransaction<WithAsyncMethod_ListTransactions<Service > > > > > > AsyncService;
+  template <class BaseClass>
+  class WithAsyncMethod_Cancel : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithAsyncMethod_Cancel() {
+      ::grpc::Service::MarkMethodAsync(6);
+    }
+    ~WithAsyncMethod_Cancel() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Cancel(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CancelRequest* /*request*/, ::stepping::tm::v1::CancelResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestCancel(::grpc::ServerContext* context, ::stepping::tm::v1::CancelRequest* request, ::grpc::ServerAsyncResponseWriter< ::stepping::tm::v1::CancelResponse>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(6, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithAsyncMethod_Resume : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithAsyncMethod_Resume() {
+      ::grpc::Service::MarkMethodAsync(7);
+    }
+    ~WithAsyncMethod_Resume() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Resume(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::ResumeRequest* /*request*/, ::stepping::tm::v1::ResumeResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestResume(::grpc::ServerContext* context, ::stepping::tm::v1::ResumeRequest* request, ::grpc::ServerAsyncResponseWriter< ::stepping::tm::v1::ResumeResponse>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(7, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithAsyncMethod_CountTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithAsyncMethod_CountTransactions() {
+      ::grpc::Service::MarkMethodAsync(8);
+    }
+    ~WithAsyncMethod_CountTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status CountTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CountTransactionsRequest* /*request*/, ::stepping::tm::v1::CountTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestCountTransactions(::grpc::ServerContext* context, ::stepping::tm::v1::CountTransactionsRequest* request, ::grpc::ServerAsyncResponseWriter< ::stepping::tm::v1::CountTransactionsResponse>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(8, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithAsyncMethod_WatchTransaction : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithAsyncMethod_WatchTransaction() {
+      ::grpc::Service::MarkMethodAsync(9);
+    }
+    ~WithAsyncMethod_WatchTransaction() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status WatchTransaction(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::WatchTransactionRequest* /*request*/, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* /*writer*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestWatchTransaction(::grpc::ServerContext* context, ::stepping::tm::v1::WatchTransactionRequest* request, ::grpc::ServerAsyncWriter< ::stepping::tm::v1::WatchTransactionResponse>* writer, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncServerStreaming(9, context, request, writer, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithAsyncMethod_PurgeTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithAsyncMethod_PurgeTransactions() {
+      ::grpc::Service::MarkMethodAsync(10);
+    }
+    ~WithAsyncMethod_PurgeTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status PurgeTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::PurgeTransactionsRequest* /*request*/, ::stepping::tm::v1::PurgeTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestPurgeTransactions(::grpc::ServerContext* context, ::stepping::tm::v1::PurgeTransactionsRequest* request, ::grpc::ServerAsyncResponseWriter< ::stepping::tm::v1::PurgeTransactionsResponse>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(10, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  typedef WithAsyncMethod_NewGid<WithAsyncMethod_Prepare<WithAsyncMethod_Submit<WithAsyncMethod_Abort<WithAsyncMethod_GetTransaction<WithAsyncMethod_ListTransactions<WithAsyncMethod_Cancel<WithAsyncMethod_Resume<WithAsyncMethod_CountTransactions<WithAsyncMethod_WatchTransaction<WithAsyncMethod_PurgeTransactions<Service > > > > > > > > > > > AsyncService;
   template <class BaseClass>
   class WithCallbackMethod_NewGid : public BaseClass {
    private:
@@ -532,7 +789,137 @@ class TransactionManagerService final {
     virtual ::grpc::ServerUnaryReactor* ListTransactions(
       ::grpc::CallbackServerContext* /*context*/, const ::stepping::tm::v1::ListTransactionsRequest* /*request*/, ::stepping::tm::v1::ListTransactionsResponse* /*response*/)  { return nullptr; }
   };
-  typedef WithCallbackMethod_NewGid<WithCallbackMethod_Prepare<WithCallbackMethod_Submit<WithCallbackMethod_Abort<WithCallbackMethod_GetTransaction<WithCallbackMethod_ListTransactions<Service > > > > > > CallbackService;
+  template <class BaseClass>
+  class WithCallbackMethod_Cancel : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithCallbackMethod_Cancel() {
+      ::grpc::Service::MarkMethodCallback(6,
+          new ::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response) { return this->Cancel(context, request, response); }));}
+    void SetMessageAllocatorFor_Cancel(
+        ::grpc::MessageAllocator< ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse>* allocator) {
+      ::grpc::internal::MethodHandler* const handler = ::grpc::Service::GetHandler(6);
+      static_cast<::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse>*>(handler)
+              ->SetMessageAllocator(allocator);
+    }
+    ~WithCallbackMethod_Cancel() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Cancel(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CancelRequest* /*request*/, ::stepping::tm::v1::CancelResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* Cancel(
+      ::grpc::CallbackServerContext* /*context*/, const ::stepping::tm::v1::CancelRequest* /*request*/, ::stepping::tm::v1::CancelResponse* /*response*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithCallbackMethod_Resume : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithCallbackMethod_Resume() {
+      ::grpc::Service::MarkMethodCallback(7,
+          new ::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::stepping::tm::v1::ResumeRequest* request, ::stepping::tm::v1::ResumeResponse* response) { return this->Resume(context, request, response); }));}
+    void SetMessageAllocatorFor_Resume(
+        ::grpc::MessageAllocator< ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse>* allocator) {
+      ::grpc::internal::MethodHandler* const handler = ::grpc::Service::GetHandler(7);
+      static_cast<::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse>*>(handler)
+              ->SetMessageAllocator(allocator);
+    }
+    ~WithCallbackMethod_Resume() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Resume(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::ResumeRequest* /*request*/, ::stepping::tm::v1::ResumeResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* Resume(
+      ::grpc::CallbackServerContext* /*context*/, const ::stepping::tm::v1::ResumeRequest* /*request*/, ::stepping::tm::v1::ResumeResponse* /*response*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithCallbackMethod_CountTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithCallbackMethod_CountTransactions() {
+      ::grpc::Service::MarkMethodCallback(8,
+          new ::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::stepping::tm::v1::CountTransactionsRequest* request, ::stepping::tm::v1::CountTransactionsResponse* response) { return this->CountTransactions(context, request, response); }));}
+    void SetMessageAllocatorFor_CountTransactions(
+        ::grpc::MessageAllocator< ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse>* allocator) {
+      ::grpc::internal::MethodHandler* const handler = ::grpc::Service::GetHandler(8);
+      static_cast<::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse>*>(handler)
+              ->SetMessageAllocator(allocator);
+    }
+    ~WithCallbackMethod_CountTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status CountTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CountTransactionsRequest* /*request*/, ::stepping::tm::v1::CountTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* CountTransactions(
+      ::grpc::CallbackServerContext* /*context*/, const ::stepping::tm::v1::CountTransactionsRequest* /*request*/, ::stepping::tm::v1::CountTransactionsResponse* /*response*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithCallbackMethod_WatchTransaction : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithCallbackMethod_WatchTransaction() {
+      ::grpc::Service::MarkMethodCallback(9,
+          new ::grpc::internal::CallbackServerStreamingHandler< ::stepping::tm::v1::WatchTransactionRequest, ::stepping::tm::v1::WatchTransactionResponse>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::stepping::tm::v1::WatchTransactionRequest* request) { return this->WatchTransaction(context, request); }));
+    }
+    ~WithCallbackMethod_WatchTransaction() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status WatchTransaction(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::WatchTransactionRequest* /*request*/, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* /*writer*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerWriteReactor< ::stepping::tm::v1::WatchTransactionResponse>* WatchTransaction(
+      ::grpc::CallbackServerContext* /*context*/, const ::stepping::tm::v1::WatchTransactionRequest* /*request*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithCallbackMethod_PurgeTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithCallbackMethod_PurgeTransactions() {
+      ::grpc::Service::MarkMethodCallback(10,
+          new ::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::stepping::tm::v1::PurgeTransactionsRequest* request, ::stepping::tm::v1::PurgeTransactionsResponse* response) { return this->PurgeTransactions(context, request, response); }));}
+    void SetMessageAllocatorFor_PurgeTransactions(
+        ::grpc::MessageAllocator< ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse>* allocator) {
+      ::grpc::internal::MethodHandler* const handler = ::grpc::Service::GetHandler(10);
+      static_cast<::grpc::internal::CallbackUnaryHandler< ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse>*>(handler)
+              ->SetMessageAllocator(allocator);
+    }
+    ~WithCallbackMethod_PurgeTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status PurgeTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::PurgeTransactionsRequest* /*request*/, ::stepping::tm::v1::PurgeTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* PurgeTransactions(
+      ::grpc::CallbackServerContext* /*context*/, const ::stepping::tm::v1::PurgeTransactionsRequest* /*request*/, ::stepping::tm::v1::PurgeTransactionsResponse* /*response*/)  { return nullptr; }
+  };
+  typedef WithCallbackMethod_NewGid<WithCallbackMethod_Prepare<WithCallbackMethod_Submit<WithCallbackMethod_Abort<WithCallbackMethod_GetTransaction<WithCallbackMethod_ListTransactions<WithCallbackMethod_Cancel<WithCallbackMethod_Resume<WithCallbackMethod_CountTransactions<WithCallbackMethod_WatchTransaction<WithCallbackMethod_PurgeTransactions<Service > > > > > > > > > > > CallbackService;
   typedef CallbackService ExperimentalCallbackService;
   template <class BaseClass>
   class WithGenericMethod_NewGid : public BaseClass {
@@ -632,6 +1019,91 @@ class TransactionManagerService final {
     }
     // disable synchronous version of this method
     ::grpc::Status ListTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::ListTransactionsRequest* /*request*/, ::stepping::tm::v1::ListTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+  };
+  template <class BaseClass>
+  class WithGenericMethod_Cancel : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithGenericMethod_Cancel() {
+      ::grpc::Service::MarkMethodGeneric(6);
+    }
+    ~WithGenericMethod_Cancel() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Cancel(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CancelRequest* /*request*/, ::stepping::tm::v1::CancelResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+  };
+  template <class BaseClass>
+  class WithGenericMethod_Resume : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithGenericMethod_Resume() {
+      ::grpc::Service::MarkMethodGeneric(7);
+    }
+    ~WithGenericMethod_Resume() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Resume(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::ResumeRequest* /*request*/, ::stepping::tm::v1::ResumeResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+  };
+  template <class BaseClass>
+  class WithGenericMethod_CountTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithGenericMethod_CountTransactions() {
+      ::grpc::Service::MarkMethodGeneric(8);
+    }
+    ~WithGenericMethod_CountTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status CountTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CountTransactionsRequest* /*request*/, ::stepping::tm::v1::CountTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+  };
+  template <class BaseClass>
+  class WithGenericMethod_WatchTransaction : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithGenericMethod_WatchTransaction() {
+      ::grpc::Service::MarkMethodGeneric(9);
+    }
+    ~WithGenericMethod_WatchTransaction() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status WatchTransaction(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::WatchTransactionRequest* /*request*/, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* /*writer*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+  };
+  template <class BaseClass>
+  class WithGenericMethod_PurgeTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithGenericMethod_PurgeTransactions() {
+      ::grpc::Service::MarkMethodGeneric(10);
+    }
+    ~WithGenericMethod_PurgeTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status PurgeTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::PurgeTransactionsRequest* /*request*/, ::stepping::tm::v1::PurgeTransactionsResponse* /*response*/) override {
       abort();
       return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
     }
@@ -754,6 +1226,106 @@ class TransactionManagerService final {
     }
     void RequestListTransactions(::grpc::ServerContext* context, ::grpc::ByteBuffer* request, ::grpc::ServerAsyncResponseWriter< ::grpc::ByteBuffer>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
       ::grpc::Service::RequestAsyncUnary(5, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithRawMethod_Cancel : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawMethod_Cancel() {
+      ::grpc::Service::MarkMethodRaw(6);
+    }
+    ~WithRawMethod_Cancel() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Cancel(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CancelRequest* /*request*/, ::stepping::tm::v1::CancelResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestCancel(::grpc::ServerContext* context, ::grpc::ByteBuffer* request, ::grpc::ServerAsyncResponseWriter< ::grpc::ByteBuffer>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(6, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithRawMethod_Resume : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawMethod_Resume() {
+      ::grpc::Service::MarkMethodRaw(7);
+    }
+    ~WithRawMethod_Resume() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Resume(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::ResumeRequest* /*request*/, ::stepping::tm::v1::ResumeResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestResume(::grpc::ServerContext* context, ::grpc::ByteBuffer* request, ::grpc::ServerAsyncResponseWriter< ::grpc::ByteBuffer>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(7, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithRawMethod_CountTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawMethod_CountTransactions() {
+      ::grpc::Service::MarkMethodRaw(8);
+    }
+    ~WithRawMethod_CountTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status CountTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CountTransactionsRequest* /*request*/, ::stepping::tm::v1::CountTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestCountTransactions(::grpc::ServerContext* context, ::grpc::ByteBuffer* request, ::grpc::ServerAsyncResponseWriter< ::grpc::ByteBuffer>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(8, context, request, response, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithRawMethod_WatchTransaction : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawMethod_WatchTransaction() {
+      ::grpc::Service::MarkMethodRaw(9);
+    }
+    ~WithRawMethod_WatchTransaction() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status WatchTransaction(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::WatchTransactionRequest* /*request*/, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* /*writer*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestWatchTransaction(::grpc::ServerContext* context, ::grpc::ByteBuffer* request, ::grpc::ServerAsyncWriter< ::grpc::ByteBuffer>* writer, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncServerStreaming(9, context, request, writer, new_call_cq, notification_cq, tag);
+    }
+  };
+  template <class BaseClass>
+  class WithRawMethod_PurgeTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawMethod_PurgeTransactions() {
+      ::grpc::Service::MarkMethodRaw(10);
+    }
+    ~WithRawMethod_PurgeTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status PurgeTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::PurgeTransactionsRequest* /*request*/, ::stepping::tm::v1::PurgeTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    void RequestPurgeTransactions(::grpc::ServerContext* context, ::grpc::ByteBuffer* request, ::grpc::ServerAsyncResponseWriter< ::grpc::ByteBuffer>* response, ::grpc::CompletionQueue* new_call_cq, ::grpc::ServerCompletionQueue* notification_cq, void *tag) {
+      ::grpc::Service::RequestAsyncUnary(10, context, request, response, new_call_cq, notification_cq, tag);
     }
   };
   template <class BaseClass>
@@ -886,6 +1458,116 @@ class TransactionManagerService final {
       return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
     }
     virtual ::grpc::ServerUnaryReactor* ListTransactions(
+      ::grpc::CallbackServerContext* /*context*/, const ::grpc::ByteBuffer* /*request*/, ::grpc::ByteBuffer* /*response*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithRawCallbackMethod_Cancel : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawCallbackMethod_Cancel() {
+      ::grpc::Service::MarkMethodRawCallback(6,
+          new ::grpc::internal::CallbackUnaryHandler< ::grpc::ByteBuffer, ::grpc::ByteBuffer>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request, ::grpc::ByteBuffer* response) { return this->Cancel(context, request, response); }));
+    }
+    ~WithRawCallbackMethod_Cancel() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Cancel(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CancelRequest* /*request*/, ::stepping::tm::v1::CancelResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* Cancel(
+      ::grpc::CallbackServerContext* /*context*/, const ::grpc::ByteBuffer* /*request*/, ::grpc::ByteBuffer* /*response*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithRawCallbackMethod_Resume : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawCallbackMethod_Resume() {
+      ::grpc::Service::MarkMethodRawCallback(7,
+          new ::grpc::internal::CallbackUnaryHandler< ::grpc::ByteBuffer, ::grpc::ByteBuffer>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request, ::grpc::ByteBuffer* response) { return this->Resume(context, request, response); }));
+    }
+    ~WithRawCallbackMethod_Resume() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status Resume(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::ResumeRequest* /*request*/, ::stepping::tm::v1::ResumeResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* Resume(
+      ::grpc::CallbackServerContext* /*context*/, const ::grpc::ByteBuffer* /*request*/, ::grpc::ByteBuffer* /*response*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithRawCallbackMethod_CountTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawCallbackMethod_CountTransactions() {
+      ::grpc::Service::MarkMethodRawCallback(8,
+          new ::grpc::internal::CallbackUnaryHandler< ::grpc::ByteBuffer, ::grpc::ByteBuffer>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request, ::grpc::ByteBuffer* response) { return this->CountTransactions(context, request, response); }));
+    }
+    ~WithRawCallbackMethod_CountTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status CountTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CountTransactionsRequest* /*request*/, ::stepping::tm::v1::CountTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* CountTransactions(
+      ::grpc::CallbackServerContext* /*context*/, const ::grpc::ByteBuffer* /*request*/, ::grpc::ByteBuffer* /*response*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithRawCallbackMethod_WatchTransaction : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawCallbackMethod_WatchTransaction() {
+      ::grpc::Service::MarkMethodRawCallback(9,
+          new ::grpc::internal::CallbackServerStreamingHandler< ::grpc::ByteBuffer, ::grpc::ByteBuffer>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const::grpc::ByteBuffer* request) { return this->WatchTransaction(context, request); }));
+    }
+    ~WithRawCallbackMethod_WatchTransaction() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status WatchTransaction(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::WatchTransactionRequest* /*request*/, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* /*writer*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerWriteReactor< ::grpc::ByteBuffer>* WatchTransaction(
+      ::grpc::CallbackServerContext* /*context*/, const ::grpc::ByteBuffer* /*request*/)  { return nullptr; }
+  };
+  template <class BaseClass>
+  class WithRawCallbackMethod_PurgeTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithRawCallbackMethod_PurgeTransactions() {
+      ::grpc::Service::MarkMethodRawCallback(10,
+          new ::grpc::internal::CallbackUnaryHandler< ::grpc::ByteBuffer, ::grpc::ByteBuffer>(
+            [this](
+                   ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request, ::grpc::ByteBuffer* response) { return this->PurgeTransactions(context, request, response); }));
+    }
+    ~WithRawCallbackMethod_PurgeTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable synchronous version of this method
+    ::grpc::Status PurgeTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::PurgeTransactionsRequest* /*request*/, ::stepping::tm::v1::PurgeTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    virtual ::grpc::ServerUnaryReactor* PurgeTransactions(
       ::grpc::CallbackServerContext* /*context*/, const ::grpc::ByteBuffer* /*request*/, ::grpc::ByteBuffer* /*response*/)  { return nullptr; }
   };
   template <class BaseClass>
@@ -1050,9 +1732,144 @@ class TransactionManagerService final {
     // replace default version of method with streamed unary
     virtual ::grpc::Status StreamedListTransactions(::grpc::ServerContext* context, ::grpc::ServerUnaryStreamer< ::stepping::tm::v1::ListTransactionsRequest,::stepping::tm::v1::ListTransactionsResponse>* server_unary_streamer) = 0;
   };
-  typedef WithStreamedUnaryMethod_NewGid<WithStreamedUnaryMethod_Prepare<WithStreamedUnaryMethod_Submit<WithStreamedUnaryMethod_Abort<WithStreamedUnaryMethod_GetTransaction<WithStreamedUnaryMethod_ListTransactions<Service > > > > > > StreamedUnaryService;
-  typedef Service SplitStreamedService;
-  typedef WithStreamedUnaryMethod_NewGid<WithStreamedUnaryMethod_Prepare<WithStreamedUnaryMethod_Submit<WithStreamedUnaryMethod_Abort<WithStreamedUnaryMethod_GetTransaction<WithStreamedUnaryMethod_ListTransactions<Service > > > > > > StreamedService;
+  template <class BaseClass>
+  class WithStreamedUnaryMethod_Cancel : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithStreamedUnaryMethod_Cancel() {
+      ::grpc::Service::MarkMethodStreamed(6,
+        new ::grpc::internal::StreamedUnaryHandler<
+          ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse>(
+            [this](::grpc::ServerContext* context,
+                   ::grpc::ServerUnaryStreamer<
+                     ::stepping::tm::v1::CancelRequest, ::stepping::tm::v1::CancelResponse>* streamer) {
+                       return this->StreamedCancel(context,
+                         streamer);
+                  }));
+    }
+    ~WithStreamedUnaryMethod_Cancel() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable regular version of this method
+    ::grpc::Status Cancel(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CancelRequest* /*request*/, ::stepping::tm::v1::CancelResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    // replace default version of method with streamed unary
+    virtual ::grpc::Status StreamedCancel(::grpc::ServerContext* context, ::grpc::ServerUnaryStreamer< ::stepping::tm::v1::CancelRequest,::stepping::tm::v1::CancelResponse>* server_unary_streamer) = 0;
+  };
+  template <class BaseClass>
+  class WithStreamedUnaryMethod_Resume : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithStreamedUnaryMethod_Resume() {
+      ::grpc::Service::MarkMethodStreamed(7,
+        new ::grpc::internal::StreamedUnaryHandler<
+          ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse>(
+            [this](::grpc::ServerContext* context,
+                   ::grpc::ServerUnaryStreamer<
+                     ::stepping::tm::v1::ResumeRequest, ::stepping::tm::v1::ResumeResponse>* streamer) {
+                       return this->StreamedResume(context,
+                         streamer);
+                  }));
+    }
+    ~WithStreamedUnaryMethod_Resume() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable regular version of this method
+    ::grpc::Status Resume(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::ResumeRequest* /*request*/, ::stepping::tm::v1::ResumeResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    // replace default version of method with streamed unary
+    virtual ::grpc::Status StreamedResume(::grpc::ServerContext* context, ::grpc::ServerUnaryStreamer< ::stepping::tm::v1::ResumeRequest,::stepping::tm::v1::ResumeResponse>* server_unary_streamer) = 0;
+  };
+  template <class BaseClass>
+  class WithStreamedUnaryMethod_CountTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithStreamedUnaryMethod_CountTransactions() {
+      ::grpc::Service::MarkMethodStreamed(8,
+        new ::grpc::internal::StreamedUnaryHandler<
+          ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse>(
+            [this](::grpc::ServerContext* context,
+                   ::grpc::ServerUnaryStreamer<
+                     ::stepping::tm::v1::CountTransactionsRequest, ::stepping::tm::v1::CountTransactionsResponse>* streamer) {
+                       return this->StreamedCountTransactions(context,
+                         streamer);
+                  }));
+    }
+    ~WithStreamedUnaryMethod_CountTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable regular version of this method
+    ::grpc::Status CountTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::CountTransactionsRequest* /*request*/, ::stepping::tm::v1::CountTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    // replace default version of method with streamed unary
+    virtual ::grpc::Status StreamedCountTransactions(::grpc::ServerContext* context, ::grpc::ServerUnaryStreamer< ::stepping::tm::v1::CountTransactionsRequest,::stepping::tm::v1::CountTransactionsResponse>* server_unary_streamer) = 0;
+  };
+  template <class BaseClass>
+  class WithStreamedUnaryMethod_PurgeTransactions : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithStreamedUnaryMethod_PurgeTransactions() {
+      ::grpc::Service::MarkMethodStreamed(10,
+        new ::grpc::internal::StreamedUnaryHandler<
+          ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse>(
+            [this](::grpc::ServerContext* context,
+                   ::grpc::ServerUnaryStreamer<
+                     ::stepping::tm::v1::PurgeTransactionsRequest, ::stepping::tm::v1::PurgeTransactionsResponse>* streamer) {
+                       return this->StreamedPurgeTransactions(context,
+                         streamer);
+                  }));
+    }
+    ~WithStreamedUnaryMethod_PurgeTransactions() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable regular version of this method
+    ::grpc::Status PurgeTransactions(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::PurgeTransactionsRequest* /*request*/, ::stepping::tm::v1::PurgeTransactionsResponse* /*response*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    // replace default version of method with streamed unary
+    virtual ::grpc::Status StreamedPurgeTransactions(::grpc::ServerContext* context, ::grpc::ServerUnaryStreamer< ::stepping::tm::v1::PurgeTransactionsRequest,::stepping::tm::v1::PurgeTransactionsResponse>* server_unary_streamer) = 0;
+  };
+  typedef WithStreamedUnaryMethod_NewGid<WithStreamedUnaryMethod_Prepare<WithStreamedUnaryMethod_Submit<WithStreamedUnaryMethod_Abort<WithStreamedUnaryMethod_GetTransaction<WithStreamedUnaryMethod_ListTransactions<WithStreamedUnaryMethod_Cancel<WithStreamedUnaryMethod_Resume<WithStreamedUnaryMethod_CountTransactions<WithStreamedUnaryMethod_PurgeTransactions<Service > > > > > > > > > > StreamedUnaryService;
+  template <class BaseClass>
+  class WithSplitStreamingMethod_WatchTransaction : public BaseClass {
+   private:
+    void BaseClassMustBeDerivedFromService(const Service* /*service*/) {}
+   public:
+    WithSplitStreamingMethod_WatchTransaction() {
+      ::grpc::Service::MarkMethodStreamed(9,
+        new ::grpc::internal::SplitServerStreamingHandler<
+          ::stepping::tm::v1::WatchTransactionRequest, ::stepping::tm::v1::WatchTransactionResponse>(
+            [this](::grpc::ServerContext* context,
+                   ::grpc::ServerSplitStreamer<
+                     ::stepping::tm::v1::WatchTransactionRequest, ::stepping::tm::v1::WatchTransactionResponse>* streamer) {
+                       return this->StreamedWatchTransaction(context,
+                         streamer);
+                  }));
+    }
+    ~WithSplitStreamingMethod_WatchTransaction() override {
+      BaseClassMustBeDerivedFromService(this);
+    }
+    // disable regular version of this method
+    ::grpc::Status WatchTransaction(::grpc::ServerContext* /*context*/, const ::stepping::tm::v1::WatchTransactionRequest* /*request*/, ::grpc::ServerWriter< ::stepping::tm::v1::WatchTransactionResponse>* /*writer*/) override {
+      abort();
+      return ::grpc::Status(::grpc::StatusCode::UNIMPLEMENTED, "");
+    }
+    // replace default version of method with split streamed
+    virtual ::grpc::Status StreamedWatchTransaction(::grpc::ServerContext* context, ::grpc::ServerSplitStreamer< ::stepping::tm::v1::WatchTransactionRequest,::stepping::tm::v1::WatchTransactionResponse>* server_split_streamer) = 0;
+  };
+  typedef WithSplitStreamingMethod_WatchTransaction<Service > SplitStreamedService;
+  typedef WithStreamedUnaryMethod_NewGid<WithStreamedUnaryMethod_Prepare<WithStreamedUnaryMethod_Submit<WithStreamedUnaryMethod_Abort<WithStreamedUnaryMethod_GetTransaction<WithStreamedUnaryMethod_ListTransactions<WithStreamedUnaryMethod_Cancel<WithStreamedUnaryMethod_Resume<WithStreamedUnaryMethod_CountTransactions<WithSplitStreamingMethod_WatchTransaction<WithStreamedUnaryMethod_PurgeTransactions<Service > > > > > > > > > > > StreamedService;
 };
 
 }  // namespace v1

@@ -39,7 +39,8 @@ struct EndpointDefaultTypeInternal {
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 EndpointDefaultTypeInternal _Endpoint_default_instance_;
 PROTOBUF_CONSTEXPR RetryPolicy::RetryPolicy(
     ::_pbi::ConstantInitialized): _impl_{
-    /*decltype(_impl_.initial_interval_)*/nullptr
+    /*decltype(_impl_.non_retryable_codes_)*/{}
+  , /*decltype(_impl_.initial_interval_)*/nullptr
   , /*decltype(_impl_.maximum_interval_)*/nullptr
   , /*decltype(_impl_.backoff_coefficient_)*/0
   , /*decltype(_impl_.maximum_attempts_)*/0
@@ -125,9 +126,21 @@ struct NewGidResponseDefaultTypeInternal {
   };
 };
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 NewGidResponseDefaultTypeInternal _NewGidResponse_default_instance_;
+PROTOBUF_CONSTEXPR PrepareRequest_TagsEntry_DoNotUse::PrepareRequest_TagsEntry_DoNotUse(
+    ::_pbi::ConstantInitialized) {}
+struct PrepareRequest_TagsEntry_DoNotUseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR PrepareRequest_TagsEntry_DoNotUseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~PrepareRequest_TagsEntry_DoNotUseDefaultTypeInternal() {}
+  union {
+    PrepareRequest_TagsEntry_DoNotUse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 PrepareRequest_TagsEntry_DoNotUseDefaultTypeInternal _PrepareRequest_TagsEntry_DoNotUse_default_instance_;
 PROTOBUF_CONSTEXPR PrepareRequest::PrepareRequest(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.steps_)*/{}
+  , /*decltype(_impl_.tags_)*/{::_pbi::ConstantInitialized()}
   , /*decltype(_impl_.gid_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.database_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.query_prepared_)*/nullptr
@@ -155,9 +168,21 @@ struct PrepareResponseDefaultTypeInternal {
   };
 };
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 PrepareResponseDefaultTypeInternal _PrepareResponse_default_instance_;
+PROTOBUF_CONSTEXPR SubmitRequest_TagsEntry_DoNotUse::SubmitRequest_TagsEntry_DoNotUse(
+    ::_pbi::ConstantInitialized) {}
+struct SubmitRequest_TagsEntry_DoNotUseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR SubmitRequest_TagsEntry_DoNotUseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~SubmitRequest_TagsEntry_DoNotUseDefaultTypeInternal() {}
+  union {
+    SubmitRequest_TagsEntry_DoNotUse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 SubmitRequest_TagsEntry_DoNotUseDefaultTypeInternal _SubmitRequest_TagsEntry_DoNotUse_default_instance_;
 PROTOBUF_CONSTEXPR SubmitRequest::SubmitRequest(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.steps_)*/{}
+  , /*decltype(_impl_.tags_)*/{::_pbi::ConstantInitialized()}
   , /*decltype(_impl_.gid_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.options_)*/nullptr
   , /*decltype(_impl_.wait_timeout_)*/nullptr
@@ -243,6 +268,7 @@ PROTOBUF_CONSTEXPR ListTransactionsRequest::ListTransactionsRequest(
     /*decltype(_impl_.statuses_)*/{}
   , /*decltype(_impl_._statuses_cached_byte_size_)*/{0}
   , /*decltype(_impl_.page_token_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.filter_)*/nullptr
   , /*decltype(_impl_.page_size_)*/0
   , /*decltype(_impl_._cached_size_)*/{}} {}
 struct ListTransactionsRequestDefaultTypeInternal {
@@ -254,6 +280,40 @@ struct ListTransactionsRequestDefaultTypeInternal {
   };
 };
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 ListTransactionsRequestDefaultTypeInternal _ListTransactionsRequest_default_instance_;
+PROTOBUF_CONSTEXPR TransactionFilter_TagsEntry_DoNotUse::TransactionFilter_TagsEntry_DoNotUse(
+    ::_pbi::ConstantInitialized) {}
+struct TransactionFilter_TagsEntry_DoNotUseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR TransactionFilter_TagsEntry_DoNotUseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~TransactionFilter_TagsEntry_DoNotUseDefaultTypeInternal() {}
+  union {
+    TransactionFilter_TagsEntry_DoNotUse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 TransactionFilter_TagsEntry_DoNotUseDefaultTypeInternal _TransactionFilter_TagsEntry_DoNotUse_default_instance_;
+PROTOBUF_CONSTEXPR TransactionFilter::TransactionFilter(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.tags_)*/{::_pbi::ConstantInitialized()}
+  , /*decltype(_impl_.gid_prefix_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.target_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.method_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.error_contains_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.created_after_)*/nullptr
+  , /*decltype(_impl_.created_before_)*/nullptr
+  , /*decltype(_impl_.finished_after_)*/nullptr
+  , /*decltype(_impl_.finished_before_)*/nullptr
+  , /*decltype(_impl_.mode_)*/0
+  , /*decltype(_impl_.needs_attention_)*/false
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct TransactionFilterDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR TransactionFilterDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~TransactionFilterDefaultTypeInternal() {}
+  union {
+    TransactionFilter _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 TransactionFilterDefaultTypeInternal _TransactionFilter_default_instance_;
 PROTOBUF_CONSTEXPR ListTransactionsResponse::ListTransactionsResponse(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.transactions_)*/{}
@@ -268,12 +328,179 @@ struct ListTransactionsResponseDefaultTypeInternal {
   };
 };
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 ListTransactionsResponseDefaultTypeInternal _ListTransactionsResponse_default_instance_;
+PROTOBUF_CONSTEXPR CancelRequest::CancelRequest(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.gid_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.reason_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct CancelRequestDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR CancelRequestDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~CancelRequestDefaultTypeInternal() {}
+  union {
+    CancelRequest _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 CancelRequestDefaultTypeInternal _CancelRequest_default_instance_;
+PROTOBUF_CONSTEXPR CancelResponse::CancelResponse(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.transaction_)*/nullptr
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct CancelResponseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR CancelResponseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~CancelResponseDefaultTypeInternal() {}
+  union {
+    CancelResponse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 CancelResponseDefaultTypeInternal _CancelResponse_default_instance_;
+PROTOBUF_CONSTEXPR ResumeRequest::ResumeRequest(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.gid_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct ResumeRequestDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR ResumeRequestDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~ResumeRequestDefaultTypeInternal() {}
+  union {
+    ResumeRequest _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 ResumeRequestDefaultTypeInternal _ResumeRequest_default_instance_;
+PROTOBUF_CONSTEXPR ResumeResponse::ResumeResponse(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.transaction_)*/nullptr
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct ResumeResponseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR ResumeResponseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~ResumeResponseDefaultTypeInternal() {}
+  union {
+    ResumeResponse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 ResumeResponseDefaultTypeInternal _ResumeResponse_default_instance_;
+PROTOBUF_CONSTEXPR CountTransactionsRequest::CountTransactionsRequest(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.filter_)*/nullptr
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct CountTransactionsRequestDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR CountTransactionsRequestDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~CountTransactionsRequestDefaultTypeInternal() {}
+  union {
+    CountTransactionsRequest _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 CountTransactionsRequestDefaultTypeInternal _CountTransactionsRequest_default_instance_;
+PROTOBUF_CONSTEXPR StatusCount::StatusCount(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.count_)*/int64_t{0}
+  , /*decltype(_impl_.status_)*/0
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct StatusCountDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR StatusCountDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~StatusCountDefaultTypeInternal() {}
+  union {
+    StatusCount _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 StatusCountDefaultTypeInternal _StatusCount_default_instance_;
+PROTOBUF_CONSTEXPR CountTransactionsResponse::CountTransactionsResponse(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.counts_)*/{}
+  , /*decltype(_impl_.total_)*/int64_t{0}
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct CountTransactionsResponseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR CountTransactionsResponseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~CountTransactionsResponseDefaultTypeInternal() {}
+  union {
+    CountTransactionsResponse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 CountTransactionsResponseDefaultTypeInternal _CountTransactionsResponse_default_instance_;
+PROTOBUF_CONSTEXPR WatchTransactionRequest::WatchTransactionRequest(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.gid_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct WatchTransactionRequestDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR WatchTransactionRequestDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~WatchTransactionRequestDefaultTypeInternal() {}
+  union {
+    WatchTransactionRequest _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 WatchTransactionRequestDefaultTypeInternal _WatchTransactionRequest_default_instance_;
+PROTOBUF_CONSTEXPR WatchTransactionResponse::WatchTransactionResponse(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.transaction_)*/nullptr
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct WatchTransactionResponseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR WatchTransactionResponseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~WatchTransactionResponseDefaultTypeInternal() {}
+  union {
+    WatchTransactionResponse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 WatchTransactionResponseDefaultTypeInternal _WatchTransactionResponse_default_instance_;
+PROTOBUF_CONSTEXPR PurgeTransactionsRequest::PurgeTransactionsRequest(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.statuses_)*/{}
+  , /*decltype(_impl_._statuses_cached_byte_size_)*/{0}
+  , /*decltype(_impl_.older_than_)*/nullptr
+  , /*decltype(_impl_.dry_run_)*/false
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct PurgeTransactionsRequestDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR PurgeTransactionsRequestDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~PurgeTransactionsRequestDefaultTypeInternal() {}
+  union {
+    PurgeTransactionsRequest _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 PurgeTransactionsRequestDefaultTypeInternal _PurgeTransactionsRequest_default_instance_;
+PROTOBUF_CONSTEXPR PurgeTransactionsResponse::PurgeTransactionsResponse(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.deleted_)*/int64_t{0}
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct PurgeTransactionsResponseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR PurgeTransactionsResponseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~PurgeTransactionsResponseDefaultTypeInternal() {}
+  union {
+    PurgeTransactionsResponse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 PurgeTransactionsResponseDefaultTypeInternal _PurgeTransactionsResponse_default_instance_;
+PROTOBUF_CONSTEXPR StepState_HeadersEntry_DoNotUse::StepState_HeadersEntry_DoNotUse(
+    ::_pbi::ConstantInitialized) {}
+struct StepState_HeadersEntry_DoNotUseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR StepState_HeadersEntry_DoNotUseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~StepState_HeadersEntry_DoNotUseDefaultTypeInternal() {}
+  union {
+    StepState_HeadersEntry_DoNotUse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 StepState_HeadersEntry_DoNotUseDefaultTypeInternal _StepState_HeadersEntry_DoNotUse_default_instance_;
 PROTOBUF_CONSTEXPR StepState::StepState(
     ::_pbi::ConstantInitialized): _impl_{
-    /*decltype(_impl_.name_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+    /*decltype(_impl_.history_)*/{}
+  , /*decltype(_impl_.headers_)*/{::_pbi::ConstantInitialized()}
+  , /*decltype(_impl_.name_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.last_error_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.result_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.payload_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.next_attempt_time_)*/nullptr
+  , /*decltype(_impl_.action_)*/nullptr
+  , /*decltype(_impl_.compensation_)*/nullptr
+  , /*decltype(_impl_.retry_policy_)*/nullptr
+  , /*decltype(_impl_.timeout_)*/nullptr
   , /*decltype(_impl_.index_)*/0
   , /*decltype(_impl_.status_)*/0
   , /*decltype(_impl_.attempts_)*/0
@@ -287,15 +514,52 @@ struct StepStateDefaultTypeInternal {
   };
 };
 PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 StepStateDefaultTypeInternal _StepState_default_instance_;
+PROTOBUF_CONSTEXPR Attempt::Attempt(
+    ::_pbi::ConstantInitialized): _impl_{
+    /*decltype(_impl_.error_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.start_time_)*/nullptr
+  , /*decltype(_impl_.duration_)*/nullptr
+  , /*decltype(_impl_.number_)*/0
+  , /*decltype(_impl_.op_)*/0
+  , /*decltype(_impl_.code_)*/0
+  , /*decltype(_impl_._cached_size_)*/{}} {}
+struct AttemptDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR AttemptDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~AttemptDefaultTypeInternal() {}
+  union {
+    Attempt _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 AttemptDefaultTypeInternal _Attempt_default_instance_;
+PROTOBUF_CONSTEXPR Transaction_TagsEntry_DoNotUse::Transaction_TagsEntry_DoNotUse(
+    ::_pbi::ConstantInitialized) {}
+struct Transaction_TagsEntry_DoNotUseDefaultTypeInternal {
+  PROTOBUF_CONSTEXPR Transaction_TagsEntry_DoNotUseDefaultTypeInternal()
+      : _instance(::_pbi::ConstantInitialized{}) {}
+  ~Transaction_TagsEntry_DoNotUseDefaultTypeInternal() {}
+  union {
+    Transaction_TagsEntry_DoNotUse _instance;
+  };
+};
+PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORITY1 Transaction_TagsEntry_DoNotUseDefaultTypeInternal _Transaction_TagsEntry_DoNotUse_default_instance_;
 PROTOBUF_CONSTEXPR Transaction::Transaction(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.steps_)*/{}
+  , /*decltype(_impl_.tags_)*/{::_pbi::ConstantInitialized()}
+  , /*decltype(_impl_.query_prepared_history_)*/{}
   , /*decltype(_impl_.gid_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.error_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.owner_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.trace_id_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.needs_attention_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
+  , /*decltype(_impl_.cancel_reason_)*/{&::_pbi::fixed_address_empty_string, ::_pbi::ConstantInitialized{}}
   , /*decltype(_impl_.create_time_)*/nullptr
   , /*decltype(_impl_.update_time_)*/nullptr
   , /*decltype(_impl_.finish_time_)*/nullptr
+  , /*decltype(_impl_.options_)*/nullptr
+  , /*decltype(_impl_.deadline_time_)*/nullptr
+  , /*decltype(_impl_.query_prepared_)*/nullptr
   , /*decltype(_impl_.mode_)*/0
   , /*decltype(_impl_.status_)*/0
   , /*decltype(_impl_._cached_size_)*/{}} {}
@@ -311,8 +575,8 @@ PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORIT
 }  // namespace v1
 }  // namespace tm
 }  // namespace stepping
-static ::_pb::Metadata file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[19];
-static const ::_pb::EnumDescriptor* file_level_enum_descriptors_stepping_2ftm_2fv1_2ftm_2eproto[4];
+static ::_pb::Metadata file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[37];
+static const ::_pb::EnumDescriptor* file_level_enum_descriptors_stepping_2ftm_2fv1_2ftm_2eproto[5];
 static constexpr ::_pb::ServiceDescriptor const** file_level_service_descriptors_stepping_2ftm_2fv1_2ftm_2eproto = nullptr;
 
 const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_SECTION_VARIABLE(protodesc_cold) = {
@@ -334,6 +598,7 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::RetryPolicy, _impl_.backoff_coefficient_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::RetryPolicy, _impl_.maximum_interval_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::RetryPolicy, _impl_.maximum_attempts_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::RetryPolicy, _impl_.non_retryable_codes_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Step_HeadersEntry_DoNotUse, _has_bits_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Step_HeadersEntry_DoNotUse, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -382,6 +647,16 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   ~0u,  // no _weak_field_map_
   ~0u,  // no _inlined_string_donated_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::NewGidResponse, _impl_.gid_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse, _has_bits_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse, key_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse, value_),
+  0,
+  1,
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -393,6 +668,7 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest, _impl_.query_prepared_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest, _impl_.options_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest, _impl_.database_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareRequest, _impl_.tags_),
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareResponse, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -400,6 +676,16 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   ~0u,  // no _weak_field_map_
   ~0u,  // no _inlined_string_donated_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PrepareResponse, _impl_.transaction_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse, _has_bits_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse, key_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse, value_),
+  0,
+  1,
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -411,6 +697,7 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest, _impl_.options_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest, _impl_.wait_result_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest, _impl_.wait_timeout_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitRequest, _impl_.tags_),
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::SubmitResponse, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -456,6 +743,34 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ListTransactionsRequest, _impl_.statuses_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ListTransactionsRequest, _impl_.page_size_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ListTransactionsRequest, _impl_.page_token_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ListTransactionsRequest, _impl_.filter_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse, _has_bits_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse, key_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse, value_),
+  0,
+  1,
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.tags_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.created_after_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.created_before_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.finished_after_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.finished_before_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.gid_prefix_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.target_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.method_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.error_contains_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.mode_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::TransactionFilter, _impl_.needs_attention_),
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ListTransactionsResponse, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -464,6 +779,98 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   ~0u,  // no _inlined_string_donated_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ListTransactionsResponse, _impl_.transactions_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ListTransactionsResponse, _impl_.next_page_token_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CancelRequest, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CancelRequest, _impl_.gid_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CancelRequest, _impl_.reason_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CancelResponse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CancelResponse, _impl_.transaction_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ResumeRequest, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ResumeRequest, _impl_.gid_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ResumeResponse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::ResumeResponse, _impl_.transaction_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsRequest, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsRequest, _impl_.filter_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StatusCount, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StatusCount, _impl_.status_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StatusCount, _impl_.count_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsResponse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsResponse, _impl_.counts_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsResponse, _impl_.total_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::WatchTransactionRequest, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::WatchTransactionRequest, _impl_.gid_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::WatchTransactionResponse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::WatchTransactionResponse, _impl_.transaction_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PurgeTransactionsRequest, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PurgeTransactionsRequest, _impl_.older_than_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PurgeTransactionsRequest, _impl_.statuses_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PurgeTransactionsRequest, _impl_.dry_run_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PurgeTransactionsResponse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::PurgeTransactionsResponse, _impl_.deleted_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState_HeadersEntry_DoNotUse, _has_bits_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState_HeadersEntry_DoNotUse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState_HeadersEntry_DoNotUse, key_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState_HeadersEntry_DoNotUse, value_),
+  0,
+  1,
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -477,6 +884,35 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.last_error_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.result_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.next_attempt_time_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.history_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.payload_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.headers_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.action_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.compensation_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.retry_policy_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StepState, _impl_.timeout_),
+  ~0u,  // no _has_bits_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Attempt, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Attempt, _impl_.number_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Attempt, _impl_.op_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Attempt, _impl_.start_time_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Attempt, _impl_.duration_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Attempt, _impl_.code_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Attempt, _impl_.error_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction_TagsEntry_DoNotUse, _has_bits_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction_TagsEntry_DoNotUse, _internal_metadata_),
+  ~0u,  // no _extensions_
+  ~0u,  // no _oneof_case_
+  ~0u,  // no _weak_field_map_
+  ~0u,  // no _inlined_string_donated_
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction_TagsEntry_DoNotUse, key_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction_TagsEntry_DoNotUse, value_),
+  0,
+  1,
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -492,27 +928,53 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.update_time_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.finish_time_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.owner_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.tags_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.options_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.deadline_time_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.trace_id_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.query_prepared_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.query_prepared_history_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.needs_attention_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::Transaction, _impl_.cancel_reason_),
 };
 static const ::_pbi::MigrationSchema schemas[] PROTOBUF_SECTION_VARIABLE(protodesc_cold) = {
   { 0, -1, -1, sizeof(::stepping::tm::v1::Endpoint)},
   { 8, -1, -1, sizeof(::stepping::tm::v1::RetryPolicy)},
-  { 18, 26, -1, sizeof(::stepping::tm::v1::Step_HeadersEntry_DoNotUse)},
-  { 28, -1, -1, sizeof(::stepping::tm::v1::Step)},
-  { 41, -1, -1, sizeof(::stepping::tm::v1::TransactionOptions)},
-  { 53, -1, -1, sizeof(::stepping::tm::v1::NewGidRequest)},
-  { 59, -1, -1, sizeof(::stepping::tm::v1::NewGidResponse)},
-  { 66, -1, -1, sizeof(::stepping::tm::v1::PrepareRequest)},
-  { 77, -1, -1, sizeof(::stepping::tm::v1::PrepareResponse)},
-  { 84, -1, -1, sizeof(::stepping::tm::v1::SubmitRequest)},
-  { 95, -1, -1, sizeof(::stepping::tm::v1::SubmitResponse)},
-  { 102, -1, -1, sizeof(::stepping::tm::v1::AbortRequest)},
-  { 110, -1, -1, sizeof(::stepping::tm::v1::AbortResponse)},
-  { 117, -1, -1, sizeof(::stepping::tm::v1::GetTransactionRequest)},
-  { 124, -1, -1, sizeof(::stepping::tm::v1::GetTransactionResponse)},
-  { 131, -1, -1, sizeof(::stepping::tm::v1::ListTransactionsRequest)},
-  { 140, -1, -1, sizeof(::stepping::tm::v1::ListTransactionsResponse)},
-  { 148, -1, -1, sizeof(::stepping::tm::v1::StepState)},
-  { 161, -1, -1, sizeof(::stepping::tm::v1::Transaction)},
+  { 19, 27, -1, sizeof(::stepping::tm::v1::Step_HeadersEntry_DoNotUse)},
+  { 29, -1, -1, sizeof(::stepping::tm::v1::Step)},
+  { 42, -1, -1, sizeof(::stepping::tm::v1::TransactionOptions)},
+  { 54, -1, -1, sizeof(::stepping::tm::v1::NewGidRequest)},
+  { 60, -1, -1, sizeof(::stepping::tm::v1::NewGidResponse)},
+  { 67, 75, -1, sizeof(::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse)},
+  { 77, -1, -1, sizeof(::stepping::tm::v1::PrepareRequest)},
+  { 89, -1, -1, sizeof(::stepping::tm::v1::PrepareResponse)},
+  { 96, 104, -1, sizeof(::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse)},
+  { 106, -1, -1, sizeof(::stepping::tm::v1::SubmitRequest)},
+  { 118, -1, -1, sizeof(::stepping::tm::v1::SubmitResponse)},
+  { 125, -1, -1, sizeof(::stepping::tm::v1::AbortRequest)},
+  { 133, -1, -1, sizeof(::stepping::tm::v1::AbortResponse)},
+  { 140, -1, -1, sizeof(::stepping::tm::v1::GetTransactionRequest)},
+  { 147, -1, -1, sizeof(::stepping::tm::v1::GetTransactionResponse)},
+  { 154, -1, -1, sizeof(::stepping::tm::v1::ListTransactionsRequest)},
+  { 164, 172, -1, sizeof(::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse)},
+  { 174, -1, -1, sizeof(::stepping::tm::v1::TransactionFilter)},
+  { 191, -1, -1, sizeof(::stepping::tm::v1::ListTransactionsResponse)},
+  { 199, -1, -1, sizeof(::stepping::tm::v1::CancelRequest)},
+  { 207, -1, -1, sizeof(::stepping::tm::v1::CancelResponse)},
+  { 214, -1, -1, sizeof(::stepping::tm::v1::ResumeRequest)},
+  { 221, -1, -1, sizeof(::stepping::tm::v1::ResumeResponse)},
+  { 228, -1, -1, sizeof(::stepping::tm::v1::CountTransactionsRequest)},
+  { 235, -1, -1, sizeof(::stepping::tm::v1::StatusCount)},
+  { 243, -1, -1, sizeof(::stepping::tm::v1::CountTransactionsResponse)},
+  { 251, -1, -1, sizeof(::stepping::tm::v1::WatchTransactionRequest)},
+  { 258, -1, -1, sizeof(::stepping::tm::v1::WatchTransactionResponse)},
+  { 265, -1, -1, sizeof(::stepping::tm::v1::PurgeTransactionsRequest)},
+  { 274, -1, -1, sizeof(::stepping::tm::v1::PurgeTransactionsResponse)},
+  { 281, 289, -1, sizeof(::stepping::tm::v1::StepState_HeadersEntry_DoNotUse)},
+  { 291, -1, -1, sizeof(::stepping::tm::v1::StepState)},
+  { 311, -1, -1, sizeof(::stepping::tm::v1::Attempt)},
+  { 323, 331, -1, sizeof(::stepping::tm::v1::Transaction_TagsEntry_DoNotUse)},
+  { 333, -1, -1, sizeof(::stepping::tm::v1::Transaction)},
 };
 
 static const ::_pb::Message* const file_default_instances[] = {
@@ -523,8 +985,10 @@ static const ::_pb::Message* const file_default_instances[] = {
   &::stepping::tm::v1::_TransactionOptions_default_instance_._instance,
   &::stepping::tm::v1::_NewGidRequest_default_instance_._instance,
   &::stepping::tm::v1::_NewGidResponse_default_instance_._instance,
+  &::stepping::tm::v1::_PrepareRequest_TagsEntry_DoNotUse_default_instance_._instance,
   &::stepping::tm::v1::_PrepareRequest_default_instance_._instance,
   &::stepping::tm::v1::_PrepareResponse_default_instance_._instance,
+  &::stepping::tm::v1::_SubmitRequest_TagsEntry_DoNotUse_default_instance_._instance,
   &::stepping::tm::v1::_SubmitRequest_default_instance_._instance,
   &::stepping::tm::v1::_SubmitResponse_default_instance_._instance,
   &::stepping::tm::v1::_AbortRequest_default_instance_._instance,
@@ -532,8 +996,24 @@ static const ::_pb::Message* const file_default_instances[] = {
   &::stepping::tm::v1::_GetTransactionRequest_default_instance_._instance,
   &::stepping::tm::v1::_GetTransactionResponse_default_instance_._instance,
   &::stepping::tm::v1::_ListTransactionsRequest_default_instance_._instance,
+  &::stepping::tm::v1::_TransactionFilter_TagsEntry_DoNotUse_default_instance_._instance,
+  &::stepping::tm::v1::_TransactionFilter_default_instance_._instance,
   &::stepping::tm::v1::_ListTransactionsResponse_default_instance_._instance,
+  &::stepping::tm::v1::_CancelRequest_default_instance_._instance,
+  &::stepping::tm::v1::_CancelResponse_default_instance_._instance,
+  &::stepping::tm::v1::_ResumeRequest_default_instance_._instance,
+  &::stepping::tm::v1::_ResumeResponse_default_instance_._instance,
+  &::stepping::tm::v1::_CountTransactionsRequest_default_instance_._instance,
+  &::stepping::tm::v1::_StatusCount_default_instance_._instance,
+  &::stepping::tm::v1::_CountTransactionsResponse_default_instance_._instance,
+  &::stepping::tm::v1::_WatchTransactionRequest_default_instance_._instance,
+  &::stepping::tm::v1::_WatchTransactionResponse_default_instance_._instance,
+  &::stepping::tm::v1::_PurgeTransactionsRequest_default_instance_._instance,
+  &::stepping::tm::v1::_PurgeTransactionsResponse_default_instance_._instance,
+  &::stepping::tm::v1::_StepState_HeadersEntry_DoNotUse_default_instance_._instance,
   &::stepping::tm::v1::_StepState_default_instance_._instance,
+  &::stepping::tm::v1::_Attempt_default_instance_._instance,
+  &::stepping::tm::v1::_Transaction_TagsEntry_DoNotUse_default_instance_._instance,
   &::stepping::tm::v1::_Transaction_default_instance_._instance,
 };
 
@@ -542,115 +1022,206 @@ const char descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto[] PROTOBUF_
   "1\032\036google/protobuf/duration.proto\032\037googl"
   "e/protobuf/timestamp.proto\":\n\010Endpoint\022\026"
   "\n\006target\030\001 \001(\tR\006target\022\026\n\006method\030\002 \001(\tR\006"
-  "method\"\365\001\n\013RetryPolicy\022D\n\020initial_interv"
+  "method\"\245\002\n\013RetryPolicy\022D\n\020initial_interv"
   "al\030\001 \001(\0132\031.google.protobuf.DurationR\017ini"
   "tialInterval\022/\n\023backoff_coefficient\030\002 \001("
   "\001R\022backoffCoefficient\022D\n\020maximum_interva"
   "l\030\003 \001(\0132\031.google.protobuf.DurationR\017maxi"
   "mumInterval\022)\n\020maximum_attempts\030\004 \001(\005R\017m"
-  "aximumAttempts\"\222\003\n\004Step\022\022\n\004name\030\001 \001(\tR\004n"
-  "ame\0220\n\006action\030\002 \001(\0132\030.stepping.tm.v1.End"
-  "pointR\006action\022<\n\014compensation\030\003 \001(\0132\030.st"
-  "epping.tm.v1.EndpointR\014compensation\022\030\n\007p"
-  "ayload\030\004 \001(\014R\007payload\022;\n\007headers\030\005 \003(\0132!"
-  ".stepping.tm.v1.Step.HeadersEntryR\007heade"
-  "rs\022>\n\014retry_policy\030\006 \001(\0132\033.stepping.tm.v"
-  "1.RetryPolicyR\013retryPolicy\0223\n\007timeout\030\007 "
+  "aximumAttempts\022.\n\023non_retryable_codes\030\005 "
+  "\003(\tR\021nonRetryableCodes\"\222\003\n\004Step\022\022\n\004name\030"
+  "\001 \001(\tR\004name\0220\n\006action\030\002 \001(\0132\030.stepping.t"
+  "m.v1.EndpointR\006action\022<\n\014compensation\030\003 "
+  "\001(\0132\030.stepping.tm.v1.EndpointR\014compensat"
+  "ion\022\030\n\007payload\030\004 \001(\014R\007payload\022;\n\007headers"
+  "\030\005 \003(\0132!.stepping.tm.v1.Step.HeadersEntr"
+  "yR\007headers\022>\n\014retry_policy\030\006 \001(\0132\033.stepp"
+  "ing.tm.v1.RetryPolicyR\013retryPolicy\0223\n\007ti"
+  "meout\030\007 \001(\0132\031.google.protobuf.DurationR\007"
+  "timeout\032:\n\014HeadersEntry\022\020\n\003key\030\001 \001(\tR\003ke"
+  "y\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\340\002\n\022Transact"
+  "ionOptions\022(\n\004mode\030\001 \001(\0162\024.stepping.tm.v"
+  "1.ModeR\004mode\022>\n\014retry_policy\030\002 \001(\0132\033.ste"
+  "pping.tm.v1.RetryPolicyR\013retryPolicy\022<\n\014"
+  "step_timeout\030\003 \001(\0132\031.google.protobuf.Dur"
+  "ationR\013stepTimeout\022K\n\024check_prepared_aft"
+  "er\030\004 \001(\0132\031.google.protobuf.DurationR\022che"
+  "ckPreparedAfter\0225\n\010deadline\030\005 \001(\0132\031.goog"
+  "le.protobuf.DurationR\010deadline\022\036\n\nconcur"
+  "rent\030\006 \001(\010R\nconcurrent\"\017\n\rNewGidRequest\""
+  "\"\n\016NewGidResponse\022\020\n\003gid\030\001 \001(\tR\003gid\"\340\002\n\016"
+  "PrepareRequest\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005step"
+  "s\030\002 \003(\0132\024.stepping.tm.v1.StepR\005steps\022\?\n\016"
+  "query_prepared\030\003 \001(\0132\030.stepping.tm.v1.En"
+  "dpointR\rqueryPrepared\022<\n\007options\030\004 \001(\0132\""
+  ".stepping.tm.v1.TransactionOptionsR\007opti"
+  "ons\022\032\n\010database\030\005 \001(\tR\010database\022<\n\004tags\030"
+  "\006 \003(\0132(.stepping.tm.v1.PrepareRequest.Ta"
+  "gsEntryR\004tags\0327\n\tTagsEntry\022\020\n\003key\030\001 \001(\tR"
+  "\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"P\n\017Prepar"
+  "eResponse\022=\n\013transaction\030\001 \001(\0132\033.steppin"
+  "g.tm.v1.TransactionR\013transaction\"\340\002\n\rSub"
+  "mitRequest\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005steps\030\002 "
+  "\003(\0132\024.stepping.tm.v1.StepR\005steps\022<\n\007opti"
+  "ons\030\003 \001(\0132\".stepping.tm.v1.TransactionOp"
+  "tionsR\007options\022\037\n\013wait_result\030\004 \001(\010R\nwai"
+  "tResult\022<\n\014wait_timeout\030\005 \001(\0132\031.google.p"
+  "rotobuf.DurationR\013waitTimeout\022;\n\004tags\030\006 "
+  "\003(\0132\'.stepping.tm.v1.SubmitRequest.TagsE"
+  "ntryR\004tags\0327\n\tTagsEntry\022\020\n\003key\030\001 \001(\tR\003ke"
+  "y\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"O\n\016SubmitRes"
+  "ponse\022=\n\013transaction\030\001 \001(\0132\033.stepping.tm"
+  ".v1.TransactionR\013transaction\"8\n\014AbortReq"
+  "uest\022\020\n\003gid\030\001 \001(\tR\003gid\022\026\n\006reason\030\002 \001(\tR\006"
+  "reason\"N\n\rAbortResponse\022=\n\013transaction\030\001"
+  " \001(\0132\033.stepping.tm.v1.TransactionR\013trans"
+  "action\")\n\025GetTransactionRequest\022\020\n\003gid\030\001"
+  " \001(\tR\003gid\"W\n\026GetTransactionResponse\022=\n\013t"
+  "ransaction\030\001 \001(\0132\033.stepping.tm.v1.Transa"
+  "ctionR\013transaction\"\317\001\n\027ListTransactionsR"
+  "equest\022=\n\010statuses\030\001 \003(\0162!.stepping.tm.v"
+  "1.TransactionStatusR\010statuses\022\033\n\tpage_si"
+  "ze\030\002 \001(\005R\010pageSize\022\035\n\npage_token\030\003 \001(\tR\t"
+  "pageToken\0229\n\006filter\030\004 \001(\0132!.stepping.tm."
+  "v1.TransactionFilterR\006filter\"\342\004\n\021Transac"
+  "tionFilter\022\?\n\004tags\030\001 \003(\0132+.stepping.tm.v"
+  "1.TransactionFilter.TagsEntryR\004tags\022\?\n\rc"
+  "reated_after\030\002 \001(\0132\032.google.protobuf.Tim"
+  "estampR\014createdAfter\022A\n\016created_before\030\003"
+  " \001(\0132\032.google.protobuf.TimestampR\rcreate"
+  "dBefore\022A\n\016finished_after\030\004 \001(\0132\032.google"
+  ".protobuf.TimestampR\rfinishedAfter\022C\n\017fi"
+  "nished_before\030\005 \001(\0132\032.google.protobuf.Ti"
+  "mestampR\016finishedBefore\022\035\n\ngid_prefix\030\006 "
+  "\001(\tR\tgidPrefix\022\026\n\006target\030\007 \001(\tR\006target\022\026"
+  "\n\006method\030\010 \001(\tR\006method\022%\n\016error_contains"
+  "\030\t \001(\tR\rerrorContains\022(\n\004mode\030\n \001(\0162\024.st"
+  "epping.tm.v1.ModeR\004mode\022\'\n\017needs_attenti"
+  "on\030\013 \001(\010R\016needsAttention\0327\n\tTagsEntry\022\020\n"
+  "\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028"
+  "\001\"\203\001\n\030ListTransactionsResponse\022\?\n\014transa"
+  "ctions\030\001 \003(\0132\033.stepping.tm.v1.Transactio"
+  "nR\014transactions\022&\n\017next_page_token\030\002 \001(\t"
+  "R\rnextPageToken\"9\n\rCancelRequest\022\020\n\003gid\030"
+  "\001 \001(\tR\003gid\022\026\n\006reason\030\002 \001(\tR\006reason\"O\n\016Ca"
+  "ncelResponse\022=\n\013transaction\030\001 \001(\0132\033.step"
+  "ping.tm.v1.TransactionR\013transaction\"!\n\rR"
+  "esumeRequest\022\020\n\003gid\030\001 \001(\tR\003gid\"O\n\016Resume"
+  "Response\022=\n\013transaction\030\001 \001(\0132\033.stepping"
+  ".tm.v1.TransactionR\013transaction\"U\n\030Count"
+  "TransactionsRequest\0229\n\006filter\030\001 \001(\0132!.st"
+  "epping.tm.v1.TransactionFilterR\006filter\"^"
+  "\n\013StatusCount\0229\n\006status\030\001 \001(\0162!.stepping"
+  ".tm.v1.TransactionStatusR\006status\022\024\n\005coun"
+  "t\030\002 \001(\003R\005count\"f\n\031CountTransactionsRespo"
+  "nse\0223\n\006counts\030\001 \003(\0132\033.stepping.tm.v1.Sta"
+  "tusCountR\006counts\022\024\n\005total\030\002 \001(\003R\005total\"+"
+  "\n\027WatchTransactionRequest\022\020\n\003gid\030\001 \001(\tR\003"
+  "gid\"Y\n\030WatchTransactionResponse\022=\n\013trans"
+  "action\030\001 \001(\0132\033.stepping.tm.v1.Transactio"
+  "nR\013transaction\"\254\001\n\030PurgeTransactionsRequ"
+  "est\0228\n\nolder_than\030\001 \001(\0132\031.google.protobu"
+  "f.DurationR\tolderThan\022=\n\010statuses\030\002 \003(\0162"
+  "!.stepping.tm.v1.TransactionStatusR\010stat"
+  "uses\022\027\n\007dry_run\030\003 \001(\010R\006dryRun\"5\n\031PurgeTr"
+  "ansactionsResponse\022\030\n\007deleted\030\001 \001(\003R\007del"
+  "eted\"\264\005\n\tStepState\022\024\n\005index\030\001 \001(\005R\005index"
+  "\022\022\n\004name\030\002 \001(\tR\004name\0222\n\006status\030\003 \001(\0162\032.s"
+  "tepping.tm.v1.StepStatusR\006status\022\032\n\010atte"
+  "mpts\030\004 \001(\005R\010attempts\022\035\n\nlast_error\030\005 \001(\t"
+  "R\tlastError\022\026\n\006result\030\006 \001(\014R\006result\022F\n\021n"
+  "ext_attempt_time\030\007 \001(\0132\032.google.protobuf"
+  ".TimestampR\017nextAttemptTime\0221\n\007history\030\010"
+  " \003(\0132\027.stepping.tm.v1.AttemptR\007history\022\030"
+  "\n\007payload\030\t \001(\014R\007payload\022@\n\007headers\030\n \003("
+  "\0132&.stepping.tm.v1.StepState.HeadersEntr"
+  "yR\007headers\0220\n\006action\030\013 \001(\0132\030.stepping.tm"
+  ".v1.EndpointR\006action\022<\n\014compensation\030\014 \001"
+  "(\0132\030.stepping.tm.v1.EndpointR\014compensati"
+  "on\022>\n\014retry_policy\030\r \001(\0132\033.stepping.tm.v"
+  "1.RetryPolicyR\013retryPolicy\0223\n\007timeout\030\016 "
   "\001(\0132\031.google.protobuf.DurationR\007timeout\032"
   ":\n\014HeadersEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005val"
-  "ue\030\002 \001(\tR\005value:\0028\001\"\340\002\n\022TransactionOptio"
-  "ns\022(\n\004mode\030\001 \001(\0162\024.stepping.tm.v1.ModeR\004"
-  "mode\022>\n\014retry_policy\030\002 \001(\0132\033.stepping.tm"
-  ".v1.RetryPolicyR\013retryPolicy\022<\n\014step_tim"
-  "eout\030\003 \001(\0132\031.google.protobuf.DurationR\013s"
-  "tepTimeout\022K\n\024check_prepared_after\030\004 \001(\013"
-  "2\031.google.protobuf.DurationR\022checkPrepar"
-  "edAfter\0225\n\010deadline\030\005 \001(\0132\031.google.proto"
-  "buf.DurationR\010deadline\022\036\n\nconcurrent\030\006 \001"
-  "(\010R\nconcurrent\"\017\n\rNewGidRequest\"\"\n\016NewGi"
-  "dResponse\022\020\n\003gid\030\001 \001(\tR\003gid\"\351\001\n\016PrepareR"
-  "equest\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005steps\030\002 \003(\0132"
-  "\024.stepping.tm.v1.StepR\005steps\022\?\n\016query_pr"
-  "epared\030\003 \001(\0132\030.stepping.tm.v1.EndpointR\r"
-  "queryPrepared\022<\n\007options\030\004 \001(\0132\".steppin"
-  "g.tm.v1.TransactionOptionsR\007options\022\032\n\010d"
-  "atabase\030\005 \001(\tR\010database\"P\n\017PrepareRespon"
-  "se\022=\n\013transaction\030\001 \001(\0132\033.stepping.tm.v1"
-  ".TransactionR\013transaction\"\352\001\n\rSubmitRequ"
-  "est\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005steps\030\002 \003(\0132\024.s"
-  "tepping.tm.v1.StepR\005steps\022<\n\007options\030\003 \001"
-  "(\0132\".stepping.tm.v1.TransactionOptionsR\007"
-  "options\022\037\n\013wait_result\030\004 \001(\010R\nwaitResult"
-  "\022<\n\014wait_timeout\030\005 \001(\0132\031.google.protobuf"
-  ".DurationR\013waitTimeout\"O\n\016SubmitResponse"
-  "\022=\n\013transaction\030\001 \001(\0132\033.stepping.tm.v1.T"
-  "ransactionR\013transaction\"8\n\014AbortRequest\022"
-  "\020\n\003gid\030\001 \001(\tR\003gid\022\026\n\006reason\030\002 \001(\tR\006reaso"
-  "n\"N\n\rAbortResponse\022=\n\013transaction\030\001 \001(\0132"
-  "\033.stepping.tm.v1.TransactionR\013transactio"
-  "n\")\n\025GetTransactionRequest\022\020\n\003gid\030\001 \001(\tR"
-  "\003gid\"W\n\026GetTransactionResponse\022=\n\013transa"
-  "ction\030\001 \001(\0132\033.stepping.tm.v1.Transaction"
-  "R\013transaction\"\224\001\n\027ListTransactionsReques"
-  "t\022=\n\010statuses\030\001 \003(\0162!.stepping.tm.v1.Tra"
-  "nsactionStatusR\010statuses\022\033\n\tpage_size\030\002 "
-  "\001(\005R\010pageSize\022\035\n\npage_token\030\003 \001(\tR\tpageT"
-  "oken\"\203\001\n\030ListTransactionsResponse\022\?\n\014tra"
-  "nsactions\030\001 \003(\0132\033.stepping.tm.v1.Transac"
-  "tionR\014transactions\022&\n\017next_page_token\030\002 "
-  "\001(\tR\rnextPageToken\"\204\002\n\tStepState\022\024\n\005inde"
-  "x\030\001 \001(\005R\005index\022\022\n\004name\030\002 \001(\tR\004name\0222\n\006st"
-  "atus\030\003 \001(\0162\032.stepping.tm.v1.StepStatusR\006"
-  "status\022\032\n\010attempts\030\004 \001(\005R\010attempts\022\035\n\nla"
-  "st_error\030\005 \001(\tR\tlastError\022\026\n\006result\030\006 \001("
-  "\014R\006result\022F\n\021next_attempt_time\030\007 \001(\0132\032.g"
-  "oogle.protobuf.TimestampR\017nextAttemptTim"
-  "e\"\230\003\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gid\022(\n\004m"
-  "ode\030\002 \001(\0162\024.stepping.tm.v1.ModeR\004mode\0229\n"
-  "\006status\030\003 \001(\0162!.stepping.tm.v1.Transacti"
-  "onStatusR\006status\022/\n\005steps\030\004 \003(\0132\031.steppi"
-  "ng.tm.v1.StepStateR\005steps\022\024\n\005error\030\005 \001(\t"
-  "R\005error\022;\n\013create_time\030\006 \001(\0132\032.google.pr"
-  "otobuf.TimestampR\ncreateTime\022;\n\013update_t"
-  "ime\030\007 \001(\0132\032.google.protobuf.TimestampR\nu"
-  "pdateTime\022;\n\013finish_time\030\010 \001(\0132\032.google."
-  "protobuf.TimestampR\nfinishTime\022\024\n\005owner\030"
-  "\t \001(\tR\005owner*=\n\004Mode\022\024\n\020MODE_UNSPECIFIED"
-  "\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021"
-  "TransactionStatus\022\"\n\036TRANSACTION_STATUS_"
-  "UNSPECIFIED\020\000\022\037\n\033TRANSACTION_STATUS_PREP"
-  "ARED\020\001\022 \n\034TRANSACTION_STATUS_SUBMITTED\020\002"
-  "\022 \n\034TRANSACTION_STATUS_SUCCEEDED\020\003\022\036\n\032TR"
-  "ANSACTION_STATUS_ABORTED\020\004\022#\n\037TRANSACTIO"
-  "N_STATUS_COMPENSATING\020\005\022\035\n\031TRANSACTION_S"
-  "TATUS_FAILED\020\006*\222\001\n\nStepStatus\022\033\n\027STEP_ST"
-  "ATUS_UNSPECIFIED\020\000\022\027\n\023STEP_STATUS_PENDIN"
-  "G\020\001\022\031\n\025STEP_STATUS_SUCCEEDED\020\002\022\026\n\022STEP_S"
-  "TATUS_FAILED\020\003\022\033\n\027STEP_STATUS_COMPENSATE"
-  "D\020\004*\277\002\n\013ErrorReason\022\034\n\030ERROR_REASON_UNSP"
-  "ECIFIED\020\000\022&\n\"ERROR_REASON_TRANSACTION_NO"
-  "T_FOUND\020\001\022\035\n\031ERROR_REASON_GID_CONFLICT\020\002"
-  "\022\036\n\032ERROR_REASON_INVALID_STATE\020\003\022!\n\035ERRO"
-  "R_REASON_INVALID_ARGUMENT\020\004\022\036\n\032ERROR_REA"
-  "SON_SHUTTING_DOWN\020\005\022\"\n\036ERROR_REASON_STOR"
-  "E_UNAVAILABLE\020\006\022 \n\034ERROR_REASON_UNAUTHEN"
-  "TICATED\020\007\022\"\n\036ERROR_REASON_PERMISSION_DEN"
-  "IED\020\0102\207\004\n\031TransactionManagerService\022G\n\006N"
-  "ewGid\022\035.stepping.tm.v1.NewGidRequest\032\036.s"
-  "tepping.tm.v1.NewGidResponse\022J\n\007Prepare\022"
-  "\036.stepping.tm.v1.PrepareRequest\032\037.steppi"
-  "ng.tm.v1.PrepareResponse\022G\n\006Submit\022\035.ste"
-  "pping.tm.v1.SubmitRequest\032\036.stepping.tm."
-  "v1.SubmitResponse\022D\n\005Abort\022\034.stepping.tm"
-  ".v1.AbortRequest\032\035.stepping.tm.v1.AbortR"
-  "esponse\022_\n\016GetTransaction\022%.stepping.tm."
-  "v1.GetTransactionRequest\032&.stepping.tm.v"
-  "1.GetTransactionResponse\022e\n\020ListTransact"
-  "ions\022\'.stepping.tm.v1.ListTransactionsRe"
-  "quest\032(.stepping.tm.v1.ListTransactionsR"
-  "esponseBQ\n\021io.stepping.tm.v1P\001Z:github.c"
-  "om/stepping-tm/stepping/gen/go/stepping/"
-  "tm/v1;tmv1b\006proto3"
+  "ue\030\002 \001(\tR\005value:\0028\001\"\350\001\n\007Attempt\022\026\n\006numbe"
+  "r\030\001 \001(\005R\006number\022)\n\002op\030\002 \001(\0162\031.stepping.t"
+  "m.v1.AttemptOpR\002op\0229\n\nstart_time\030\003 \001(\0132\032"
+  ".google.protobuf.TimestampR\tstartTime\0225\n"
+  "\010duration\030\004 \001(\0132\031.google.protobuf.Durati"
+  "onR\010duration\022\022\n\004code\030\005 \001(\005R\004code\022\024\n\005erro"
+  "r\030\006 \001(\tR\005error\"\204\007\n\013Transaction\022\020\n\003gid\030\001 "
+  "\001(\tR\003gid\022(\n\004mode\030\002 \001(\0162\024.stepping.tm.v1."
+  "ModeR\004mode\0229\n\006status\030\003 \001(\0162!.stepping.tm"
+  ".v1.TransactionStatusR\006status\022/\n\005steps\030\004"
+  " \003(\0132\031.stepping.tm.v1.StepStateR\005steps\022\024"
+  "\n\005error\030\005 \001(\tR\005error\022;\n\013create_time\030\006 \001("
+  "\0132\032.google.protobuf.TimestampR\ncreateTim"
+  "e\022;\n\013update_time\030\007 \001(\0132\032.google.protobuf"
+  ".TimestampR\nupdateTime\022;\n\013finish_time\030\010 "
+  "\001(\0132\032.google.protobuf.TimestampR\nfinishT"
+  "ime\022\024\n\005owner\030\t \001(\tR\005owner\0229\n\004tags\030\n \003(\0132"
+  "%.stepping.tm.v1.Transaction.TagsEntryR\004"
+  "tags\022<\n\007options\030\013 \001(\0132\".stepping.tm.v1.T"
+  "ransactionOptionsR\007options\022\?\n\rdeadline_t"
+  "ime\030\014 \001(\0132\032.google.protobuf.TimestampR\014d"
+  "eadlineTime\022\031\n\010trace_id\030\r \001(\tR\007traceId\022\?"
+  "\n\016query_prepared\030\016 \001(\0132\030.stepping.tm.v1."
+  "EndpointR\rqueryPrepared\022M\n\026query_prepare"
+  "d_history\030\017 \003(\0132\027.stepping.tm.v1.Attempt"
+  "R\024queryPreparedHistory\022\'\n\017needs_attentio"
+  "n\030\020 \001(\tR\016needsAttention\022#\n\rcancel_reason"
+  "\030\021 \001(\tR\014cancelReason\0327\n\tTagsEntry\022\020\n\003key"
+  "\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001*=\n"
+  "\004Mode\022\024\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESS"
+  "AGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStat"
+  "us\022\"\n\036TRANSACTION_STATUS_UNSPECIFIED\020\000\022\037"
+  "\n\033TRANSACTION_STATUS_PREPARED\020\001\022 \n\034TRANS"
+  "ACTION_STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION"
+  "_STATUS_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATU"
+  "S_ABORTED\020\004\022#\n\037TRANSACTION_STATUS_COMPEN"
+  "SATING\020\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*"
+  "\222\001\n\nStepStatus\022\033\n\027STEP_STATUS_UNSPECIFIE"
+  "D\020\000\022\027\n\023STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STA"
+  "TUS_SUCCEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022"
+  "\033\n\027STEP_STATUS_COMPENSATED\020\004*z\n\tAttemptO"
+  "p\022\032\n\026ATTEMPT_OP_UNSPECIFIED\020\000\022\025\n\021ATTEMPT"
+  "_OP_ACTION\020\001\022\033\n\027ATTEMPT_OP_COMPENSATION\020"
+  "\002\022\035\n\031ATTEMPT_OP_QUERY_PREPARED\020\003*\337\002\n\013Err"
+  "orReason\022\034\n\030ERROR_REASON_UNSPECIFIED\020\000\022&"
+  "\n\"ERROR_REASON_TRANSACTION_NOT_FOUND\020\001\022\035"
+  "\n\031ERROR_REASON_GID_CONFLICT\020\002\022\036\n\032ERROR_R"
+  "EASON_INVALID_STATE\020\003\022!\n\035ERROR_REASON_IN"
+  "VALID_ARGUMENT\020\004\022\036\n\032ERROR_REASON_SHUTTIN"
+  "G_DOWN\020\005\022\"\n\036ERROR_REASON_STORE_UNAVAILAB"
+  "LE\020\006\022 \n\034ERROR_REASON_UNAUTHENTICATED\020\007\022\""
+  "\n\036ERROR_REASON_PERMISSION_DENIED\020\010\022\036\n\032ER"
+  "ROR_REASON_NOT_RESUMABLE\020\t2\326\007\n\031Transacti"
+  "onManagerService\022G\n\006NewGid\022\035.stepping.tm"
+  ".v1.NewGidRequest\032\036.stepping.tm.v1.NewGi"
+  "dResponse\022J\n\007Prepare\022\036.stepping.tm.v1.Pr"
+  "epareRequest\032\037.stepping.tm.v1.PrepareRes"
+  "ponse\022G\n\006Submit\022\035.stepping.tm.v1.SubmitR"
+  "equest\032\036.stepping.tm.v1.SubmitResponse\022D"
+  "\n\005Abort\022\034.stepping.tm.v1.AbortRequest\032\035."
+  "stepping.tm.v1.AbortResponse\022_\n\016GetTrans"
+  "action\022%.stepping.tm.v1.GetTransactionRe"
+  "quest\032&.stepping.tm.v1.GetTransactionRes"
+  "ponse\022e\n\020ListTransactions\022\'.stepping.tm."
+  "v1.ListTransactionsRequest\032(.stepping.tm"
+  ".v1.ListTransactionsResponse\022G\n\006Cancel\022\035"
+  ".stepping.tm.v1.CancelRequest\032\036.stepping"
+  ".tm.v1.CancelResponse\022G\n\006Resume\022\035.steppi"
+  "ng.tm.v1.ResumeRequest\032\036.stepping.tm.v1."
+  "ResumeResponse\022h\n\021CountTransactions\022(.st"
+  "epping.tm.v1.CountTransactionsRequest\032)."
+  "stepping.tm.v1.CountTransactionsResponse"
+  "\022g\n\020WatchTransaction\022\'.stepping.tm.v1.Wa"
+  "tchTransactionRequest\032(.stepping.tm.v1.W"
+  "atchTransactionResponse0\001\022h\n\021PurgeTransa"
+  "ctions\022(.stepping.tm.v1.PurgeTransaction"
+  "sRequest\032).stepping.tm.v1.PurgeTransacti"
+  "onsResponseBQ\n\021io.stepping.tm.v1P\001Z:gith"
+  "ub.com/stepping-tm/stepping/gen/go/stepp"
+  "ing/tm/v1;tmv1b\006proto3"
   ;
 static const ::_pbi::DescriptorTable* const descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_deps[2] = {
   &::descriptor_table_google_2fprotobuf_2fduration_2eproto,
@@ -658,9 +1229,9 @@ static const ::_pbi::DescriptorTable* const descriptor_table_stepping_2ftm_2fv1_
 };
 static ::_pbi::once_flag descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once;
 const ::_pbi::DescriptorTable descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto = {
-    false, false, 4498, descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto,
+    false, false, 8142, descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto,
     "stepping/tm/v1/tm.proto",
-    &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once, descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_deps, 2, 19,
+    &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once, descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_deps, 2, 37,
     schemas, file_default_instances, TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets,
     file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto, file_level_enum_descriptors_stepping_2ftm_2fv1_2ftm_2eproto,
     file_level_service_descriptors_stepping_2ftm_2fv1_2ftm_2eproto,
@@ -725,9 +1296,25 @@ bool StepStatus_IsValid(int value) {
   }
 }
 
-const ::PROTOBUF_NAMESPACE_ID::EnumDescriptor* ErrorReason_descriptor() {
+const ::PROTOBUF_NAMESPACE_ID::EnumDescriptor* AttemptOp_descriptor() {
   ::PROTOBUF_NAMESPACE_ID::internal::AssignDescriptors(&descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto);
   return file_level_enum_descriptors_stepping_2ftm_2fv1_2ftm_2eproto[3];
+}
+bool AttemptOp_IsValid(int value) {
+  switch (value) {
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const ::PROTOBUF_NAMESPACE_ID::EnumDescriptor* ErrorReason_descriptor() {
+  ::PROTOBUF_NAMESPACE_ID::internal::AssignDescriptors(&descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto);
+  return file_level_enum_descriptors_stepping_2ftm_2fv1_2ftm_2eproto[4];
 }
 bool ErrorReason_IsValid(int value) {
   switch (value) {
@@ -740,6 +1327,7 @@ bool ErrorReason_IsValid(int value) {
     case 6:
     case 7:
     case 8:
+    case 9:
       return true;
     default:
       return false;
@@ -1038,7 +1626,8 @@ RetryPolicy::RetryPolicy(const RetryPolicy& from)
   : ::PROTOBUF_NAMESPACE_ID::Message() {
   RetryPolicy* const _this = this; (void)_this;
   new (&_impl_) Impl_{
-      decltype(_impl_.initial_interval_){nullptr}
+      decltype(_impl_.non_retryable_codes_){from._impl_.non_retryable_codes_}
+    , decltype(_impl_.initial_interval_){nullptr}
     , decltype(_impl_.maximum_interval_){nullptr}
     , decltype(_impl_.backoff_coefficient_){}
     , decltype(_impl_.maximum_attempts_){}
@@ -1062,7 +1651,8 @@ inline void RetryPolicy::SharedCtor(
   (void)arena;
   (void)is_message_owned;
   new (&_impl_) Impl_{
-      decltype(_impl_.initial_interval_){nullptr}
+      decltype(_impl_.non_retryable_codes_){arena}
+    , decltype(_impl_.initial_interval_){nullptr}
     , decltype(_impl_.maximum_interval_){nullptr}
     , decltype(_impl_.backoff_coefficient_){0}
     , decltype(_impl_.maximum_attempts_){0}
@@ -1081,6 +1671,7 @@ RetryPolicy::~RetryPolicy() {
 
 inline void RetryPolicy::SharedDtor() {
   GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.non_retryable_codes_.~RepeatedPtrField();
   if (this != internal_default_instance()) delete _impl_.initial_interval_;
   if (this != internal_default_instance()) delete _impl_.maximum_interval_;
 }
@@ -1095,6 +1686,7 @@ void RetryPolicy::Clear() {
   // Prevent compiler warnings about cached_has_bits being unused
   (void) cached_has_bits;
 
+  _impl_.non_retryable_codes_.Clear();
   if (GetArenaForAllocation() == nullptr && _impl_.initial_interval_ != nullptr) {
     delete _impl_.initial_interval_;
   }
@@ -1144,6 +1736,21 @@ const char* RetryPolicy::_InternalParse(const char* ptr, ::_pbi::ParseContext* c
         if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 32)) {
           _impl_.maximum_attempts_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint32(&ptr);
           CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];
+      case 5:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 42)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            auto str = _internal_add_non_retryable_codes();
+            ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+            CHK_(ptr);
+            CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.RetryPolicy.non_retryable_codes"));
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<42>(ptr));
         } else
           goto handle_unusual;
         continue;
@@ -1206,6 +1813,16 @@ uint8_t* RetryPolicy::_InternalSerialize(
     target = ::_pbi::WireFormatLite::WriteInt32ToArray(4, this->_internal_maximum_attempts(), target);
   }
 
+  // repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];
+  for (int i = 0, n = this->_internal_non_retryable_codes_size(); i < n; i++) {
+    const auto& s = this->_internal_non_retryable_codes(i);
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      s.data(), static_cast<int>(s.length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.RetryPolicy.non_retryable_codes");
+    target = stream->WriteString(5, s, target);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -1221,6 +1838,14 @@ size_t RetryPolicy::ByteSizeLong() const {
   uint32_t cached_has_bits = 0;
   // Prevent compiler warnings about cached_has_bits being unused
   (void) cached_has_bits;
+
+  // repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];
+  total_size += 1 *
+      ::PROTOBUF_NAMESPACE_ID::internal::FromIntSize(_impl_.non_retryable_codes_.size());
+  for (int i = 0, n = _impl_.non_retryable_codes_.size(); i < n; i++) {
+    total_size += ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+      _impl_.non_retryable_codes_.Get(i));
+  }
 
   // .google.protobuf.Duration initial_interval = 1 [json_name = "initialInterval"];
   if (this->_internal_has_initial_interval()) {
@@ -1268,6 +1893,7 @@ void RetryPolicy::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PR
   uint32_t cached_has_bits = 0;
   (void) cached_has_bits;
 
+  _this->_impl_.non_retryable_codes_.MergeFrom(from._impl_.non_retryable_codes_);
   if (from._internal_has_initial_interval()) {
     _this->_internal_mutable_initial_interval()->::PROTOBUF_NAMESPACE_ID::Duration::MergeFrom(
         from._internal_initial_interval());
@@ -1303,6 +1929,7 @@ bool RetryPolicy::IsInitialized() const {
 void RetryPolicy::InternalSwap(RetryPolicy* other) {
   using std::swap;
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  _impl_.non_retryable_codes_.InternalSwap(&other->_impl_.non_retryable_codes_);
   ::PROTOBUF_NAMESPACE_ID::internal::memswap<
       PROTOBUF_FIELD_OFFSET(RetryPolicy, _impl_.maximum_attempts_)
       + sizeof(RetryPolicy::_impl_.maximum_attempts_)
@@ -2464,6 +3091,20 @@ void NewGidResponse::InternalSwap(NewGidResponse* other) {
 
 // ===================================================================
 
+PrepareRequest_TagsEntry_DoNotUse::PrepareRequest_TagsEntry_DoNotUse() {}
+PrepareRequest_TagsEntry_DoNotUse::PrepareRequest_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena)
+    : SuperType(arena) {}
+void PrepareRequest_TagsEntry_DoNotUse::MergeFrom(const PrepareRequest_TagsEntry_DoNotUse& other) {
+  MergeFromInternal(other);
+}
+::PROTOBUF_NAMESPACE_ID::Metadata PrepareRequest_TagsEntry_DoNotUse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[7]);
+}
+
+// ===================================================================
+
 class PrepareRequest::_Internal {
  public:
   static const ::stepping::tm::v1::Endpoint& query_prepared(const PrepareRequest* msg);
@@ -2482,6 +3123,9 @@ PrepareRequest::PrepareRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                          bool is_message_owned)
   : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
   SharedCtor(arena, is_message_owned);
+  if (arena != nullptr && !is_message_owned) {
+    arena->OwnCustomDestructor(this, &PrepareRequest::ArenaDtor);
+  }
   // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.PrepareRequest)
 }
 PrepareRequest::PrepareRequest(const PrepareRequest& from)
@@ -2489,6 +3133,7 @@ PrepareRequest::PrepareRequest(const PrepareRequest& from)
   PrepareRequest* const _this = this; (void)_this;
   new (&_impl_) Impl_{
       decltype(_impl_.steps_){from._impl_.steps_}
+    , /*decltype(_impl_.tags_)*/{}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.database_){}
     , decltype(_impl_.query_prepared_){nullptr}
@@ -2496,6 +3141,7 @@ PrepareRequest::PrepareRequest(const PrepareRequest& from)
     , /*decltype(_impl_._cached_size_)*/{}};
 
   _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
   _impl_.gid_.InitDefault();
   #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
     _impl_.gid_.Set("", GetArenaForAllocation());
@@ -2527,6 +3173,7 @@ inline void PrepareRequest::SharedCtor(
   (void)is_message_owned;
   new (&_impl_) Impl_{
       decltype(_impl_.steps_){arena}
+    , /*decltype(_impl_.tags_)*/{::_pbi::ArenaInitialized(), arena}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.database_){}
     , decltype(_impl_.query_prepared_){nullptr}
@@ -2547,6 +3194,7 @@ PrepareRequest::~PrepareRequest() {
   // @@protoc_insertion_point(destructor:stepping.tm.v1.PrepareRequest)
   if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
   (void)arena;
+    ArenaDtor(this);
     return;
   }
   SharedDtor();
@@ -2555,12 +3203,18 @@ PrepareRequest::~PrepareRequest() {
 inline void PrepareRequest::SharedDtor() {
   GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
   _impl_.steps_.~RepeatedPtrField();
+  _impl_.tags_.Destruct();
+  _impl_.tags_.~MapField();
   _impl_.gid_.Destroy();
   _impl_.database_.Destroy();
   if (this != internal_default_instance()) delete _impl_.query_prepared_;
   if (this != internal_default_instance()) delete _impl_.options_;
 }
 
+void PrepareRequest::ArenaDtor(void* object) {
+  PrepareRequest* _this = reinterpret_cast< PrepareRequest* >(object);
+  _this->_impl_.tags_.Destruct();
+}
 void PrepareRequest::SetCachedSize(int size) const {
   _impl_._cached_size_.Set(size);
 }
@@ -2572,6 +3226,7 @@ void PrepareRequest::Clear() {
   (void) cached_has_bits;
 
   _impl_.steps_.Clear();
+  _impl_.tags_.Clear();
   _impl_.gid_.ClearToEmpty();
   _impl_.database_.ClearToEmpty();
   if (GetArenaForAllocation() == nullptr && _impl_.query_prepared_ != nullptr) {
@@ -2637,6 +3292,19 @@ const char* PrepareRequest::_InternalParse(const char* ptr, ::_pbi::ParseContext
           ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
           CHK_(ptr);
           CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.PrepareRequest.database"));
+        } else
+          goto handle_unusual;
+        continue;
+      // map<string, string> tags = 6 [json_name = "tags"];
+      case 6:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 50)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(&_impl_.tags_, ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<50>(ptr));
         } else
           goto handle_unusual;
         continue;
@@ -2711,6 +3379,36 @@ uint8_t* PrepareRequest::_InternalSerialize(
         5, this->_internal_database(), target);
   }
 
+  // map<string, string> tags = 6 [json_name = "tags"];
+  if (!this->_internal_tags().empty()) {
+    using MapType = ::_pb::Map<std::string, std::string>;
+    using WireHelper = PrepareRequest_TagsEntry_DoNotUse::Funcs;
+    const auto& map_field = this->_internal_tags();
+    auto check_utf8 = [](const MapType::value_type& entry) {
+      (void)entry;
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.first.data(), static_cast<int>(entry.first.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.PrepareRequest.TagsEntry.key");
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.second.data(), static_cast<int>(entry.second.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.PrepareRequest.TagsEntry.value");
+    };
+
+    if (stream->IsSerializationDeterministic() && map_field.size() > 1) {
+      for (const auto& entry : ::_pbi::MapSorterPtr<MapType>(map_field)) {
+        target = WireHelper::InternalSerialize(6, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    } else {
+      for (const auto& entry : map_field) {
+        target = WireHelper::InternalSerialize(6, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    }
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -2732,6 +3430,15 @@ size_t PrepareRequest::ByteSizeLong() const {
   for (const auto& msg : this->_impl_.steps_) {
     total_size +=
       ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(msg);
+  }
+
+  // map<string, string> tags = 6 [json_name = "tags"];
+  total_size += 1 *
+      ::PROTOBUF_NAMESPACE_ID::internal::FromIntSize(this->_internal_tags_size());
+  for (::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >::const_iterator
+      it = this->_internal_tags().begin();
+      it != this->_internal_tags().end(); ++it) {
+    total_size += PrepareRequest_TagsEntry_DoNotUse::Funcs::ByteSizeLong(it->first, it->second);
   }
 
   // string gid = 1 [json_name = "gid"];
@@ -2781,6 +3488,7 @@ void PrepareRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const :
   (void) cached_has_bits;
 
   _this->_impl_.steps_.MergeFrom(from._impl_.steps_);
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
   if (!from._internal_gid().empty()) {
     _this->_internal_set_gid(from._internal_gid());
   }
@@ -2815,6 +3523,7 @@ void PrepareRequest::InternalSwap(PrepareRequest* other) {
   auto* rhs_arena = other->GetArenaForAllocation();
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
   _impl_.steps_.InternalSwap(&other->_impl_.steps_);
+  _impl_.tags_.InternalSwap(&other->_impl_.tags_);
   ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
       &_impl_.gid_, lhs_arena,
       &other->_impl_.gid_, rhs_arena
@@ -2834,7 +3543,7 @@ void PrepareRequest::InternalSwap(PrepareRequest* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata PrepareRequest::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[7]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[8]);
 }
 
 // ===================================================================
@@ -3027,7 +3736,21 @@ void PrepareResponse::InternalSwap(PrepareResponse* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata PrepareResponse::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[8]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[9]);
+}
+
+// ===================================================================
+
+SubmitRequest_TagsEntry_DoNotUse::SubmitRequest_TagsEntry_DoNotUse() {}
+SubmitRequest_TagsEntry_DoNotUse::SubmitRequest_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena)
+    : SuperType(arena) {}
+void SubmitRequest_TagsEntry_DoNotUse::MergeFrom(const SubmitRequest_TagsEntry_DoNotUse& other) {
+  MergeFromInternal(other);
+}
+::PROTOBUF_NAMESPACE_ID::Metadata SubmitRequest_TagsEntry_DoNotUse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[10]);
 }
 
 // ===================================================================
@@ -3056,6 +3779,9 @@ SubmitRequest::SubmitRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                          bool is_message_owned)
   : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
   SharedCtor(arena, is_message_owned);
+  if (arena != nullptr && !is_message_owned) {
+    arena->OwnCustomDestructor(this, &SubmitRequest::ArenaDtor);
+  }
   // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.SubmitRequest)
 }
 SubmitRequest::SubmitRequest(const SubmitRequest& from)
@@ -3063,6 +3789,7 @@ SubmitRequest::SubmitRequest(const SubmitRequest& from)
   SubmitRequest* const _this = this; (void)_this;
   new (&_impl_) Impl_{
       decltype(_impl_.steps_){from._impl_.steps_}
+    , /*decltype(_impl_.tags_)*/{}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.options_){nullptr}
     , decltype(_impl_.wait_timeout_){nullptr}
@@ -3070,6 +3797,7 @@ SubmitRequest::SubmitRequest(const SubmitRequest& from)
     , /*decltype(_impl_._cached_size_)*/{}};
 
   _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
   _impl_.gid_.InitDefault();
   #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
     _impl_.gid_.Set("", GetArenaForAllocation());
@@ -3094,6 +3822,7 @@ inline void SubmitRequest::SharedCtor(
   (void)is_message_owned;
   new (&_impl_) Impl_{
       decltype(_impl_.steps_){arena}
+    , /*decltype(_impl_.tags_)*/{::_pbi::ArenaInitialized(), arena}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.options_){nullptr}
     , decltype(_impl_.wait_timeout_){nullptr}
@@ -3110,6 +3839,7 @@ SubmitRequest::~SubmitRequest() {
   // @@protoc_insertion_point(destructor:stepping.tm.v1.SubmitRequest)
   if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
   (void)arena;
+    ArenaDtor(this);
     return;
   }
   SharedDtor();
@@ -3118,11 +3848,17 @@ SubmitRequest::~SubmitRequest() {
 inline void SubmitRequest::SharedDtor() {
   GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
   _impl_.steps_.~RepeatedPtrField();
+  _impl_.tags_.Destruct();
+  _impl_.tags_.~MapField();
   _impl_.gid_.Destroy();
   if (this != internal_default_instance()) delete _impl_.options_;
   if (this != internal_default_instance()) delete _impl_.wait_timeout_;
 }
 
+void SubmitRequest::ArenaDtor(void* object) {
+  SubmitRequest* _this = reinterpret_cast< SubmitRequest* >(object);
+  _this->_impl_.tags_.Destruct();
+}
 void SubmitRequest::SetCachedSize(int size) const {
   _impl_._cached_size_.Set(size);
 }
@@ -3134,6 +3870,7 @@ void SubmitRequest::Clear() {
   (void) cached_has_bits;
 
   _impl_.steps_.Clear();
+  _impl_.tags_.Clear();
   _impl_.gid_.ClearToEmpty();
   if (GetArenaForAllocation() == nullptr && _impl_.options_ != nullptr) {
     delete _impl_.options_;
@@ -3197,6 +3934,19 @@ const char* SubmitRequest::_InternalParse(const char* ptr, ::_pbi::ParseContext*
         if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 42)) {
           ptr = ctx->ParseMessage(_internal_mutable_wait_timeout(), ptr);
           CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // map<string, string> tags = 6 [json_name = "tags"];
+      case 6:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 50)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(&_impl_.tags_, ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<50>(ptr));
         } else
           goto handle_unusual;
         continue;
@@ -3267,6 +4017,36 @@ uint8_t* SubmitRequest::_InternalSerialize(
         _Internal::wait_timeout(this).GetCachedSize(), target, stream);
   }
 
+  // map<string, string> tags = 6 [json_name = "tags"];
+  if (!this->_internal_tags().empty()) {
+    using MapType = ::_pb::Map<std::string, std::string>;
+    using WireHelper = SubmitRequest_TagsEntry_DoNotUse::Funcs;
+    const auto& map_field = this->_internal_tags();
+    auto check_utf8 = [](const MapType::value_type& entry) {
+      (void)entry;
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.first.data(), static_cast<int>(entry.first.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.SubmitRequest.TagsEntry.key");
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.second.data(), static_cast<int>(entry.second.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.SubmitRequest.TagsEntry.value");
+    };
+
+    if (stream->IsSerializationDeterministic() && map_field.size() > 1) {
+      for (const auto& entry : ::_pbi::MapSorterPtr<MapType>(map_field)) {
+        target = WireHelper::InternalSerialize(6, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    } else {
+      for (const auto& entry : map_field) {
+        target = WireHelper::InternalSerialize(6, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    }
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -3288,6 +4068,15 @@ size_t SubmitRequest::ByteSizeLong() const {
   for (const auto& msg : this->_impl_.steps_) {
     total_size +=
       ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(msg);
+  }
+
+  // map<string, string> tags = 6 [json_name = "tags"];
+  total_size += 1 *
+      ::PROTOBUF_NAMESPACE_ID::internal::FromIntSize(this->_internal_tags_size());
+  for (::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >::const_iterator
+      it = this->_internal_tags().begin();
+      it != this->_internal_tags().end(); ++it) {
+    total_size += SubmitRequest_TagsEntry_DoNotUse::Funcs::ByteSizeLong(it->first, it->second);
   }
 
   // string gid = 1 [json_name = "gid"];
@@ -3335,6 +4124,7 @@ void SubmitRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::
   (void) cached_has_bits;
 
   _this->_impl_.steps_.MergeFrom(from._impl_.steps_);
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
   if (!from._internal_gid().empty()) {
     _this->_internal_set_gid(from._internal_gid());
   }
@@ -3369,6 +4159,7 @@ void SubmitRequest::InternalSwap(SubmitRequest* other) {
   auto* rhs_arena = other->GetArenaForAllocation();
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
   _impl_.steps_.InternalSwap(&other->_impl_.steps_);
+  _impl_.tags_.InternalSwap(&other->_impl_.tags_);
   ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
       &_impl_.gid_, lhs_arena,
       &other->_impl_.gid_, rhs_arena
@@ -3384,7 +4175,7 @@ void SubmitRequest::InternalSwap(SubmitRequest* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata SubmitRequest::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[9]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[11]);
 }
 
 // ===================================================================
@@ -3577,7 +4368,7 @@ void SubmitResponse::InternalSwap(SubmitResponse* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata SubmitResponse::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[10]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[12]);
 }
 
 // ===================================================================
@@ -3830,7 +4621,7 @@ void AbortRequest::InternalSwap(AbortRequest* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata AbortRequest::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[11]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[13]);
 }
 
 // ===================================================================
@@ -4023,7 +4814,7 @@ void AbortResponse::InternalSwap(AbortResponse* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata AbortResponse::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[12]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[14]);
 }
 
 // ===================================================================
@@ -4226,7 +5017,7 @@ void GetTransactionRequest::InternalSwap(GetTransactionRequest* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata GetTransactionRequest::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[13]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[15]);
 }
 
 // ===================================================================
@@ -4419,15 +5210,20 @@ void GetTransactionResponse::InternalSwap(GetTransactionResponse* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata GetTransactionResponse::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[14]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[16]);
 }
 
 // ===================================================================
 
 class ListTransactionsRequest::_Internal {
  public:
+  static const ::stepping::tm::v1::TransactionFilter& filter(const ListTransactionsRequest* msg);
 };
 
+const ::stepping::tm::v1::TransactionFilter&
+ListTransactionsRequest::_Internal::filter(const ListTransactionsRequest* msg) {
+  return *msg->_impl_.filter_;
+}
 ListTransactionsRequest::ListTransactionsRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                          bool is_message_owned)
   : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
@@ -4441,6 +5237,7 @@ ListTransactionsRequest::ListTransactionsRequest(const ListTransactionsRequest& 
       decltype(_impl_.statuses_){from._impl_.statuses_}
     , /*decltype(_impl_._statuses_cached_byte_size_)*/{0}
     , decltype(_impl_.page_token_){}
+    , decltype(_impl_.filter_){nullptr}
     , decltype(_impl_.page_size_){}
     , /*decltype(_impl_._cached_size_)*/{}};
 
@@ -4452,6 +5249,9 @@ ListTransactionsRequest::ListTransactionsRequest(const ListTransactionsRequest& 
   if (!from._internal_page_token().empty()) {
     _this->_impl_.page_token_.Set(from._internal_page_token(), 
       _this->GetArenaForAllocation());
+  }
+  if (from._internal_has_filter()) {
+    _this->_impl_.filter_ = new ::stepping::tm::v1::TransactionFilter(*from._impl_.filter_);
   }
   _this->_impl_.page_size_ = from._impl_.page_size_;
   // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.ListTransactionsRequest)
@@ -4465,6 +5265,7 @@ inline void ListTransactionsRequest::SharedCtor(
       decltype(_impl_.statuses_){arena}
     , /*decltype(_impl_._statuses_cached_byte_size_)*/{0}
     , decltype(_impl_.page_token_){}
+    , decltype(_impl_.filter_){nullptr}
     , decltype(_impl_.page_size_){0}
     , /*decltype(_impl_._cached_size_)*/{}
   };
@@ -4487,6 +5288,7 @@ inline void ListTransactionsRequest::SharedDtor() {
   GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
   _impl_.statuses_.~RepeatedField();
   _impl_.page_token_.Destroy();
+  if (this != internal_default_instance()) delete _impl_.filter_;
 }
 
 void ListTransactionsRequest::SetCachedSize(int size) const {
@@ -4501,6 +5303,10 @@ void ListTransactionsRequest::Clear() {
 
   _impl_.statuses_.Clear();
   _impl_.page_token_.ClearToEmpty();
+  if (GetArenaForAllocation() == nullptr && _impl_.filter_ != nullptr) {
+    delete _impl_.filter_;
+  }
+  _impl_.filter_ = nullptr;
   _impl_.page_size_ = 0;
   _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
 }
@@ -4538,6 +5344,14 @@ const char* ListTransactionsRequest::_InternalParse(const char* ptr, ::_pbi::Par
           ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
           CHK_(ptr);
           CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.ListTransactionsRequest.page_token"));
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];
+      case 4:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 34)) {
+          ptr = ctx->ParseMessage(_internal_mutable_filter(), ptr);
+          CHK_(ptr);
         } else
           goto handle_unusual;
         continue;
@@ -4595,6 +5409,13 @@ uint8_t* ListTransactionsRequest::_InternalSerialize(
         3, this->_internal_page_token(), target);
   }
 
+  // .stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];
+  if (this->_internal_has_filter()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(4, _Internal::filter(this),
+        _Internal::filter(this).GetCachedSize(), target, stream);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -4635,6 +5456,13 @@ size_t ListTransactionsRequest::ByteSizeLong() const {
         this->_internal_page_token());
   }
 
+  // .stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];
+  if (this->_internal_has_filter()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.filter_);
+  }
+
   // int32 page_size = 2 [json_name = "pageSize"];
   if (this->_internal_page_size() != 0) {
     total_size += ::_pbi::WireFormatLite::Int32SizePlusOne(this->_internal_page_size());
@@ -4661,6 +5489,10 @@ void ListTransactionsRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg
   _this->_impl_.statuses_.MergeFrom(from._impl_.statuses_);
   if (!from._internal_page_token().empty()) {
     _this->_internal_set_page_token(from._internal_page_token());
+  }
+  if (from._internal_has_filter()) {
+    _this->_internal_mutable_filter()->::stepping::tm::v1::TransactionFilter::MergeFrom(
+        from._internal_filter());
   }
   if (from._internal_page_size() != 0) {
     _this->_internal_set_page_size(from._internal_page_size());
@@ -4689,13 +5521,704 @@ void ListTransactionsRequest::InternalSwap(ListTransactionsRequest* other) {
       &_impl_.page_token_, lhs_arena,
       &other->_impl_.page_token_, rhs_arena
   );
-  swap(_impl_.page_size_, other->_impl_.page_size_);
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(ListTransactionsRequest, _impl_.page_size_)
+      + sizeof(ListTransactionsRequest::_impl_.page_size_)
+      - PROTOBUF_FIELD_OFFSET(ListTransactionsRequest, _impl_.filter_)>(
+          reinterpret_cast<char*>(&_impl_.filter_),
+          reinterpret_cast<char*>(&other->_impl_.filter_));
 }
 
 ::PROTOBUF_NAMESPACE_ID::Metadata ListTransactionsRequest::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[15]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[17]);
+}
+
+// ===================================================================
+
+TransactionFilter_TagsEntry_DoNotUse::TransactionFilter_TagsEntry_DoNotUse() {}
+TransactionFilter_TagsEntry_DoNotUse::TransactionFilter_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena)
+    : SuperType(arena) {}
+void TransactionFilter_TagsEntry_DoNotUse::MergeFrom(const TransactionFilter_TagsEntry_DoNotUse& other) {
+  MergeFromInternal(other);
+}
+::PROTOBUF_NAMESPACE_ID::Metadata TransactionFilter_TagsEntry_DoNotUse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[18]);
+}
+
+// ===================================================================
+
+class TransactionFilter::_Internal {
+ public:
+  static const ::PROTOBUF_NAMESPACE_ID::Timestamp& created_after(const TransactionFilter* msg);
+  static const ::PROTOBUF_NAMESPACE_ID::Timestamp& created_before(const TransactionFilter* msg);
+  static const ::PROTOBUF_NAMESPACE_ID::Timestamp& finished_after(const TransactionFilter* msg);
+  static const ::PROTOBUF_NAMESPACE_ID::Timestamp& finished_before(const TransactionFilter* msg);
+};
+
+const ::PROTOBUF_NAMESPACE_ID::Timestamp&
+TransactionFilter::_Internal::created_after(const TransactionFilter* msg) {
+  return *msg->_impl_.created_after_;
+}
+const ::PROTOBUF_NAMESPACE_ID::Timestamp&
+TransactionFilter::_Internal::created_before(const TransactionFilter* msg) {
+  return *msg->_impl_.created_before_;
+}
+const ::PROTOBUF_NAMESPACE_ID::Timestamp&
+TransactionFilter::_Internal::finished_after(const TransactionFilter* msg) {
+  return *msg->_impl_.finished_after_;
+}
+const ::PROTOBUF_NAMESPACE_ID::Timestamp&
+TransactionFilter::_Internal::finished_before(const TransactionFilter* msg) {
+  return *msg->_impl_.finished_before_;
+}
+void TransactionFilter::clear_created_after() {
+  if (GetArenaForAllocation() == nullptr && _impl_.created_after_ != nullptr) {
+    delete _impl_.created_after_;
+  }
+  _impl_.created_after_ = nullptr;
+}
+void TransactionFilter::clear_created_before() {
+  if (GetArenaForAllocation() == nullptr && _impl_.created_before_ != nullptr) {
+    delete _impl_.created_before_;
+  }
+  _impl_.created_before_ = nullptr;
+}
+void TransactionFilter::clear_finished_after() {
+  if (GetArenaForAllocation() == nullptr && _impl_.finished_after_ != nullptr) {
+    delete _impl_.finished_after_;
+  }
+  _impl_.finished_after_ = nullptr;
+}
+void TransactionFilter::clear_finished_before() {
+  if (GetArenaForAllocation() == nullptr && _impl_.finished_before_ != nullptr) {
+    delete _impl_.finished_before_;
+  }
+  _impl_.finished_before_ = nullptr;
+}
+TransactionFilter::TransactionFilter(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  if (arena != nullptr && !is_message_owned) {
+    arena->OwnCustomDestructor(this, &TransactionFilter::ArenaDtor);
+  }
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.TransactionFilter)
+}
+TransactionFilter::TransactionFilter(const TransactionFilter& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  TransactionFilter* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      /*decltype(_impl_.tags_)*/{}
+    , decltype(_impl_.gid_prefix_){}
+    , decltype(_impl_.target_){}
+    , decltype(_impl_.method_){}
+    , decltype(_impl_.error_contains_){}
+    , decltype(_impl_.created_after_){nullptr}
+    , decltype(_impl_.created_before_){nullptr}
+    , decltype(_impl_.finished_after_){nullptr}
+    , decltype(_impl_.finished_before_){nullptr}
+    , decltype(_impl_.mode_){}
+    , decltype(_impl_.needs_attention_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
+  _impl_.gid_prefix_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_prefix_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_gid_prefix().empty()) {
+    _this->_impl_.gid_prefix_.Set(from._internal_gid_prefix(), 
+      _this->GetArenaForAllocation());
+  }
+  _impl_.target_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.target_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_target().empty()) {
+    _this->_impl_.target_.Set(from._internal_target(), 
+      _this->GetArenaForAllocation());
+  }
+  _impl_.method_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.method_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_method().empty()) {
+    _this->_impl_.method_.Set(from._internal_method(), 
+      _this->GetArenaForAllocation());
+  }
+  _impl_.error_contains_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.error_contains_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_error_contains().empty()) {
+    _this->_impl_.error_contains_.Set(from._internal_error_contains(), 
+      _this->GetArenaForAllocation());
+  }
+  if (from._internal_has_created_after()) {
+    _this->_impl_.created_after_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.created_after_);
+  }
+  if (from._internal_has_created_before()) {
+    _this->_impl_.created_before_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.created_before_);
+  }
+  if (from._internal_has_finished_after()) {
+    _this->_impl_.finished_after_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.finished_after_);
+  }
+  if (from._internal_has_finished_before()) {
+    _this->_impl_.finished_before_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.finished_before_);
+  }
+  ::memcpy(&_impl_.mode_, &from._impl_.mode_,
+    static_cast<size_t>(reinterpret_cast<char*>(&_impl_.needs_attention_) -
+    reinterpret_cast<char*>(&_impl_.mode_)) + sizeof(_impl_.needs_attention_));
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.TransactionFilter)
+}
+
+inline void TransactionFilter::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      /*decltype(_impl_.tags_)*/{::_pbi::ArenaInitialized(), arena}
+    , decltype(_impl_.gid_prefix_){}
+    , decltype(_impl_.target_){}
+    , decltype(_impl_.method_){}
+    , decltype(_impl_.error_contains_){}
+    , decltype(_impl_.created_after_){nullptr}
+    , decltype(_impl_.created_before_){nullptr}
+    , decltype(_impl_.finished_after_){nullptr}
+    , decltype(_impl_.finished_before_){nullptr}
+    , decltype(_impl_.mode_){0}
+    , decltype(_impl_.needs_attention_){false}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+  _impl_.gid_prefix_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_prefix_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.target_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.target_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.method_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.method_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.error_contains_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.error_contains_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+}
+
+TransactionFilter::~TransactionFilter() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.TransactionFilter)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    ArenaDtor(this);
+    return;
+  }
+  SharedDtor();
+}
+
+inline void TransactionFilter::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.tags_.Destruct();
+  _impl_.tags_.~MapField();
+  _impl_.gid_prefix_.Destroy();
+  _impl_.target_.Destroy();
+  _impl_.method_.Destroy();
+  _impl_.error_contains_.Destroy();
+  if (this != internal_default_instance()) delete _impl_.created_after_;
+  if (this != internal_default_instance()) delete _impl_.created_before_;
+  if (this != internal_default_instance()) delete _impl_.finished_after_;
+  if (this != internal_default_instance()) delete _impl_.finished_before_;
+}
+
+void TransactionFilter::ArenaDtor(void* object) {
+  TransactionFilter* _this = reinterpret_cast< TransactionFilter* >(object);
+  _this->_impl_.tags_.Destruct();
+}
+void TransactionFilter::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void TransactionFilter::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.TransactionFilter)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.tags_.Clear();
+  _impl_.gid_prefix_.ClearToEmpty();
+  _impl_.target_.ClearToEmpty();
+  _impl_.method_.ClearToEmpty();
+  _impl_.error_contains_.ClearToEmpty();
+  if (GetArenaForAllocation() == nullptr && _impl_.created_after_ != nullptr) {
+    delete _impl_.created_after_;
+  }
+  _impl_.created_after_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.created_before_ != nullptr) {
+    delete _impl_.created_before_;
+  }
+  _impl_.created_before_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.finished_after_ != nullptr) {
+    delete _impl_.finished_after_;
+  }
+  _impl_.finished_after_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.finished_before_ != nullptr) {
+    delete _impl_.finished_before_;
+  }
+  _impl_.finished_before_ = nullptr;
+  ::memset(&_impl_.mode_, 0, static_cast<size_t>(
+      reinterpret_cast<char*>(&_impl_.needs_attention_) -
+      reinterpret_cast<char*>(&_impl_.mode_)) + sizeof(_impl_.needs_attention_));
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* TransactionFilter::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // map<string, string> tags = 1 [json_name = "tags"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(&_impl_.tags_, ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<10>(ptr));
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Timestamp created_after = 2 [json_name = "createdAfter"];
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 18)) {
+          ptr = ctx->ParseMessage(_internal_mutable_created_after(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Timestamp created_before = 3 [json_name = "createdBefore"];
+      case 3:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 26)) {
+          ptr = ctx->ParseMessage(_internal_mutable_created_before(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Timestamp finished_after = 4 [json_name = "finishedAfter"];
+      case 4:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 34)) {
+          ptr = ctx->ParseMessage(_internal_mutable_finished_after(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Timestamp finished_before = 5 [json_name = "finishedBefore"];
+      case 5:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 42)) {
+          ptr = ctx->ParseMessage(_internal_mutable_finished_before(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // string gid_prefix = 6 [json_name = "gidPrefix"];
+      case 6:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 50)) {
+          auto str = _internal_mutable_gid_prefix();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.TransactionFilter.gid_prefix"));
+        } else
+          goto handle_unusual;
+        continue;
+      // string target = 7 [json_name = "target"];
+      case 7:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 58)) {
+          auto str = _internal_mutable_target();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.TransactionFilter.target"));
+        } else
+          goto handle_unusual;
+        continue;
+      // string method = 8 [json_name = "method"];
+      case 8:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 66)) {
+          auto str = _internal_mutable_method();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.TransactionFilter.method"));
+        } else
+          goto handle_unusual;
+        continue;
+      // string error_contains = 9 [json_name = "errorContains"];
+      case 9:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 74)) {
+          auto str = _internal_mutable_error_contains();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.TransactionFilter.error_contains"));
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.Mode mode = 10 [json_name = "mode"];
+      case 10:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 80)) {
+          uint64_t val = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+          _internal_set_mode(static_cast<::stepping::tm::v1::Mode>(val));
+        } else
+          goto handle_unusual;
+        continue;
+      // bool needs_attention = 11 [json_name = "needsAttention"];
+      case 11:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 88)) {
+          _impl_.needs_attention_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* TransactionFilter::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.TransactionFilter)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // map<string, string> tags = 1 [json_name = "tags"];
+  if (!this->_internal_tags().empty()) {
+    using MapType = ::_pb::Map<std::string, std::string>;
+    using WireHelper = TransactionFilter_TagsEntry_DoNotUse::Funcs;
+    const auto& map_field = this->_internal_tags();
+    auto check_utf8 = [](const MapType::value_type& entry) {
+      (void)entry;
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.first.data(), static_cast<int>(entry.first.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.TransactionFilter.TagsEntry.key");
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.second.data(), static_cast<int>(entry.second.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.TransactionFilter.TagsEntry.value");
+    };
+
+    if (stream->IsSerializationDeterministic() && map_field.size() > 1) {
+      for (const auto& entry : ::_pbi::MapSorterPtr<MapType>(map_field)) {
+        target = WireHelper::InternalSerialize(1, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    } else {
+      for (const auto& entry : map_field) {
+        target = WireHelper::InternalSerialize(1, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    }
+  }
+
+  // .google.protobuf.Timestamp created_after = 2 [json_name = "createdAfter"];
+  if (this->_internal_has_created_after()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(2, _Internal::created_after(this),
+        _Internal::created_after(this).GetCachedSize(), target, stream);
+  }
+
+  // .google.protobuf.Timestamp created_before = 3 [json_name = "createdBefore"];
+  if (this->_internal_has_created_before()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(3, _Internal::created_before(this),
+        _Internal::created_before(this).GetCachedSize(), target, stream);
+  }
+
+  // .google.protobuf.Timestamp finished_after = 4 [json_name = "finishedAfter"];
+  if (this->_internal_has_finished_after()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(4, _Internal::finished_after(this),
+        _Internal::finished_after(this).GetCachedSize(), target, stream);
+  }
+
+  // .google.protobuf.Timestamp finished_before = 5 [json_name = "finishedBefore"];
+  if (this->_internal_has_finished_before()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(5, _Internal::finished_before(this),
+        _Internal::finished_before(this).GetCachedSize(), target, stream);
+  }
+
+  // string gid_prefix = 6 [json_name = "gidPrefix"];
+  if (!this->_internal_gid_prefix().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_gid_prefix().data(), static_cast<int>(this->_internal_gid_prefix().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.TransactionFilter.gid_prefix");
+    target = stream->WriteStringMaybeAliased(
+        6, this->_internal_gid_prefix(), target);
+  }
+
+  // string target = 7 [json_name = "target"];
+  if (!this->_internal_target().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_target().data(), static_cast<int>(this->_internal_target().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.TransactionFilter.target");
+    target = stream->WriteStringMaybeAliased(
+        7, this->_internal_target(), target);
+  }
+
+  // string method = 8 [json_name = "method"];
+  if (!this->_internal_method().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_method().data(), static_cast<int>(this->_internal_method().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.TransactionFilter.method");
+    target = stream->WriteStringMaybeAliased(
+        8, this->_internal_method(), target);
+  }
+
+  // string error_contains = 9 [json_name = "errorContains"];
+  if (!this->_internal_error_contains().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_error_contains().data(), static_cast<int>(this->_internal_error_contains().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.TransactionFilter.error_contains");
+    target = stream->WriteStringMaybeAliased(
+        9, this->_internal_error_contains(), target);
+  }
+
+  // .stepping.tm.v1.Mode mode = 10 [json_name = "mode"];
+  if (this->_internal_mode() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteEnumToArray(
+      10, this->_internal_mode(), target);
+  }
+
+  // bool needs_attention = 11 [json_name = "needsAttention"];
+  if (this->_internal_needs_attention() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteBoolToArray(11, this->_internal_needs_attention(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.TransactionFilter)
+  return target;
+}
+
+size_t TransactionFilter::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.TransactionFilter)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // map<string, string> tags = 1 [json_name = "tags"];
+  total_size += 1 *
+      ::PROTOBUF_NAMESPACE_ID::internal::FromIntSize(this->_internal_tags_size());
+  for (::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >::const_iterator
+      it = this->_internal_tags().begin();
+      it != this->_internal_tags().end(); ++it) {
+    total_size += TransactionFilter_TagsEntry_DoNotUse::Funcs::ByteSizeLong(it->first, it->second);
+  }
+
+  // string gid_prefix = 6 [json_name = "gidPrefix"];
+  if (!this->_internal_gid_prefix().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_gid_prefix());
+  }
+
+  // string target = 7 [json_name = "target"];
+  if (!this->_internal_target().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_target());
+  }
+
+  // string method = 8 [json_name = "method"];
+  if (!this->_internal_method().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_method());
+  }
+
+  // string error_contains = 9 [json_name = "errorContains"];
+  if (!this->_internal_error_contains().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_error_contains());
+  }
+
+  // .google.protobuf.Timestamp created_after = 2 [json_name = "createdAfter"];
+  if (this->_internal_has_created_after()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.created_after_);
+  }
+
+  // .google.protobuf.Timestamp created_before = 3 [json_name = "createdBefore"];
+  if (this->_internal_has_created_before()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.created_before_);
+  }
+
+  // .google.protobuf.Timestamp finished_after = 4 [json_name = "finishedAfter"];
+  if (this->_internal_has_finished_after()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.finished_after_);
+  }
+
+  // .google.protobuf.Timestamp finished_before = 5 [json_name = "finishedBefore"];
+  if (this->_internal_has_finished_before()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.finished_before_);
+  }
+
+  // .stepping.tm.v1.Mode mode = 10 [json_name = "mode"];
+  if (this->_internal_mode() != 0) {
+    total_size += 1 +
+      ::_pbi::WireFormatLite::EnumSize(this->_internal_mode());
+  }
+
+  // bool needs_attention = 11 [json_name = "needsAttention"];
+  if (this->_internal_needs_attention() != 0) {
+    total_size += 1 + 1;
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData TransactionFilter::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    TransactionFilter::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*TransactionFilter::GetClassData() const { return &_class_data_; }
+
+
+void TransactionFilter::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<TransactionFilter*>(&to_msg);
+  auto& from = static_cast<const TransactionFilter&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.TransactionFilter)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
+  if (!from._internal_gid_prefix().empty()) {
+    _this->_internal_set_gid_prefix(from._internal_gid_prefix());
+  }
+  if (!from._internal_target().empty()) {
+    _this->_internal_set_target(from._internal_target());
+  }
+  if (!from._internal_method().empty()) {
+    _this->_internal_set_method(from._internal_method());
+  }
+  if (!from._internal_error_contains().empty()) {
+    _this->_internal_set_error_contains(from._internal_error_contains());
+  }
+  if (from._internal_has_created_after()) {
+    _this->_internal_mutable_created_after()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
+        from._internal_created_after());
+  }
+  if (from._internal_has_created_before()) {
+    _this->_internal_mutable_created_before()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
+        from._internal_created_before());
+  }
+  if (from._internal_has_finished_after()) {
+    _this->_internal_mutable_finished_after()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
+        from._internal_finished_after());
+  }
+  if (from._internal_has_finished_before()) {
+    _this->_internal_mutable_finished_before()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
+        from._internal_finished_before());
+  }
+  if (from._internal_mode() != 0) {
+    _this->_internal_set_mode(from._internal_mode());
+  }
+  if (from._internal_needs_attention() != 0) {
+    _this->_internal_set_needs_attention(from._internal_needs_attention());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void TransactionFilter::CopyFrom(const TransactionFilter& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.TransactionFilter)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool TransactionFilter::IsInitialized() const {
+  return true;
+}
+
+void TransactionFilter::InternalSwap(TransactionFilter* other) {
+  using std::swap;
+  auto* lhs_arena = GetArenaForAllocation();
+  auto* rhs_arena = other->GetArenaForAllocation();
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  _impl_.tags_.InternalSwap(&other->_impl_.tags_);
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.gid_prefix_, lhs_arena,
+      &other->_impl_.gid_prefix_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.target_, lhs_arena,
+      &other->_impl_.target_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.method_, lhs_arena,
+      &other->_impl_.method_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.error_contains_, lhs_arena,
+      &other->_impl_.error_contains_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(TransactionFilter, _impl_.needs_attention_)
+      + sizeof(TransactionFilter::_impl_.needs_attention_)
+      - PROTOBUF_FIELD_OFFSET(TransactionFilter, _impl_.created_after_)>(
+          reinterpret_cast<char*>(&_impl_.created_after_),
+          reinterpret_cast<char*>(&other->_impl_.created_after_));
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata TransactionFilter::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[19]);
 }
 
 // ===================================================================
@@ -4932,7 +6455,2332 @@ void ListTransactionsResponse::InternalSwap(ListTransactionsResponse* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata ListTransactionsResponse::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[16]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[20]);
+}
+
+// ===================================================================
+
+class CancelRequest::_Internal {
+ public:
+};
+
+CancelRequest::CancelRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.CancelRequest)
+}
+CancelRequest::CancelRequest(const CancelRequest& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  CancelRequest* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.gid_){}
+    , decltype(_impl_.reason_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _impl_.gid_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_gid().empty()) {
+    _this->_impl_.gid_.Set(from._internal_gid(), 
+      _this->GetArenaForAllocation());
+  }
+  _impl_.reason_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.reason_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_reason().empty()) {
+    _this->_impl_.reason_.Set(from._internal_reason(), 
+      _this->GetArenaForAllocation());
+  }
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.CancelRequest)
+}
+
+inline void CancelRequest::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.gid_){}
+    , decltype(_impl_.reason_){}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+  _impl_.gid_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.reason_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.reason_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+}
+
+CancelRequest::~CancelRequest() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.CancelRequest)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void CancelRequest::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.gid_.Destroy();
+  _impl_.reason_.Destroy();
+}
+
+void CancelRequest::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void CancelRequest::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.CancelRequest)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.gid_.ClearToEmpty();
+  _impl_.reason_.ClearToEmpty();
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* CancelRequest::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // string gid = 1 [json_name = "gid"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          auto str = _internal_mutable_gid();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.CancelRequest.gid"));
+        } else
+          goto handle_unusual;
+        continue;
+      // string reason = 2 [json_name = "reason"];
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 18)) {
+          auto str = _internal_mutable_reason();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.CancelRequest.reason"));
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* CancelRequest::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.CancelRequest)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // string gid = 1 [json_name = "gid"];
+  if (!this->_internal_gid().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_gid().data(), static_cast<int>(this->_internal_gid().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.CancelRequest.gid");
+    target = stream->WriteStringMaybeAliased(
+        1, this->_internal_gid(), target);
+  }
+
+  // string reason = 2 [json_name = "reason"];
+  if (!this->_internal_reason().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_reason().data(), static_cast<int>(this->_internal_reason().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.CancelRequest.reason");
+    target = stream->WriteStringMaybeAliased(
+        2, this->_internal_reason(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.CancelRequest)
+  return target;
+}
+
+size_t CancelRequest::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.CancelRequest)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // string gid = 1 [json_name = "gid"];
+  if (!this->_internal_gid().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_gid());
+  }
+
+  // string reason = 2 [json_name = "reason"];
+  if (!this->_internal_reason().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_reason());
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData CancelRequest::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    CancelRequest::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*CancelRequest::GetClassData() const { return &_class_data_; }
+
+
+void CancelRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<CancelRequest*>(&to_msg);
+  auto& from = static_cast<const CancelRequest&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.CancelRequest)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (!from._internal_gid().empty()) {
+    _this->_internal_set_gid(from._internal_gid());
+  }
+  if (!from._internal_reason().empty()) {
+    _this->_internal_set_reason(from._internal_reason());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void CancelRequest::CopyFrom(const CancelRequest& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.CancelRequest)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool CancelRequest::IsInitialized() const {
+  return true;
+}
+
+void CancelRequest::InternalSwap(CancelRequest* other) {
+  using std::swap;
+  auto* lhs_arena = GetArenaForAllocation();
+  auto* rhs_arena = other->GetArenaForAllocation();
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.gid_, lhs_arena,
+      &other->_impl_.gid_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.reason_, lhs_arena,
+      &other->_impl_.reason_, rhs_arena
+  );
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata CancelRequest::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[21]);
+}
+
+// ===================================================================
+
+class CancelResponse::_Internal {
+ public:
+  static const ::stepping::tm::v1::Transaction& transaction(const CancelResponse* msg);
+};
+
+const ::stepping::tm::v1::Transaction&
+CancelResponse::_Internal::transaction(const CancelResponse* msg) {
+  return *msg->_impl_.transaction_;
+}
+CancelResponse::CancelResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.CancelResponse)
+}
+CancelResponse::CancelResponse(const CancelResponse& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  CancelResponse* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.transaction_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  if (from._internal_has_transaction()) {
+    _this->_impl_.transaction_ = new ::stepping::tm::v1::Transaction(*from._impl_.transaction_);
+  }
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.CancelResponse)
+}
+
+inline void CancelResponse::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.transaction_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+CancelResponse::~CancelResponse() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.CancelResponse)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void CancelResponse::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  if (this != internal_default_instance()) delete _impl_.transaction_;
+}
+
+void CancelResponse::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void CancelResponse::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.CancelResponse)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  if (GetArenaForAllocation() == nullptr && _impl_.transaction_ != nullptr) {
+    delete _impl_.transaction_;
+  }
+  _impl_.transaction_ = nullptr;
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* CancelResponse::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          ptr = ctx->ParseMessage(_internal_mutable_transaction(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* CancelResponse::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.CancelResponse)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  if (this->_internal_has_transaction()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(1, _Internal::transaction(this),
+        _Internal::transaction(this).GetCachedSize(), target, stream);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.CancelResponse)
+  return target;
+}
+
+size_t CancelResponse::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.CancelResponse)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  if (this->_internal_has_transaction()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.transaction_);
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData CancelResponse::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    CancelResponse::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*CancelResponse::GetClassData() const { return &_class_data_; }
+
+
+void CancelResponse::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<CancelResponse*>(&to_msg);
+  auto& from = static_cast<const CancelResponse&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.CancelResponse)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (from._internal_has_transaction()) {
+    _this->_internal_mutable_transaction()->::stepping::tm::v1::Transaction::MergeFrom(
+        from._internal_transaction());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void CancelResponse::CopyFrom(const CancelResponse& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.CancelResponse)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool CancelResponse::IsInitialized() const {
+  return true;
+}
+
+void CancelResponse::InternalSwap(CancelResponse* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  swap(_impl_.transaction_, other->_impl_.transaction_);
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata CancelResponse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[22]);
+}
+
+// ===================================================================
+
+class ResumeRequest::_Internal {
+ public:
+};
+
+ResumeRequest::ResumeRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.ResumeRequest)
+}
+ResumeRequest::ResumeRequest(const ResumeRequest& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  ResumeRequest* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.gid_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _impl_.gid_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_gid().empty()) {
+    _this->_impl_.gid_.Set(from._internal_gid(), 
+      _this->GetArenaForAllocation());
+  }
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.ResumeRequest)
+}
+
+inline void ResumeRequest::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.gid_){}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+  _impl_.gid_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+}
+
+ResumeRequest::~ResumeRequest() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.ResumeRequest)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void ResumeRequest::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.gid_.Destroy();
+}
+
+void ResumeRequest::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void ResumeRequest::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.ResumeRequest)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.gid_.ClearToEmpty();
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* ResumeRequest::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // string gid = 1 [json_name = "gid"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          auto str = _internal_mutable_gid();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.ResumeRequest.gid"));
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* ResumeRequest::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.ResumeRequest)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // string gid = 1 [json_name = "gid"];
+  if (!this->_internal_gid().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_gid().data(), static_cast<int>(this->_internal_gid().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.ResumeRequest.gid");
+    target = stream->WriteStringMaybeAliased(
+        1, this->_internal_gid(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.ResumeRequest)
+  return target;
+}
+
+size_t ResumeRequest::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.ResumeRequest)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // string gid = 1 [json_name = "gid"];
+  if (!this->_internal_gid().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_gid());
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData ResumeRequest::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    ResumeRequest::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*ResumeRequest::GetClassData() const { return &_class_data_; }
+
+
+void ResumeRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<ResumeRequest*>(&to_msg);
+  auto& from = static_cast<const ResumeRequest&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.ResumeRequest)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (!from._internal_gid().empty()) {
+    _this->_internal_set_gid(from._internal_gid());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void ResumeRequest::CopyFrom(const ResumeRequest& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.ResumeRequest)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool ResumeRequest::IsInitialized() const {
+  return true;
+}
+
+void ResumeRequest::InternalSwap(ResumeRequest* other) {
+  using std::swap;
+  auto* lhs_arena = GetArenaForAllocation();
+  auto* rhs_arena = other->GetArenaForAllocation();
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.gid_, lhs_arena,
+      &other->_impl_.gid_, rhs_arena
+  );
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata ResumeRequest::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[23]);
+}
+
+// ===================================================================
+
+class ResumeResponse::_Internal {
+ public:
+  static const ::stepping::tm::v1::Transaction& transaction(const ResumeResponse* msg);
+};
+
+const ::stepping::tm::v1::Transaction&
+ResumeResponse::_Internal::transaction(const ResumeResponse* msg) {
+  return *msg->_impl_.transaction_;
+}
+ResumeResponse::ResumeResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.ResumeResponse)
+}
+ResumeResponse::ResumeResponse(const ResumeResponse& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  ResumeResponse* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.transaction_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  if (from._internal_has_transaction()) {
+    _this->_impl_.transaction_ = new ::stepping::tm::v1::Transaction(*from._impl_.transaction_);
+  }
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.ResumeResponse)
+}
+
+inline void ResumeResponse::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.transaction_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+ResumeResponse::~ResumeResponse() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.ResumeResponse)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void ResumeResponse::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  if (this != internal_default_instance()) delete _impl_.transaction_;
+}
+
+void ResumeResponse::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void ResumeResponse::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.ResumeResponse)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  if (GetArenaForAllocation() == nullptr && _impl_.transaction_ != nullptr) {
+    delete _impl_.transaction_;
+  }
+  _impl_.transaction_ = nullptr;
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* ResumeResponse::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          ptr = ctx->ParseMessage(_internal_mutable_transaction(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* ResumeResponse::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.ResumeResponse)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  if (this->_internal_has_transaction()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(1, _Internal::transaction(this),
+        _Internal::transaction(this).GetCachedSize(), target, stream);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.ResumeResponse)
+  return target;
+}
+
+size_t ResumeResponse::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.ResumeResponse)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  if (this->_internal_has_transaction()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.transaction_);
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData ResumeResponse::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    ResumeResponse::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*ResumeResponse::GetClassData() const { return &_class_data_; }
+
+
+void ResumeResponse::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<ResumeResponse*>(&to_msg);
+  auto& from = static_cast<const ResumeResponse&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.ResumeResponse)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (from._internal_has_transaction()) {
+    _this->_internal_mutable_transaction()->::stepping::tm::v1::Transaction::MergeFrom(
+        from._internal_transaction());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void ResumeResponse::CopyFrom(const ResumeResponse& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.ResumeResponse)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool ResumeResponse::IsInitialized() const {
+  return true;
+}
+
+void ResumeResponse::InternalSwap(ResumeResponse* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  swap(_impl_.transaction_, other->_impl_.transaction_);
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata ResumeResponse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[24]);
+}
+
+// ===================================================================
+
+class CountTransactionsRequest::_Internal {
+ public:
+  static const ::stepping::tm::v1::TransactionFilter& filter(const CountTransactionsRequest* msg);
+};
+
+const ::stepping::tm::v1::TransactionFilter&
+CountTransactionsRequest::_Internal::filter(const CountTransactionsRequest* msg) {
+  return *msg->_impl_.filter_;
+}
+CountTransactionsRequest::CountTransactionsRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.CountTransactionsRequest)
+}
+CountTransactionsRequest::CountTransactionsRequest(const CountTransactionsRequest& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  CountTransactionsRequest* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.filter_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  if (from._internal_has_filter()) {
+    _this->_impl_.filter_ = new ::stepping::tm::v1::TransactionFilter(*from._impl_.filter_);
+  }
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.CountTransactionsRequest)
+}
+
+inline void CountTransactionsRequest::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.filter_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+CountTransactionsRequest::~CountTransactionsRequest() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.CountTransactionsRequest)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void CountTransactionsRequest::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  if (this != internal_default_instance()) delete _impl_.filter_;
+}
+
+void CountTransactionsRequest::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void CountTransactionsRequest::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.CountTransactionsRequest)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  if (GetArenaForAllocation() == nullptr && _impl_.filter_ != nullptr) {
+    delete _impl_.filter_;
+  }
+  _impl_.filter_ = nullptr;
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* CountTransactionsRequest::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // .stepping.tm.v1.TransactionFilter filter = 1 [json_name = "filter"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          ptr = ctx->ParseMessage(_internal_mutable_filter(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* CountTransactionsRequest::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.CountTransactionsRequest)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.TransactionFilter filter = 1 [json_name = "filter"];
+  if (this->_internal_has_filter()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(1, _Internal::filter(this),
+        _Internal::filter(this).GetCachedSize(), target, stream);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.CountTransactionsRequest)
+  return target;
+}
+
+size_t CountTransactionsRequest::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.CountTransactionsRequest)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.TransactionFilter filter = 1 [json_name = "filter"];
+  if (this->_internal_has_filter()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.filter_);
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData CountTransactionsRequest::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    CountTransactionsRequest::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*CountTransactionsRequest::GetClassData() const { return &_class_data_; }
+
+
+void CountTransactionsRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<CountTransactionsRequest*>(&to_msg);
+  auto& from = static_cast<const CountTransactionsRequest&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.CountTransactionsRequest)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (from._internal_has_filter()) {
+    _this->_internal_mutable_filter()->::stepping::tm::v1::TransactionFilter::MergeFrom(
+        from._internal_filter());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void CountTransactionsRequest::CopyFrom(const CountTransactionsRequest& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.CountTransactionsRequest)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool CountTransactionsRequest::IsInitialized() const {
+  return true;
+}
+
+void CountTransactionsRequest::InternalSwap(CountTransactionsRequest* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  swap(_impl_.filter_, other->_impl_.filter_);
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata CountTransactionsRequest::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[25]);
+}
+
+// ===================================================================
+
+class StatusCount::_Internal {
+ public:
+};
+
+StatusCount::StatusCount(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.StatusCount)
+}
+StatusCount::StatusCount(const StatusCount& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  StatusCount* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.count_){}
+    , decltype(_impl_.status_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  ::memcpy(&_impl_.count_, &from._impl_.count_,
+    static_cast<size_t>(reinterpret_cast<char*>(&_impl_.status_) -
+    reinterpret_cast<char*>(&_impl_.count_)) + sizeof(_impl_.status_));
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.StatusCount)
+}
+
+inline void StatusCount::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.count_){int64_t{0}}
+    , decltype(_impl_.status_){0}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+StatusCount::~StatusCount() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.StatusCount)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void StatusCount::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+}
+
+void StatusCount::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void StatusCount::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.StatusCount)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  ::memset(&_impl_.count_, 0, static_cast<size_t>(
+      reinterpret_cast<char*>(&_impl_.status_) -
+      reinterpret_cast<char*>(&_impl_.count_)) + sizeof(_impl_.status_));
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* StatusCount::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // .stepping.tm.v1.TransactionStatus status = 1 [json_name = "status"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 8)) {
+          uint64_t val = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+          _internal_set_status(static_cast<::stepping::tm::v1::TransactionStatus>(val));
+        } else
+          goto handle_unusual;
+        continue;
+      // int64 count = 2 [json_name = "count"];
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 16)) {
+          _impl_.count_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* StatusCount::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.StatusCount)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.TransactionStatus status = 1 [json_name = "status"];
+  if (this->_internal_status() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteEnumToArray(
+      1, this->_internal_status(), target);
+  }
+
+  // int64 count = 2 [json_name = "count"];
+  if (this->_internal_count() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt64ToArray(2, this->_internal_count(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.StatusCount)
+  return target;
+}
+
+size_t StatusCount::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.StatusCount)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // int64 count = 2 [json_name = "count"];
+  if (this->_internal_count() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int64SizePlusOne(this->_internal_count());
+  }
+
+  // .stepping.tm.v1.TransactionStatus status = 1 [json_name = "status"];
+  if (this->_internal_status() != 0) {
+    total_size += 1 +
+      ::_pbi::WireFormatLite::EnumSize(this->_internal_status());
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData StatusCount::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    StatusCount::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*StatusCount::GetClassData() const { return &_class_data_; }
+
+
+void StatusCount::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<StatusCount*>(&to_msg);
+  auto& from = static_cast<const StatusCount&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.StatusCount)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (from._internal_count() != 0) {
+    _this->_internal_set_count(from._internal_count());
+  }
+  if (from._internal_status() != 0) {
+    _this->_internal_set_status(from._internal_status());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void StatusCount::CopyFrom(const StatusCount& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.StatusCount)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool StatusCount::IsInitialized() const {
+  return true;
+}
+
+void StatusCount::InternalSwap(StatusCount* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(StatusCount, _impl_.status_)
+      + sizeof(StatusCount::_impl_.status_)
+      - PROTOBUF_FIELD_OFFSET(StatusCount, _impl_.count_)>(
+          reinterpret_cast<char*>(&_impl_.count_),
+          reinterpret_cast<char*>(&other->_impl_.count_));
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata StatusCount::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[26]);
+}
+
+// ===================================================================
+
+class CountTransactionsResponse::_Internal {
+ public:
+};
+
+CountTransactionsResponse::CountTransactionsResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.CountTransactionsResponse)
+}
+CountTransactionsResponse::CountTransactionsResponse(const CountTransactionsResponse& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  CountTransactionsResponse* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.counts_){from._impl_.counts_}
+    , decltype(_impl_.total_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _this->_impl_.total_ = from._impl_.total_;
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.CountTransactionsResponse)
+}
+
+inline void CountTransactionsResponse::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.counts_){arena}
+    , decltype(_impl_.total_){int64_t{0}}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+CountTransactionsResponse::~CountTransactionsResponse() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.CountTransactionsResponse)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void CountTransactionsResponse::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.counts_.~RepeatedPtrField();
+}
+
+void CountTransactionsResponse::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void CountTransactionsResponse::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.CountTransactionsResponse)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.counts_.Clear();
+  _impl_.total_ = int64_t{0};
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* CountTransactionsResponse::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // repeated .stepping.tm.v1.StatusCount counts = 1 [json_name = "counts"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(_internal_add_counts(), ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<10>(ptr));
+        } else
+          goto handle_unusual;
+        continue;
+      // int64 total = 2 [json_name = "total"];
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 16)) {
+          _impl_.total_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* CountTransactionsResponse::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.CountTransactionsResponse)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // repeated .stepping.tm.v1.StatusCount counts = 1 [json_name = "counts"];
+  for (unsigned i = 0,
+      n = static_cast<unsigned>(this->_internal_counts_size()); i < n; i++) {
+    const auto& repfield = this->_internal_counts(i);
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+        InternalWriteMessage(1, repfield, repfield.GetCachedSize(), target, stream);
+  }
+
+  // int64 total = 2 [json_name = "total"];
+  if (this->_internal_total() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt64ToArray(2, this->_internal_total(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.CountTransactionsResponse)
+  return target;
+}
+
+size_t CountTransactionsResponse::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.CountTransactionsResponse)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // repeated .stepping.tm.v1.StatusCount counts = 1 [json_name = "counts"];
+  total_size += 1UL * this->_internal_counts_size();
+  for (const auto& msg : this->_impl_.counts_) {
+    total_size +=
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(msg);
+  }
+
+  // int64 total = 2 [json_name = "total"];
+  if (this->_internal_total() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int64SizePlusOne(this->_internal_total());
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData CountTransactionsResponse::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    CountTransactionsResponse::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*CountTransactionsResponse::GetClassData() const { return &_class_data_; }
+
+
+void CountTransactionsResponse::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<CountTransactionsResponse*>(&to_msg);
+  auto& from = static_cast<const CountTransactionsResponse&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.CountTransactionsResponse)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  _this->_impl_.counts_.MergeFrom(from._impl_.counts_);
+  if (from._internal_total() != 0) {
+    _this->_internal_set_total(from._internal_total());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void CountTransactionsResponse::CopyFrom(const CountTransactionsResponse& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.CountTransactionsResponse)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool CountTransactionsResponse::IsInitialized() const {
+  return true;
+}
+
+void CountTransactionsResponse::InternalSwap(CountTransactionsResponse* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  _impl_.counts_.InternalSwap(&other->_impl_.counts_);
+  swap(_impl_.total_, other->_impl_.total_);
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata CountTransactionsResponse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[27]);
+}
+
+// ===================================================================
+
+class WatchTransactionRequest::_Internal {
+ public:
+};
+
+WatchTransactionRequest::WatchTransactionRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.WatchTransactionRequest)
+}
+WatchTransactionRequest::WatchTransactionRequest(const WatchTransactionRequest& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  WatchTransactionRequest* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.gid_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _impl_.gid_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_gid().empty()) {
+    _this->_impl_.gid_.Set(from._internal_gid(), 
+      _this->GetArenaForAllocation());
+  }
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.WatchTransactionRequest)
+}
+
+inline void WatchTransactionRequest::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.gid_){}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+  _impl_.gid_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+}
+
+WatchTransactionRequest::~WatchTransactionRequest() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.WatchTransactionRequest)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void WatchTransactionRequest::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.gid_.Destroy();
+}
+
+void WatchTransactionRequest::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void WatchTransactionRequest::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.WatchTransactionRequest)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.gid_.ClearToEmpty();
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* WatchTransactionRequest::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // string gid = 1 [json_name = "gid"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          auto str = _internal_mutable_gid();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.WatchTransactionRequest.gid"));
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* WatchTransactionRequest::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.WatchTransactionRequest)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // string gid = 1 [json_name = "gid"];
+  if (!this->_internal_gid().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_gid().data(), static_cast<int>(this->_internal_gid().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.WatchTransactionRequest.gid");
+    target = stream->WriteStringMaybeAliased(
+        1, this->_internal_gid(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.WatchTransactionRequest)
+  return target;
+}
+
+size_t WatchTransactionRequest::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.WatchTransactionRequest)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // string gid = 1 [json_name = "gid"];
+  if (!this->_internal_gid().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_gid());
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData WatchTransactionRequest::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    WatchTransactionRequest::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*WatchTransactionRequest::GetClassData() const { return &_class_data_; }
+
+
+void WatchTransactionRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<WatchTransactionRequest*>(&to_msg);
+  auto& from = static_cast<const WatchTransactionRequest&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.WatchTransactionRequest)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (!from._internal_gid().empty()) {
+    _this->_internal_set_gid(from._internal_gid());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void WatchTransactionRequest::CopyFrom(const WatchTransactionRequest& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.WatchTransactionRequest)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool WatchTransactionRequest::IsInitialized() const {
+  return true;
+}
+
+void WatchTransactionRequest::InternalSwap(WatchTransactionRequest* other) {
+  using std::swap;
+  auto* lhs_arena = GetArenaForAllocation();
+  auto* rhs_arena = other->GetArenaForAllocation();
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.gid_, lhs_arena,
+      &other->_impl_.gid_, rhs_arena
+  );
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata WatchTransactionRequest::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[28]);
+}
+
+// ===================================================================
+
+class WatchTransactionResponse::_Internal {
+ public:
+  static const ::stepping::tm::v1::Transaction& transaction(const WatchTransactionResponse* msg);
+};
+
+const ::stepping::tm::v1::Transaction&
+WatchTransactionResponse::_Internal::transaction(const WatchTransactionResponse* msg) {
+  return *msg->_impl_.transaction_;
+}
+WatchTransactionResponse::WatchTransactionResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.WatchTransactionResponse)
+}
+WatchTransactionResponse::WatchTransactionResponse(const WatchTransactionResponse& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  WatchTransactionResponse* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.transaction_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  if (from._internal_has_transaction()) {
+    _this->_impl_.transaction_ = new ::stepping::tm::v1::Transaction(*from._impl_.transaction_);
+  }
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.WatchTransactionResponse)
+}
+
+inline void WatchTransactionResponse::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.transaction_){nullptr}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+WatchTransactionResponse::~WatchTransactionResponse() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.WatchTransactionResponse)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void WatchTransactionResponse::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  if (this != internal_default_instance()) delete _impl_.transaction_;
+}
+
+void WatchTransactionResponse::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void WatchTransactionResponse::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.WatchTransactionResponse)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  if (GetArenaForAllocation() == nullptr && _impl_.transaction_ != nullptr) {
+    delete _impl_.transaction_;
+  }
+  _impl_.transaction_ = nullptr;
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* WatchTransactionResponse::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          ptr = ctx->ParseMessage(_internal_mutable_transaction(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* WatchTransactionResponse::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.WatchTransactionResponse)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  if (this->_internal_has_transaction()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(1, _Internal::transaction(this),
+        _Internal::transaction(this).GetCachedSize(), target, stream);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.WatchTransactionResponse)
+  return target;
+}
+
+size_t WatchTransactionResponse::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.WatchTransactionResponse)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  if (this->_internal_has_transaction()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.transaction_);
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData WatchTransactionResponse::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    WatchTransactionResponse::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*WatchTransactionResponse::GetClassData() const { return &_class_data_; }
+
+
+void WatchTransactionResponse::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<WatchTransactionResponse*>(&to_msg);
+  auto& from = static_cast<const WatchTransactionResponse&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.WatchTransactionResponse)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (from._internal_has_transaction()) {
+    _this->_internal_mutable_transaction()->::stepping::tm::v1::Transaction::MergeFrom(
+        from._internal_transaction());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void WatchTransactionResponse::CopyFrom(const WatchTransactionResponse& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.WatchTransactionResponse)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool WatchTransactionResponse::IsInitialized() const {
+  return true;
+}
+
+void WatchTransactionResponse::InternalSwap(WatchTransactionResponse* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  swap(_impl_.transaction_, other->_impl_.transaction_);
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata WatchTransactionResponse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[29]);
+}
+
+// ===================================================================
+
+class PurgeTransactionsRequest::_Internal {
+ public:
+  static const ::PROTOBUF_NAMESPACE_ID::Duration& older_than(const PurgeTransactionsRequest* msg);
+};
+
+const ::PROTOBUF_NAMESPACE_ID::Duration&
+PurgeTransactionsRequest::_Internal::older_than(const PurgeTransactionsRequest* msg) {
+  return *msg->_impl_.older_than_;
+}
+void PurgeTransactionsRequest::clear_older_than() {
+  if (GetArenaForAllocation() == nullptr && _impl_.older_than_ != nullptr) {
+    delete _impl_.older_than_;
+  }
+  _impl_.older_than_ = nullptr;
+}
+PurgeTransactionsRequest::PurgeTransactionsRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.PurgeTransactionsRequest)
+}
+PurgeTransactionsRequest::PurgeTransactionsRequest(const PurgeTransactionsRequest& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  PurgeTransactionsRequest* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.statuses_){from._impl_.statuses_}
+    , /*decltype(_impl_._statuses_cached_byte_size_)*/{0}
+    , decltype(_impl_.older_than_){nullptr}
+    , decltype(_impl_.dry_run_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  if (from._internal_has_older_than()) {
+    _this->_impl_.older_than_ = new ::PROTOBUF_NAMESPACE_ID::Duration(*from._impl_.older_than_);
+  }
+  _this->_impl_.dry_run_ = from._impl_.dry_run_;
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.PurgeTransactionsRequest)
+}
+
+inline void PurgeTransactionsRequest::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.statuses_){arena}
+    , /*decltype(_impl_._statuses_cached_byte_size_)*/{0}
+    , decltype(_impl_.older_than_){nullptr}
+    , decltype(_impl_.dry_run_){false}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+PurgeTransactionsRequest::~PurgeTransactionsRequest() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.PurgeTransactionsRequest)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void PurgeTransactionsRequest::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.statuses_.~RepeatedField();
+  if (this != internal_default_instance()) delete _impl_.older_than_;
+}
+
+void PurgeTransactionsRequest::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void PurgeTransactionsRequest::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.PurgeTransactionsRequest)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.statuses_.Clear();
+  if (GetArenaForAllocation() == nullptr && _impl_.older_than_ != nullptr) {
+    delete _impl_.older_than_;
+  }
+  _impl_.older_than_ = nullptr;
+  _impl_.dry_run_ = false;
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* PurgeTransactionsRequest::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // .google.protobuf.Duration older_than = 1 [json_name = "olderThan"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
+          ptr = ctx->ParseMessage(_internal_mutable_older_than(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // repeated .stepping.tm.v1.TransactionStatus statuses = 2 [json_name = "statuses"];
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 18)) {
+          ptr = ::PROTOBUF_NAMESPACE_ID::internal::PackedEnumParser(_internal_mutable_statuses(), ptr, ctx);
+          CHK_(ptr);
+        } else if (static_cast<uint8_t>(tag) == 16) {
+          uint64_t val = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+          _internal_add_statuses(static_cast<::stepping::tm::v1::TransactionStatus>(val));
+        } else
+          goto handle_unusual;
+        continue;
+      // bool dry_run = 3 [json_name = "dryRun"];
+      case 3:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 24)) {
+          _impl_.dry_run_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* PurgeTransactionsRequest::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.PurgeTransactionsRequest)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // .google.protobuf.Duration older_than = 1 [json_name = "olderThan"];
+  if (this->_internal_has_older_than()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(1, _Internal::older_than(this),
+        _Internal::older_than(this).GetCachedSize(), target, stream);
+  }
+
+  // repeated .stepping.tm.v1.TransactionStatus statuses = 2 [json_name = "statuses"];
+  {
+    int byte_size = _impl_._statuses_cached_byte_size_.load(std::memory_order_relaxed);
+    if (byte_size > 0) {
+      target = stream->WriteEnumPacked(
+          2, _impl_.statuses_, byte_size, target);
+    }
+  }
+
+  // bool dry_run = 3 [json_name = "dryRun"];
+  if (this->_internal_dry_run() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteBoolToArray(3, this->_internal_dry_run(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.PurgeTransactionsRequest)
+  return target;
+}
+
+size_t PurgeTransactionsRequest::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.PurgeTransactionsRequest)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // repeated .stepping.tm.v1.TransactionStatus statuses = 2 [json_name = "statuses"];
+  {
+    size_t data_size = 0;
+    unsigned int count = static_cast<unsigned int>(this->_internal_statuses_size());for (unsigned int i = 0; i < count; i++) {
+      data_size += ::_pbi::WireFormatLite::EnumSize(
+        this->_internal_statuses(static_cast<int>(i)));
+    }
+    if (data_size > 0) {
+      total_size += 1 +
+        ::_pbi::WireFormatLite::Int32Size(static_cast<int32_t>(data_size));
+    }
+    int cached_size = ::_pbi::ToCachedSize(data_size);
+    _impl_._statuses_cached_byte_size_.store(cached_size,
+                                    std::memory_order_relaxed);
+    total_size += data_size;
+  }
+
+  // .google.protobuf.Duration older_than = 1 [json_name = "olderThan"];
+  if (this->_internal_has_older_than()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.older_than_);
+  }
+
+  // bool dry_run = 3 [json_name = "dryRun"];
+  if (this->_internal_dry_run() != 0) {
+    total_size += 1 + 1;
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData PurgeTransactionsRequest::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    PurgeTransactionsRequest::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*PurgeTransactionsRequest::GetClassData() const { return &_class_data_; }
+
+
+void PurgeTransactionsRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<PurgeTransactionsRequest*>(&to_msg);
+  auto& from = static_cast<const PurgeTransactionsRequest&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.PurgeTransactionsRequest)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  _this->_impl_.statuses_.MergeFrom(from._impl_.statuses_);
+  if (from._internal_has_older_than()) {
+    _this->_internal_mutable_older_than()->::PROTOBUF_NAMESPACE_ID::Duration::MergeFrom(
+        from._internal_older_than());
+  }
+  if (from._internal_dry_run() != 0) {
+    _this->_internal_set_dry_run(from._internal_dry_run());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void PurgeTransactionsRequest::CopyFrom(const PurgeTransactionsRequest& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.PurgeTransactionsRequest)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool PurgeTransactionsRequest::IsInitialized() const {
+  return true;
+}
+
+void PurgeTransactionsRequest::InternalSwap(PurgeTransactionsRequest* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  _impl_.statuses_.InternalSwap(&other->_impl_.statuses_);
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(PurgeTransactionsRequest, _impl_.dry_run_)
+      + sizeof(PurgeTransactionsRequest::_impl_.dry_run_)
+      - PROTOBUF_FIELD_OFFSET(PurgeTransactionsRequest, _impl_.older_than_)>(
+          reinterpret_cast<char*>(&_impl_.older_than_),
+          reinterpret_cast<char*>(&other->_impl_.older_than_));
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata PurgeTransactionsRequest::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[30]);
+}
+
+// ===================================================================
+
+class PurgeTransactionsResponse::_Internal {
+ public:
+};
+
+PurgeTransactionsResponse::PurgeTransactionsResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.PurgeTransactionsResponse)
+}
+PurgeTransactionsResponse::PurgeTransactionsResponse(const PurgeTransactionsResponse& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  PurgeTransactionsResponse* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.deleted_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _this->_impl_.deleted_ = from._impl_.deleted_;
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.PurgeTransactionsResponse)
+}
+
+inline void PurgeTransactionsResponse::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.deleted_){int64_t{0}}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+}
+
+PurgeTransactionsResponse::~PurgeTransactionsResponse() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.PurgeTransactionsResponse)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void PurgeTransactionsResponse::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+}
+
+void PurgeTransactionsResponse::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void PurgeTransactionsResponse::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.PurgeTransactionsResponse)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.deleted_ = int64_t{0};
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* PurgeTransactionsResponse::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // int64 deleted = 1 [json_name = "deleted"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 8)) {
+          _impl_.deleted_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* PurgeTransactionsResponse::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.PurgeTransactionsResponse)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // int64 deleted = 1 [json_name = "deleted"];
+  if (this->_internal_deleted() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt64ToArray(1, this->_internal_deleted(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.PurgeTransactionsResponse)
+  return target;
+}
+
+size_t PurgeTransactionsResponse::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.PurgeTransactionsResponse)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // int64 deleted = 1 [json_name = "deleted"];
+  if (this->_internal_deleted() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int64SizePlusOne(this->_internal_deleted());
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData PurgeTransactionsResponse::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    PurgeTransactionsResponse::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*PurgeTransactionsResponse::GetClassData() const { return &_class_data_; }
+
+
+void PurgeTransactionsResponse::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<PurgeTransactionsResponse*>(&to_msg);
+  auto& from = static_cast<const PurgeTransactionsResponse&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.PurgeTransactionsResponse)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (from._internal_deleted() != 0) {
+    _this->_internal_set_deleted(from._internal_deleted());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void PurgeTransactionsResponse::CopyFrom(const PurgeTransactionsResponse& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.PurgeTransactionsResponse)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool PurgeTransactionsResponse::IsInitialized() const {
+  return true;
+}
+
+void PurgeTransactionsResponse::InternalSwap(PurgeTransactionsResponse* other) {
+  using std::swap;
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  swap(_impl_.deleted_, other->_impl_.deleted_);
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata PurgeTransactionsResponse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[31]);
+}
+
+// ===================================================================
+
+StepState_HeadersEntry_DoNotUse::StepState_HeadersEntry_DoNotUse() {}
+StepState_HeadersEntry_DoNotUse::StepState_HeadersEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena)
+    : SuperType(arena) {}
+void StepState_HeadersEntry_DoNotUse::MergeFrom(const StepState_HeadersEntry_DoNotUse& other) {
+  MergeFromInternal(other);
+}
+::PROTOBUF_NAMESPACE_ID::Metadata StepState_HeadersEntry_DoNotUse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[32]);
 }
 
 // ===================================================================
@@ -4940,11 +8788,31 @@ void ListTransactionsResponse::InternalSwap(ListTransactionsResponse* other) {
 class StepState::_Internal {
  public:
   static const ::PROTOBUF_NAMESPACE_ID::Timestamp& next_attempt_time(const StepState* msg);
+  static const ::stepping::tm::v1::Endpoint& action(const StepState* msg);
+  static const ::stepping::tm::v1::Endpoint& compensation(const StepState* msg);
+  static const ::stepping::tm::v1::RetryPolicy& retry_policy(const StepState* msg);
+  static const ::PROTOBUF_NAMESPACE_ID::Duration& timeout(const StepState* msg);
 };
 
 const ::PROTOBUF_NAMESPACE_ID::Timestamp&
 StepState::_Internal::next_attempt_time(const StepState* msg) {
   return *msg->_impl_.next_attempt_time_;
+}
+const ::stepping::tm::v1::Endpoint&
+StepState::_Internal::action(const StepState* msg) {
+  return *msg->_impl_.action_;
+}
+const ::stepping::tm::v1::Endpoint&
+StepState::_Internal::compensation(const StepState* msg) {
+  return *msg->_impl_.compensation_;
+}
+const ::stepping::tm::v1::RetryPolicy&
+StepState::_Internal::retry_policy(const StepState* msg) {
+  return *msg->_impl_.retry_policy_;
+}
+const ::PROTOBUF_NAMESPACE_ID::Duration&
+StepState::_Internal::timeout(const StepState* msg) {
+  return *msg->_impl_.timeout_;
 }
 void StepState::clear_next_attempt_time() {
   if (GetArenaForAllocation() == nullptr && _impl_.next_attempt_time_ != nullptr) {
@@ -4952,26 +8820,43 @@ void StepState::clear_next_attempt_time() {
   }
   _impl_.next_attempt_time_ = nullptr;
 }
+void StepState::clear_timeout() {
+  if (GetArenaForAllocation() == nullptr && _impl_.timeout_ != nullptr) {
+    delete _impl_.timeout_;
+  }
+  _impl_.timeout_ = nullptr;
+}
 StepState::StepState(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                          bool is_message_owned)
   : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
   SharedCtor(arena, is_message_owned);
+  if (arena != nullptr && !is_message_owned) {
+    arena->OwnCustomDestructor(this, &StepState::ArenaDtor);
+  }
   // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.StepState)
 }
 StepState::StepState(const StepState& from)
   : ::PROTOBUF_NAMESPACE_ID::Message() {
   StepState* const _this = this; (void)_this;
   new (&_impl_) Impl_{
-      decltype(_impl_.name_){}
+      decltype(_impl_.history_){from._impl_.history_}
+    , /*decltype(_impl_.headers_)*/{}
+    , decltype(_impl_.name_){}
     , decltype(_impl_.last_error_){}
     , decltype(_impl_.result_){}
+    , decltype(_impl_.payload_){}
     , decltype(_impl_.next_attempt_time_){nullptr}
+    , decltype(_impl_.action_){nullptr}
+    , decltype(_impl_.compensation_){nullptr}
+    , decltype(_impl_.retry_policy_){nullptr}
+    , decltype(_impl_.timeout_){nullptr}
     , decltype(_impl_.index_){}
     , decltype(_impl_.status_){}
     , decltype(_impl_.attempts_){}
     , /*decltype(_impl_._cached_size_)*/{}};
 
   _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _this->_impl_.headers_.MergeFrom(from._impl_.headers_);
   _impl_.name_.InitDefault();
   #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
     _impl_.name_.Set("", GetArenaForAllocation());
@@ -4996,8 +8881,28 @@ StepState::StepState(const StepState& from)
     _this->_impl_.result_.Set(from._internal_result(), 
       _this->GetArenaForAllocation());
   }
+  _impl_.payload_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.payload_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_payload().empty()) {
+    _this->_impl_.payload_.Set(from._internal_payload(), 
+      _this->GetArenaForAllocation());
+  }
   if (from._internal_has_next_attempt_time()) {
     _this->_impl_.next_attempt_time_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.next_attempt_time_);
+  }
+  if (from._internal_has_action()) {
+    _this->_impl_.action_ = new ::stepping::tm::v1::Endpoint(*from._impl_.action_);
+  }
+  if (from._internal_has_compensation()) {
+    _this->_impl_.compensation_ = new ::stepping::tm::v1::Endpoint(*from._impl_.compensation_);
+  }
+  if (from._internal_has_retry_policy()) {
+    _this->_impl_.retry_policy_ = new ::stepping::tm::v1::RetryPolicy(*from._impl_.retry_policy_);
+  }
+  if (from._internal_has_timeout()) {
+    _this->_impl_.timeout_ = new ::PROTOBUF_NAMESPACE_ID::Duration(*from._impl_.timeout_);
   }
   ::memcpy(&_impl_.index_, &from._impl_.index_,
     static_cast<size_t>(reinterpret_cast<char*>(&_impl_.attempts_) -
@@ -5010,10 +8915,17 @@ inline void StepState::SharedCtor(
   (void)arena;
   (void)is_message_owned;
   new (&_impl_) Impl_{
-      decltype(_impl_.name_){}
+      decltype(_impl_.history_){arena}
+    , /*decltype(_impl_.headers_)*/{::_pbi::ArenaInitialized(), arena}
+    , decltype(_impl_.name_){}
     , decltype(_impl_.last_error_){}
     , decltype(_impl_.result_){}
+    , decltype(_impl_.payload_){}
     , decltype(_impl_.next_attempt_time_){nullptr}
+    , decltype(_impl_.action_){nullptr}
+    , decltype(_impl_.compensation_){nullptr}
+    , decltype(_impl_.retry_policy_){nullptr}
+    , decltype(_impl_.timeout_){nullptr}
     , decltype(_impl_.index_){0}
     , decltype(_impl_.status_){0}
     , decltype(_impl_.attempts_){0}
@@ -5031,12 +8943,17 @@ inline void StepState::SharedCtor(
   #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
     _impl_.result_.Set("", GetArenaForAllocation());
   #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.payload_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.payload_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
 }
 
 StepState::~StepState() {
   // @@protoc_insertion_point(destructor:stepping.tm.v1.StepState)
   if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
   (void)arena;
+    ArenaDtor(this);
     return;
   }
   SharedDtor();
@@ -5044,12 +8961,24 @@ StepState::~StepState() {
 
 inline void StepState::SharedDtor() {
   GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.history_.~RepeatedPtrField();
+  _impl_.headers_.Destruct();
+  _impl_.headers_.~MapField();
   _impl_.name_.Destroy();
   _impl_.last_error_.Destroy();
   _impl_.result_.Destroy();
+  _impl_.payload_.Destroy();
   if (this != internal_default_instance()) delete _impl_.next_attempt_time_;
+  if (this != internal_default_instance()) delete _impl_.action_;
+  if (this != internal_default_instance()) delete _impl_.compensation_;
+  if (this != internal_default_instance()) delete _impl_.retry_policy_;
+  if (this != internal_default_instance()) delete _impl_.timeout_;
 }
 
+void StepState::ArenaDtor(void* object) {
+  StepState* _this = reinterpret_cast< StepState* >(object);
+  _this->_impl_.headers_.Destruct();
+}
 void StepState::SetCachedSize(int size) const {
   _impl_._cached_size_.Set(size);
 }
@@ -5060,13 +8989,32 @@ void StepState::Clear() {
   // Prevent compiler warnings about cached_has_bits being unused
   (void) cached_has_bits;
 
+  _impl_.history_.Clear();
+  _impl_.headers_.Clear();
   _impl_.name_.ClearToEmpty();
   _impl_.last_error_.ClearToEmpty();
   _impl_.result_.ClearToEmpty();
+  _impl_.payload_.ClearToEmpty();
   if (GetArenaForAllocation() == nullptr && _impl_.next_attempt_time_ != nullptr) {
     delete _impl_.next_attempt_time_;
   }
   _impl_.next_attempt_time_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.action_ != nullptr) {
+    delete _impl_.action_;
+  }
+  _impl_.action_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.compensation_ != nullptr) {
+    delete _impl_.compensation_;
+  }
+  _impl_.compensation_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.retry_policy_ != nullptr) {
+    delete _impl_.retry_policy_;
+  }
+  _impl_.retry_policy_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.timeout_ != nullptr) {
+    delete _impl_.timeout_;
+  }
+  _impl_.timeout_ = nullptr;
   ::memset(&_impl_.index_, 0, static_cast<size_t>(
       reinterpret_cast<char*>(&_impl_.attempts_) -
       reinterpret_cast<char*>(&_impl_.index_)) + sizeof(_impl_.attempts_));
@@ -5137,6 +9085,73 @@ const char* StepState::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx
       case 7:
         if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 58)) {
           ptr = ctx->ParseMessage(_internal_mutable_next_attempt_time(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];
+      case 8:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 66)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(_internal_add_history(), ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<66>(ptr));
+        } else
+          goto handle_unusual;
+        continue;
+      // bytes payload = 9 [json_name = "payload"];
+      case 9:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 74)) {
+          auto str = _internal_mutable_payload();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // map<string, string> headers = 10 [json_name = "headers"];
+      case 10:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 82)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(&_impl_.headers_, ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<82>(ptr));
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.Endpoint action = 11 [json_name = "action"];
+      case 11:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 90)) {
+          ptr = ctx->ParseMessage(_internal_mutable_action(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];
+      case 12:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 98)) {
+          ptr = ctx->ParseMessage(_internal_mutable_compensation(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];
+      case 13:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 106)) {
+          ptr = ctx->ParseMessage(_internal_mutable_retry_policy(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Duration timeout = 14 [json_name = "timeout"];
+      case 14:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 114)) {
+          ptr = ctx->ParseMessage(_internal_mutable_timeout(), ptr);
           CHK_(ptr);
         } else
           goto handle_unusual;
@@ -5222,6 +9237,78 @@ uint8_t* StepState::_InternalSerialize(
         _Internal::next_attempt_time(this).GetCachedSize(), target, stream);
   }
 
+  // repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];
+  for (unsigned i = 0,
+      n = static_cast<unsigned>(this->_internal_history_size()); i < n; i++) {
+    const auto& repfield = this->_internal_history(i);
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+        InternalWriteMessage(8, repfield, repfield.GetCachedSize(), target, stream);
+  }
+
+  // bytes payload = 9 [json_name = "payload"];
+  if (!this->_internal_payload().empty()) {
+    target = stream->WriteBytesMaybeAliased(
+        9, this->_internal_payload(), target);
+  }
+
+  // map<string, string> headers = 10 [json_name = "headers"];
+  if (!this->_internal_headers().empty()) {
+    using MapType = ::_pb::Map<std::string, std::string>;
+    using WireHelper = StepState_HeadersEntry_DoNotUse::Funcs;
+    const auto& map_field = this->_internal_headers();
+    auto check_utf8 = [](const MapType::value_type& entry) {
+      (void)entry;
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.first.data(), static_cast<int>(entry.first.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.StepState.HeadersEntry.key");
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.second.data(), static_cast<int>(entry.second.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.StepState.HeadersEntry.value");
+    };
+
+    if (stream->IsSerializationDeterministic() && map_field.size() > 1) {
+      for (const auto& entry : ::_pbi::MapSorterPtr<MapType>(map_field)) {
+        target = WireHelper::InternalSerialize(10, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    } else {
+      for (const auto& entry : map_field) {
+        target = WireHelper::InternalSerialize(10, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    }
+  }
+
+  // .stepping.tm.v1.Endpoint action = 11 [json_name = "action"];
+  if (this->_internal_has_action()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(11, _Internal::action(this),
+        _Internal::action(this).GetCachedSize(), target, stream);
+  }
+
+  // .stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];
+  if (this->_internal_has_compensation()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(12, _Internal::compensation(this),
+        _Internal::compensation(this).GetCachedSize(), target, stream);
+  }
+
+  // .stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];
+  if (this->_internal_has_retry_policy()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(13, _Internal::retry_policy(this),
+        _Internal::retry_policy(this).GetCachedSize(), target, stream);
+  }
+
+  // .google.protobuf.Duration timeout = 14 [json_name = "timeout"];
+  if (this->_internal_has_timeout()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(14, _Internal::timeout(this),
+        _Internal::timeout(this).GetCachedSize(), target, stream);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -5237,6 +9324,22 @@ size_t StepState::ByteSizeLong() const {
   uint32_t cached_has_bits = 0;
   // Prevent compiler warnings about cached_has_bits being unused
   (void) cached_has_bits;
+
+  // repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];
+  total_size += 1UL * this->_internal_history_size();
+  for (const auto& msg : this->_impl_.history_) {
+    total_size +=
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(msg);
+  }
+
+  // map<string, string> headers = 10 [json_name = "headers"];
+  total_size += 1 *
+      ::PROTOBUF_NAMESPACE_ID::internal::FromIntSize(this->_internal_headers_size());
+  for (::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >::const_iterator
+      it = this->_internal_headers().begin();
+      it != this->_internal_headers().end(); ++it) {
+    total_size += StepState_HeadersEntry_DoNotUse::Funcs::ByteSizeLong(it->first, it->second);
+  }
 
   // string name = 2 [json_name = "name"];
   if (!this->_internal_name().empty()) {
@@ -5259,11 +9362,46 @@ size_t StepState::ByteSizeLong() const {
         this->_internal_result());
   }
 
+  // bytes payload = 9 [json_name = "payload"];
+  if (!this->_internal_payload().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::BytesSize(
+        this->_internal_payload());
+  }
+
   // .google.protobuf.Timestamp next_attempt_time = 7 [json_name = "nextAttemptTime"];
   if (this->_internal_has_next_attempt_time()) {
     total_size += 1 +
       ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
         *_impl_.next_attempt_time_);
+  }
+
+  // .stepping.tm.v1.Endpoint action = 11 [json_name = "action"];
+  if (this->_internal_has_action()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.action_);
+  }
+
+  // .stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];
+  if (this->_internal_has_compensation()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.compensation_);
+  }
+
+  // .stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];
+  if (this->_internal_has_retry_policy()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.retry_policy_);
+  }
+
+  // .google.protobuf.Duration timeout = 14 [json_name = "timeout"];
+  if (this->_internal_has_timeout()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.timeout_);
   }
 
   // int32 index = 1 [json_name = "index"];
@@ -5300,6 +9438,8 @@ void StepState::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROT
   uint32_t cached_has_bits = 0;
   (void) cached_has_bits;
 
+  _this->_impl_.history_.MergeFrom(from._impl_.history_);
+  _this->_impl_.headers_.MergeFrom(from._impl_.headers_);
   if (!from._internal_name().empty()) {
     _this->_internal_set_name(from._internal_name());
   }
@@ -5309,9 +9449,28 @@ void StepState::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROT
   if (!from._internal_result().empty()) {
     _this->_internal_set_result(from._internal_result());
   }
+  if (!from._internal_payload().empty()) {
+    _this->_internal_set_payload(from._internal_payload());
+  }
   if (from._internal_has_next_attempt_time()) {
     _this->_internal_mutable_next_attempt_time()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
         from._internal_next_attempt_time());
+  }
+  if (from._internal_has_action()) {
+    _this->_internal_mutable_action()->::stepping::tm::v1::Endpoint::MergeFrom(
+        from._internal_action());
+  }
+  if (from._internal_has_compensation()) {
+    _this->_internal_mutable_compensation()->::stepping::tm::v1::Endpoint::MergeFrom(
+        from._internal_compensation());
+  }
+  if (from._internal_has_retry_policy()) {
+    _this->_internal_mutable_retry_policy()->::stepping::tm::v1::RetryPolicy::MergeFrom(
+        from._internal_retry_policy());
+  }
+  if (from._internal_has_timeout()) {
+    _this->_internal_mutable_timeout()->::PROTOBUF_NAMESPACE_ID::Duration::MergeFrom(
+        from._internal_timeout());
   }
   if (from._internal_index() != 0) {
     _this->_internal_set_index(from._internal_index());
@@ -5341,6 +9500,8 @@ void StepState::InternalSwap(StepState* other) {
   auto* lhs_arena = GetArenaForAllocation();
   auto* rhs_arena = other->GetArenaForAllocation();
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  _impl_.history_.InternalSwap(&other->_impl_.history_);
+  _impl_.headers_.InternalSwap(&other->_impl_.headers_);
   ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
       &_impl_.name_, lhs_arena,
       &other->_impl_.name_, rhs_arena
@@ -5353,6 +9514,10 @@ void StepState::InternalSwap(StepState* other) {
       &_impl_.result_, lhs_arena,
       &other->_impl_.result_, rhs_arena
   );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.payload_, lhs_arena,
+      &other->_impl_.payload_, rhs_arena
+  );
   ::PROTOBUF_NAMESPACE_ID::internal::memswap<
       PROTOBUF_FIELD_OFFSET(StepState, _impl_.attempts_)
       + sizeof(StepState::_impl_.attempts_)
@@ -5364,7 +9529,405 @@ void StepState::InternalSwap(StepState* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata StepState::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[17]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[33]);
+}
+
+// ===================================================================
+
+class Attempt::_Internal {
+ public:
+  static const ::PROTOBUF_NAMESPACE_ID::Timestamp& start_time(const Attempt* msg);
+  static const ::PROTOBUF_NAMESPACE_ID::Duration& duration(const Attempt* msg);
+};
+
+const ::PROTOBUF_NAMESPACE_ID::Timestamp&
+Attempt::_Internal::start_time(const Attempt* msg) {
+  return *msg->_impl_.start_time_;
+}
+const ::PROTOBUF_NAMESPACE_ID::Duration&
+Attempt::_Internal::duration(const Attempt* msg) {
+  return *msg->_impl_.duration_;
+}
+void Attempt::clear_start_time() {
+  if (GetArenaForAllocation() == nullptr && _impl_.start_time_ != nullptr) {
+    delete _impl_.start_time_;
+  }
+  _impl_.start_time_ = nullptr;
+}
+void Attempt::clear_duration() {
+  if (GetArenaForAllocation() == nullptr && _impl_.duration_ != nullptr) {
+    delete _impl_.duration_;
+  }
+  _impl_.duration_ = nullptr;
+}
+Attempt::Attempt(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                         bool is_message_owned)
+  : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
+  SharedCtor(arena, is_message_owned);
+  // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.Attempt)
+}
+Attempt::Attempt(const Attempt& from)
+  : ::PROTOBUF_NAMESPACE_ID::Message() {
+  Attempt* const _this = this; (void)_this;
+  new (&_impl_) Impl_{
+      decltype(_impl_.error_){}
+    , decltype(_impl_.start_time_){nullptr}
+    , decltype(_impl_.duration_){nullptr}
+    , decltype(_impl_.number_){}
+    , decltype(_impl_.op_){}
+    , decltype(_impl_.code_){}
+    , /*decltype(_impl_._cached_size_)*/{}};
+
+  _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _impl_.error_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.error_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_error().empty()) {
+    _this->_impl_.error_.Set(from._internal_error(), 
+      _this->GetArenaForAllocation());
+  }
+  if (from._internal_has_start_time()) {
+    _this->_impl_.start_time_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.start_time_);
+  }
+  if (from._internal_has_duration()) {
+    _this->_impl_.duration_ = new ::PROTOBUF_NAMESPACE_ID::Duration(*from._impl_.duration_);
+  }
+  ::memcpy(&_impl_.number_, &from._impl_.number_,
+    static_cast<size_t>(reinterpret_cast<char*>(&_impl_.code_) -
+    reinterpret_cast<char*>(&_impl_.number_)) + sizeof(_impl_.code_));
+  // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.Attempt)
+}
+
+inline void Attempt::SharedCtor(
+    ::_pb::Arena* arena, bool is_message_owned) {
+  (void)arena;
+  (void)is_message_owned;
+  new (&_impl_) Impl_{
+      decltype(_impl_.error_){}
+    , decltype(_impl_.start_time_){nullptr}
+    , decltype(_impl_.duration_){nullptr}
+    , decltype(_impl_.number_){0}
+    , decltype(_impl_.op_){0}
+    , decltype(_impl_.code_){0}
+    , /*decltype(_impl_._cached_size_)*/{}
+  };
+  _impl_.error_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.error_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+}
+
+Attempt::~Attempt() {
+  // @@protoc_insertion_point(destructor:stepping.tm.v1.Attempt)
+  if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
+  (void)arena;
+    return;
+  }
+  SharedDtor();
+}
+
+inline void Attempt::SharedDtor() {
+  GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
+  _impl_.error_.Destroy();
+  if (this != internal_default_instance()) delete _impl_.start_time_;
+  if (this != internal_default_instance()) delete _impl_.duration_;
+}
+
+void Attempt::SetCachedSize(int size) const {
+  _impl_._cached_size_.Set(size);
+}
+
+void Attempt::Clear() {
+// @@protoc_insertion_point(message_clear_start:stepping.tm.v1.Attempt)
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  _impl_.error_.ClearToEmpty();
+  if (GetArenaForAllocation() == nullptr && _impl_.start_time_ != nullptr) {
+    delete _impl_.start_time_;
+  }
+  _impl_.start_time_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.duration_ != nullptr) {
+    delete _impl_.duration_;
+  }
+  _impl_.duration_ = nullptr;
+  ::memset(&_impl_.number_, 0, static_cast<size_t>(
+      reinterpret_cast<char*>(&_impl_.code_) -
+      reinterpret_cast<char*>(&_impl_.number_)) + sizeof(_impl_.code_));
+  _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
+}
+
+const char* Attempt::_InternalParse(const char* ptr, ::_pbi::ParseContext* ctx) {
+#define CHK_(x) if (PROTOBUF_PREDICT_FALSE(!(x))) goto failure
+  while (!ctx->Done(&ptr)) {
+    uint32_t tag;
+    ptr = ::_pbi::ReadTag(ptr, &tag);
+    switch (tag >> 3) {
+      // int32 number = 1 [json_name = "number"];
+      case 1:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 8)) {
+          _impl_.number_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint32(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.AttemptOp op = 2 [json_name = "op"];
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 16)) {
+          uint64_t val = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+          _internal_set_op(static_cast<::stepping::tm::v1::AttemptOp>(val));
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Timestamp start_time = 3 [json_name = "startTime"];
+      case 3:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 26)) {
+          ptr = ctx->ParseMessage(_internal_mutable_start_time(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Duration duration = 4 [json_name = "duration"];
+      case 4:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 34)) {
+          ptr = ctx->ParseMessage(_internal_mutable_duration(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // int32 code = 5 [json_name = "code"];
+      case 5:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 40)) {
+          _impl_.code_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint32(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // string error = 6 [json_name = "error"];
+      case 6:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 50)) {
+          auto str = _internal_mutable_error();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.Attempt.error"));
+        } else
+          goto handle_unusual;
+        continue;
+      default:
+        goto handle_unusual;
+    }  // switch
+  handle_unusual:
+    if ((tag == 0) || ((tag & 7) == 4)) {
+      CHK_(ptr);
+      ctx->SetLastTag(tag);
+      goto message_done;
+    }
+    ptr = UnknownFieldParse(
+        tag,
+        _internal_metadata_.mutable_unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(),
+        ptr, ctx);
+    CHK_(ptr != nullptr);
+  }  // while
+message_done:
+  return ptr;
+failure:
+  ptr = nullptr;
+  goto message_done;
+#undef CHK_
+}
+
+uint8_t* Attempt::_InternalSerialize(
+    uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const {
+  // @@protoc_insertion_point(serialize_to_array_start:stepping.tm.v1.Attempt)
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  // int32 number = 1 [json_name = "number"];
+  if (this->_internal_number() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt32ToArray(1, this->_internal_number(), target);
+  }
+
+  // .stepping.tm.v1.AttemptOp op = 2 [json_name = "op"];
+  if (this->_internal_op() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteEnumToArray(
+      2, this->_internal_op(), target);
+  }
+
+  // .google.protobuf.Timestamp start_time = 3 [json_name = "startTime"];
+  if (this->_internal_has_start_time()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(3, _Internal::start_time(this),
+        _Internal::start_time(this).GetCachedSize(), target, stream);
+  }
+
+  // .google.protobuf.Duration duration = 4 [json_name = "duration"];
+  if (this->_internal_has_duration()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(4, _Internal::duration(this),
+        _Internal::duration(this).GetCachedSize(), target, stream);
+  }
+
+  // int32 code = 5 [json_name = "code"];
+  if (this->_internal_code() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt32ToArray(5, this->_internal_code(), target);
+  }
+
+  // string error = 6 [json_name = "error"];
+  if (!this->_internal_error().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_error().data(), static_cast<int>(this->_internal_error().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.Attempt.error");
+    target = stream->WriteStringMaybeAliased(
+        6, this->_internal_error(), target);
+  }
+
+  if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
+    target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
+        _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
+  }
+  // @@protoc_insertion_point(serialize_to_array_end:stepping.tm.v1.Attempt)
+  return target;
+}
+
+size_t Attempt::ByteSizeLong() const {
+// @@protoc_insertion_point(message_byte_size_start:stepping.tm.v1.Attempt)
+  size_t total_size = 0;
+
+  uint32_t cached_has_bits = 0;
+  // Prevent compiler warnings about cached_has_bits being unused
+  (void) cached_has_bits;
+
+  // string error = 6 [json_name = "error"];
+  if (!this->_internal_error().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_error());
+  }
+
+  // .google.protobuf.Timestamp start_time = 3 [json_name = "startTime"];
+  if (this->_internal_has_start_time()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.start_time_);
+  }
+
+  // .google.protobuf.Duration duration = 4 [json_name = "duration"];
+  if (this->_internal_has_duration()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.duration_);
+  }
+
+  // int32 number = 1 [json_name = "number"];
+  if (this->_internal_number() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int32SizePlusOne(this->_internal_number());
+  }
+
+  // .stepping.tm.v1.AttemptOp op = 2 [json_name = "op"];
+  if (this->_internal_op() != 0) {
+    total_size += 1 +
+      ::_pbi::WireFormatLite::EnumSize(this->_internal_op());
+  }
+
+  // int32 code = 5 [json_name = "code"];
+  if (this->_internal_code() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int32SizePlusOne(this->_internal_code());
+  }
+
+  return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
+}
+
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData Attempt::_class_data_ = {
+    ::PROTOBUF_NAMESPACE_ID::Message::CopyWithSourceCheck,
+    Attempt::MergeImpl
+};
+const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*Attempt::GetClassData() const { return &_class_data_; }
+
+
+void Attempt::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg) {
+  auto* const _this = static_cast<Attempt*>(&to_msg);
+  auto& from = static_cast<const Attempt&>(from_msg);
+  // @@protoc_insertion_point(class_specific_merge_from_start:stepping.tm.v1.Attempt)
+  GOOGLE_DCHECK_NE(&from, _this);
+  uint32_t cached_has_bits = 0;
+  (void) cached_has_bits;
+
+  if (!from._internal_error().empty()) {
+    _this->_internal_set_error(from._internal_error());
+  }
+  if (from._internal_has_start_time()) {
+    _this->_internal_mutable_start_time()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
+        from._internal_start_time());
+  }
+  if (from._internal_has_duration()) {
+    _this->_internal_mutable_duration()->::PROTOBUF_NAMESPACE_ID::Duration::MergeFrom(
+        from._internal_duration());
+  }
+  if (from._internal_number() != 0) {
+    _this->_internal_set_number(from._internal_number());
+  }
+  if (from._internal_op() != 0) {
+    _this->_internal_set_op(from._internal_op());
+  }
+  if (from._internal_code() != 0) {
+    _this->_internal_set_code(from._internal_code());
+  }
+  _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+}
+
+void Attempt::CopyFrom(const Attempt& from) {
+// @@protoc_insertion_point(class_specific_copy_from_start:stepping.tm.v1.Attempt)
+  if (&from == this) return;
+  Clear();
+  MergeFrom(from);
+}
+
+bool Attempt::IsInitialized() const {
+  return true;
+}
+
+void Attempt::InternalSwap(Attempt* other) {
+  using std::swap;
+  auto* lhs_arena = GetArenaForAllocation();
+  auto* rhs_arena = other->GetArenaForAllocation();
+  _internal_metadata_.InternalSwap(&other->_internal_metadata_);
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.error_, lhs_arena,
+      &other->_impl_.error_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(Attempt, _impl_.code_)
+      + sizeof(Attempt::_impl_.code_)
+      - PROTOBUF_FIELD_OFFSET(Attempt, _impl_.start_time_)>(
+          reinterpret_cast<char*>(&_impl_.start_time_),
+          reinterpret_cast<char*>(&other->_impl_.start_time_));
+}
+
+::PROTOBUF_NAMESPACE_ID::Metadata Attempt::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[34]);
+}
+
+// ===================================================================
+
+Transaction_TagsEntry_DoNotUse::Transaction_TagsEntry_DoNotUse() {}
+Transaction_TagsEntry_DoNotUse::Transaction_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena)
+    : SuperType(arena) {}
+void Transaction_TagsEntry_DoNotUse::MergeFrom(const Transaction_TagsEntry_DoNotUse& other) {
+  MergeFromInternal(other);
+}
+::PROTOBUF_NAMESPACE_ID::Metadata Transaction_TagsEntry_DoNotUse::GetMetadata() const {
+  return ::_pbi::AssignDescriptors(
+      &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[35]);
 }
 
 // ===================================================================
@@ -5374,6 +9937,9 @@ class Transaction::_Internal {
   static const ::PROTOBUF_NAMESPACE_ID::Timestamp& create_time(const Transaction* msg);
   static const ::PROTOBUF_NAMESPACE_ID::Timestamp& update_time(const Transaction* msg);
   static const ::PROTOBUF_NAMESPACE_ID::Timestamp& finish_time(const Transaction* msg);
+  static const ::stepping::tm::v1::TransactionOptions& options(const Transaction* msg);
+  static const ::PROTOBUF_NAMESPACE_ID::Timestamp& deadline_time(const Transaction* msg);
+  static const ::stepping::tm::v1::Endpoint& query_prepared(const Transaction* msg);
 };
 
 const ::PROTOBUF_NAMESPACE_ID::Timestamp&
@@ -5387,6 +9953,18 @@ Transaction::_Internal::update_time(const Transaction* msg) {
 const ::PROTOBUF_NAMESPACE_ID::Timestamp&
 Transaction::_Internal::finish_time(const Transaction* msg) {
   return *msg->_impl_.finish_time_;
+}
+const ::stepping::tm::v1::TransactionOptions&
+Transaction::_Internal::options(const Transaction* msg) {
+  return *msg->_impl_.options_;
+}
+const ::PROTOBUF_NAMESPACE_ID::Timestamp&
+Transaction::_Internal::deadline_time(const Transaction* msg) {
+  return *msg->_impl_.deadline_time_;
+}
+const ::stepping::tm::v1::Endpoint&
+Transaction::_Internal::query_prepared(const Transaction* msg) {
+  return *msg->_impl_.query_prepared_;
 }
 void Transaction::clear_create_time() {
   if (GetArenaForAllocation() == nullptr && _impl_.create_time_ != nullptr) {
@@ -5406,10 +9984,19 @@ void Transaction::clear_finish_time() {
   }
   _impl_.finish_time_ = nullptr;
 }
+void Transaction::clear_deadline_time() {
+  if (GetArenaForAllocation() == nullptr && _impl_.deadline_time_ != nullptr) {
+    delete _impl_.deadline_time_;
+  }
+  _impl_.deadline_time_ = nullptr;
+}
 Transaction::Transaction(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                          bool is_message_owned)
   : ::PROTOBUF_NAMESPACE_ID::Message(arena, is_message_owned) {
   SharedCtor(arena, is_message_owned);
+  if (arena != nullptr && !is_message_owned) {
+    arena->OwnCustomDestructor(this, &Transaction::ArenaDtor);
+  }
   // @@protoc_insertion_point(arena_constructor:stepping.tm.v1.Transaction)
 }
 Transaction::Transaction(const Transaction& from)
@@ -5417,17 +10004,26 @@ Transaction::Transaction(const Transaction& from)
   Transaction* const _this = this; (void)_this;
   new (&_impl_) Impl_{
       decltype(_impl_.steps_){from._impl_.steps_}
+    , /*decltype(_impl_.tags_)*/{}
+    , decltype(_impl_.query_prepared_history_){from._impl_.query_prepared_history_}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.error_){}
     , decltype(_impl_.owner_){}
+    , decltype(_impl_.trace_id_){}
+    , decltype(_impl_.needs_attention_){}
+    , decltype(_impl_.cancel_reason_){}
     , decltype(_impl_.create_time_){nullptr}
     , decltype(_impl_.update_time_){nullptr}
     , decltype(_impl_.finish_time_){nullptr}
+    , decltype(_impl_.options_){nullptr}
+    , decltype(_impl_.deadline_time_){nullptr}
+    , decltype(_impl_.query_prepared_){nullptr}
     , decltype(_impl_.mode_){}
     , decltype(_impl_.status_){}
     , /*decltype(_impl_._cached_size_)*/{}};
 
   _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
   _impl_.gid_.InitDefault();
   #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
     _impl_.gid_.Set("", GetArenaForAllocation());
@@ -5452,6 +10048,30 @@ Transaction::Transaction(const Transaction& from)
     _this->_impl_.owner_.Set(from._internal_owner(), 
       _this->GetArenaForAllocation());
   }
+  _impl_.trace_id_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.trace_id_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_trace_id().empty()) {
+    _this->_impl_.trace_id_.Set(from._internal_trace_id(), 
+      _this->GetArenaForAllocation());
+  }
+  _impl_.needs_attention_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.needs_attention_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_needs_attention().empty()) {
+    _this->_impl_.needs_attention_.Set(from._internal_needs_attention(), 
+      _this->GetArenaForAllocation());
+  }
+  _impl_.cancel_reason_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.cancel_reason_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (!from._internal_cancel_reason().empty()) {
+    _this->_impl_.cancel_reason_.Set(from._internal_cancel_reason(), 
+      _this->GetArenaForAllocation());
+  }
   if (from._internal_has_create_time()) {
     _this->_impl_.create_time_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.create_time_);
   }
@@ -5460,6 +10080,15 @@ Transaction::Transaction(const Transaction& from)
   }
   if (from._internal_has_finish_time()) {
     _this->_impl_.finish_time_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.finish_time_);
+  }
+  if (from._internal_has_options()) {
+    _this->_impl_.options_ = new ::stepping::tm::v1::TransactionOptions(*from._impl_.options_);
+  }
+  if (from._internal_has_deadline_time()) {
+    _this->_impl_.deadline_time_ = new ::PROTOBUF_NAMESPACE_ID::Timestamp(*from._impl_.deadline_time_);
+  }
+  if (from._internal_has_query_prepared()) {
+    _this->_impl_.query_prepared_ = new ::stepping::tm::v1::Endpoint(*from._impl_.query_prepared_);
   }
   ::memcpy(&_impl_.mode_, &from._impl_.mode_,
     static_cast<size_t>(reinterpret_cast<char*>(&_impl_.status_) -
@@ -5473,12 +10102,20 @@ inline void Transaction::SharedCtor(
   (void)is_message_owned;
   new (&_impl_) Impl_{
       decltype(_impl_.steps_){arena}
+    , /*decltype(_impl_.tags_)*/{::_pbi::ArenaInitialized(), arena}
+    , decltype(_impl_.query_prepared_history_){arena}
     , decltype(_impl_.gid_){}
     , decltype(_impl_.error_){}
     , decltype(_impl_.owner_){}
+    , decltype(_impl_.trace_id_){}
+    , decltype(_impl_.needs_attention_){}
+    , decltype(_impl_.cancel_reason_){}
     , decltype(_impl_.create_time_){nullptr}
     , decltype(_impl_.update_time_){nullptr}
     , decltype(_impl_.finish_time_){nullptr}
+    , decltype(_impl_.options_){nullptr}
+    , decltype(_impl_.deadline_time_){nullptr}
+    , decltype(_impl_.query_prepared_){nullptr}
     , decltype(_impl_.mode_){0}
     , decltype(_impl_.status_){0}
     , /*decltype(_impl_._cached_size_)*/{}
@@ -5495,12 +10132,25 @@ inline void Transaction::SharedCtor(
   #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
     _impl_.owner_.Set("", GetArenaForAllocation());
   #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.trace_id_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.trace_id_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.needs_attention_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.needs_attention_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  _impl_.cancel_reason_.InitDefault();
+  #ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+    _impl_.cancel_reason_.Set("", GetArenaForAllocation());
+  #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
 }
 
 Transaction::~Transaction() {
   // @@protoc_insertion_point(destructor:stepping.tm.v1.Transaction)
   if (auto *arena = _internal_metadata_.DeleteReturnArena<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>()) {
   (void)arena;
+    ArenaDtor(this);
     return;
   }
   SharedDtor();
@@ -5509,14 +10159,27 @@ Transaction::~Transaction() {
 inline void Transaction::SharedDtor() {
   GOOGLE_DCHECK(GetArenaForAllocation() == nullptr);
   _impl_.steps_.~RepeatedPtrField();
+  _impl_.tags_.Destruct();
+  _impl_.tags_.~MapField();
+  _impl_.query_prepared_history_.~RepeatedPtrField();
   _impl_.gid_.Destroy();
   _impl_.error_.Destroy();
   _impl_.owner_.Destroy();
+  _impl_.trace_id_.Destroy();
+  _impl_.needs_attention_.Destroy();
+  _impl_.cancel_reason_.Destroy();
   if (this != internal_default_instance()) delete _impl_.create_time_;
   if (this != internal_default_instance()) delete _impl_.update_time_;
   if (this != internal_default_instance()) delete _impl_.finish_time_;
+  if (this != internal_default_instance()) delete _impl_.options_;
+  if (this != internal_default_instance()) delete _impl_.deadline_time_;
+  if (this != internal_default_instance()) delete _impl_.query_prepared_;
 }
 
+void Transaction::ArenaDtor(void* object) {
+  Transaction* _this = reinterpret_cast< Transaction* >(object);
+  _this->_impl_.tags_.Destruct();
+}
 void Transaction::SetCachedSize(int size) const {
   _impl_._cached_size_.Set(size);
 }
@@ -5528,9 +10191,14 @@ void Transaction::Clear() {
   (void) cached_has_bits;
 
   _impl_.steps_.Clear();
+  _impl_.tags_.Clear();
+  _impl_.query_prepared_history_.Clear();
   _impl_.gid_.ClearToEmpty();
   _impl_.error_.ClearToEmpty();
   _impl_.owner_.ClearToEmpty();
+  _impl_.trace_id_.ClearToEmpty();
+  _impl_.needs_attention_.ClearToEmpty();
+  _impl_.cancel_reason_.ClearToEmpty();
   if (GetArenaForAllocation() == nullptr && _impl_.create_time_ != nullptr) {
     delete _impl_.create_time_;
   }
@@ -5543,6 +10211,18 @@ void Transaction::Clear() {
     delete _impl_.finish_time_;
   }
   _impl_.finish_time_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.options_ != nullptr) {
+    delete _impl_.options_;
+  }
+  _impl_.options_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.deadline_time_ != nullptr) {
+    delete _impl_.deadline_time_;
+  }
+  _impl_.deadline_time_ = nullptr;
+  if (GetArenaForAllocation() == nullptr && _impl_.query_prepared_ != nullptr) {
+    delete _impl_.query_prepared_;
+  }
+  _impl_.query_prepared_ = nullptr;
   ::memset(&_impl_.mode_, 0, static_cast<size_t>(
       reinterpret_cast<char*>(&_impl_.status_) -
       reinterpret_cast<char*>(&_impl_.mode_)) + sizeof(_impl_.status_));
@@ -5637,6 +10317,86 @@ const char* Transaction::_InternalParse(const char* ptr, ::_pbi::ParseContext* c
           ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
           CHK_(ptr);
           CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.Transaction.owner"));
+        } else
+          goto handle_unusual;
+        continue;
+      // map<string, string> tags = 10 [json_name = "tags"];
+      case 10:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 82)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(&_impl_.tags_, ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<82>(ptr));
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];
+      case 11:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 90)) {
+          ptr = ctx->ParseMessage(_internal_mutable_options(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // .google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];
+      case 12:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 98)) {
+          ptr = ctx->ParseMessage(_internal_mutable_deadline_time(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // string trace_id = 13 [json_name = "traceId"];
+      case 13:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 106)) {
+          auto str = _internal_mutable_trace_id();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.Transaction.trace_id"));
+        } else
+          goto handle_unusual;
+        continue;
+      // .stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];
+      case 14:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 114)) {
+          ptr = ctx->ParseMessage(_internal_mutable_query_prepared(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];
+      case 15:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 122)) {
+          ptr -= 1;
+          do {
+            ptr += 1;
+            ptr = ctx->ParseMessage(_internal_add_query_prepared_history(), ptr);
+            CHK_(ptr);
+            if (!ctx->DataAvailable(ptr)) break;
+          } while (::PROTOBUF_NAMESPACE_ID::internal::ExpectTag<122>(ptr));
+        } else
+          goto handle_unusual;
+        continue;
+      // string needs_attention = 16 [json_name = "needsAttention"];
+      case 16:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 130)) {
+          auto str = _internal_mutable_needs_attention();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.Transaction.needs_attention"));
+        } else
+          goto handle_unusual;
+        continue;
+      // string cancel_reason = 17 [json_name = "cancelReason"];
+      case 17:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 138)) {
+          auto str = _internal_mutable_cancel_reason();
+          ptr = ::_pbi::InlineGreedyStringParser(str, ptr, ctx);
+          CHK_(ptr);
+          CHK_(::_pbi::VerifyUTF8(str, "stepping.tm.v1.Transaction.cancel_reason"));
         } else
           goto handle_unusual;
         continue;
@@ -5742,6 +10502,95 @@ uint8_t* Transaction::_InternalSerialize(
         9, this->_internal_owner(), target);
   }
 
+  // map<string, string> tags = 10 [json_name = "tags"];
+  if (!this->_internal_tags().empty()) {
+    using MapType = ::_pb::Map<std::string, std::string>;
+    using WireHelper = Transaction_TagsEntry_DoNotUse::Funcs;
+    const auto& map_field = this->_internal_tags();
+    auto check_utf8 = [](const MapType::value_type& entry) {
+      (void)entry;
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.first.data(), static_cast<int>(entry.first.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.Transaction.TagsEntry.key");
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+        entry.second.data(), static_cast<int>(entry.second.length()),
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+        "stepping.tm.v1.Transaction.TagsEntry.value");
+    };
+
+    if (stream->IsSerializationDeterministic() && map_field.size() > 1) {
+      for (const auto& entry : ::_pbi::MapSorterPtr<MapType>(map_field)) {
+        target = WireHelper::InternalSerialize(10, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    } else {
+      for (const auto& entry : map_field) {
+        target = WireHelper::InternalSerialize(10, entry.first, entry.second, target, stream);
+        check_utf8(entry);
+      }
+    }
+  }
+
+  // .stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];
+  if (this->_internal_has_options()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(11, _Internal::options(this),
+        _Internal::options(this).GetCachedSize(), target, stream);
+  }
+
+  // .google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];
+  if (this->_internal_has_deadline_time()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(12, _Internal::deadline_time(this),
+        _Internal::deadline_time(this).GetCachedSize(), target, stream);
+  }
+
+  // string trace_id = 13 [json_name = "traceId"];
+  if (!this->_internal_trace_id().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_trace_id().data(), static_cast<int>(this->_internal_trace_id().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.Transaction.trace_id");
+    target = stream->WriteStringMaybeAliased(
+        13, this->_internal_trace_id(), target);
+  }
+
+  // .stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];
+  if (this->_internal_has_query_prepared()) {
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+      InternalWriteMessage(14, _Internal::query_prepared(this),
+        _Internal::query_prepared(this).GetCachedSize(), target, stream);
+  }
+
+  // repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];
+  for (unsigned i = 0,
+      n = static_cast<unsigned>(this->_internal_query_prepared_history_size()); i < n; i++) {
+    const auto& repfield = this->_internal_query_prepared_history(i);
+    target = ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::
+        InternalWriteMessage(15, repfield, repfield.GetCachedSize(), target, stream);
+  }
+
+  // string needs_attention = 16 [json_name = "needsAttention"];
+  if (!this->_internal_needs_attention().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_needs_attention().data(), static_cast<int>(this->_internal_needs_attention().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.Transaction.needs_attention");
+    target = stream->WriteStringMaybeAliased(
+        16, this->_internal_needs_attention(), target);
+  }
+
+  // string cancel_reason = 17 [json_name = "cancelReason"];
+  if (!this->_internal_cancel_reason().empty()) {
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(
+      this->_internal_cancel_reason().data(), static_cast<int>(this->_internal_cancel_reason().length()),
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::SERIALIZE,
+      "stepping.tm.v1.Transaction.cancel_reason");
+    target = stream->WriteStringMaybeAliased(
+        17, this->_internal_cancel_reason(), target);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -5761,6 +10610,22 @@ size_t Transaction::ByteSizeLong() const {
   // repeated .stepping.tm.v1.StepState steps = 4 [json_name = "steps"];
   total_size += 1UL * this->_internal_steps_size();
   for (const auto& msg : this->_impl_.steps_) {
+    total_size +=
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(msg);
+  }
+
+  // map<string, string> tags = 10 [json_name = "tags"];
+  total_size += 1 *
+      ::PROTOBUF_NAMESPACE_ID::internal::FromIntSize(this->_internal_tags_size());
+  for (::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >::const_iterator
+      it = this->_internal_tags().begin();
+      it != this->_internal_tags().end(); ++it) {
+    total_size += Transaction_TagsEntry_DoNotUse::Funcs::ByteSizeLong(it->first, it->second);
+  }
+
+  // repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];
+  total_size += 1UL * this->_internal_query_prepared_history_size();
+  for (const auto& msg : this->_impl_.query_prepared_history_) {
     total_size +=
       ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(msg);
   }
@@ -5786,6 +10651,27 @@ size_t Transaction::ByteSizeLong() const {
         this->_internal_owner());
   }
 
+  // string trace_id = 13 [json_name = "traceId"];
+  if (!this->_internal_trace_id().empty()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_trace_id());
+  }
+
+  // string needs_attention = 16 [json_name = "needsAttention"];
+  if (!this->_internal_needs_attention().empty()) {
+    total_size += 2 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_needs_attention());
+  }
+
+  // string cancel_reason = 17 [json_name = "cancelReason"];
+  if (!this->_internal_cancel_reason().empty()) {
+    total_size += 2 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::StringSize(
+        this->_internal_cancel_reason());
+  }
+
   // .google.protobuf.Timestamp create_time = 6 [json_name = "createTime"];
   if (this->_internal_has_create_time()) {
     total_size += 1 +
@@ -5805,6 +10691,27 @@ size_t Transaction::ByteSizeLong() const {
     total_size += 1 +
       ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
         *_impl_.finish_time_);
+  }
+
+  // .stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];
+  if (this->_internal_has_options()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.options_);
+  }
+
+  // .google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];
+  if (this->_internal_has_deadline_time()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.deadline_time_);
+  }
+
+  // .stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];
+  if (this->_internal_has_query_prepared()) {
+    total_size += 1 +
+      ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
+        *_impl_.query_prepared_);
   }
 
   // .stepping.tm.v1.Mode mode = 2 [json_name = "mode"];
@@ -5838,6 +10745,8 @@ void Transaction::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PR
   (void) cached_has_bits;
 
   _this->_impl_.steps_.MergeFrom(from._impl_.steps_);
+  _this->_impl_.tags_.MergeFrom(from._impl_.tags_);
+  _this->_impl_.query_prepared_history_.MergeFrom(from._impl_.query_prepared_history_);
   if (!from._internal_gid().empty()) {
     _this->_internal_set_gid(from._internal_gid());
   }
@@ -5846,6 +10755,15 @@ void Transaction::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PR
   }
   if (!from._internal_owner().empty()) {
     _this->_internal_set_owner(from._internal_owner());
+  }
+  if (!from._internal_trace_id().empty()) {
+    _this->_internal_set_trace_id(from._internal_trace_id());
+  }
+  if (!from._internal_needs_attention().empty()) {
+    _this->_internal_set_needs_attention(from._internal_needs_attention());
+  }
+  if (!from._internal_cancel_reason().empty()) {
+    _this->_internal_set_cancel_reason(from._internal_cancel_reason());
   }
   if (from._internal_has_create_time()) {
     _this->_internal_mutable_create_time()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
@@ -5858,6 +10776,18 @@ void Transaction::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PR
   if (from._internal_has_finish_time()) {
     _this->_internal_mutable_finish_time()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
         from._internal_finish_time());
+  }
+  if (from._internal_has_options()) {
+    _this->_internal_mutable_options()->::stepping::tm::v1::TransactionOptions::MergeFrom(
+        from._internal_options());
+  }
+  if (from._internal_has_deadline_time()) {
+    _this->_internal_mutable_deadline_time()->::PROTOBUF_NAMESPACE_ID::Timestamp::MergeFrom(
+        from._internal_deadline_time());
+  }
+  if (from._internal_has_query_prepared()) {
+    _this->_internal_mutable_query_prepared()->::stepping::tm::v1::Endpoint::MergeFrom(
+        from._internal_query_prepared());
   }
   if (from._internal_mode() != 0) {
     _this->_internal_set_mode(from._internal_mode());
@@ -5885,6 +10815,8 @@ void Transaction::InternalSwap(Transaction* other) {
   auto* rhs_arena = other->GetArenaForAllocation();
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
   _impl_.steps_.InternalSwap(&other->_impl_.steps_);
+  _impl_.tags_.InternalSwap(&other->_impl_.tags_);
+  _impl_.query_prepared_history_.InternalSwap(&other->_impl_.query_prepared_history_);
   ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
       &_impl_.gid_, lhs_arena,
       &other->_impl_.gid_, rhs_arena
@@ -5897,6 +10829,18 @@ void Transaction::InternalSwap(Transaction* other) {
       &_impl_.owner_, lhs_arena,
       &other->_impl_.owner_, rhs_arena
   );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.trace_id_, lhs_arena,
+      &other->_impl_.trace_id_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.needs_attention_, lhs_arena,
+      &other->_impl_.needs_attention_, rhs_arena
+  );
+  ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr::InternalSwap(
+      &_impl_.cancel_reason_, lhs_arena,
+      &other->_impl_.cancel_reason_, rhs_arena
+  );
   ::PROTOBUF_NAMESPACE_ID::internal::memswap<
       PROTOBUF_FIELD_OFFSET(Transaction, _impl_.status_)
       + sizeof(Transaction::_impl_.status_)
@@ -5908,7 +10852,7 @@ void Transaction::InternalSwap(Transaction* other) {
 ::PROTOBUF_NAMESPACE_ID::Metadata Transaction::GetMetadata() const {
   return ::_pbi::AssignDescriptors(
       &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_getter, &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once,
-      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[18]);
+      file_level_metadata_stepping_2ftm_2fv1_2ftm_2eproto[36]);
 }
 
 // @@protoc_insertion_point(namespace_scope)
@@ -5944,6 +10888,10 @@ template<> PROTOBUF_NOINLINE ::stepping::tm::v1::NewGidResponse*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::NewGidResponse >(Arena* arena) {
   return Arena::CreateMessageInternal< ::stepping::tm::v1::NewGidResponse >(arena);
 }
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse >(arena);
+}
 template<> PROTOBUF_NOINLINE ::stepping::tm::v1::PrepareRequest*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::PrepareRequest >(Arena* arena) {
   return Arena::CreateMessageInternal< ::stepping::tm::v1::PrepareRequest >(arena);
@@ -5951,6 +10899,10 @@ Arena::CreateMaybeMessage< ::stepping::tm::v1::PrepareRequest >(Arena* arena) {
 template<> PROTOBUF_NOINLINE ::stepping::tm::v1::PrepareResponse*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::PrepareResponse >(Arena* arena) {
   return Arena::CreateMessageInternal< ::stepping::tm::v1::PrepareResponse >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse >(arena);
 }
 template<> PROTOBUF_NOINLINE ::stepping::tm::v1::SubmitRequest*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::SubmitRequest >(Arena* arena) {
@@ -5980,13 +10932,77 @@ template<> PROTOBUF_NOINLINE ::stepping::tm::v1::ListTransactionsRequest*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::ListTransactionsRequest >(Arena* arena) {
   return Arena::CreateMessageInternal< ::stepping::tm::v1::ListTransactionsRequest >(arena);
 }
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::TransactionFilter*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::TransactionFilter >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::TransactionFilter >(arena);
+}
 template<> PROTOBUF_NOINLINE ::stepping::tm::v1::ListTransactionsResponse*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::ListTransactionsResponse >(Arena* arena) {
   return Arena::CreateMessageInternal< ::stepping::tm::v1::ListTransactionsResponse >(arena);
 }
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::CancelRequest*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::CancelRequest >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::CancelRequest >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::CancelResponse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::CancelResponse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::CancelResponse >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::ResumeRequest*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::ResumeRequest >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::ResumeRequest >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::ResumeResponse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::ResumeResponse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::ResumeResponse >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::CountTransactionsRequest*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::CountTransactionsRequest >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::CountTransactionsRequest >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::StatusCount*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::StatusCount >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::StatusCount >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::CountTransactionsResponse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::CountTransactionsResponse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::CountTransactionsResponse >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::WatchTransactionRequest*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::WatchTransactionRequest >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::WatchTransactionRequest >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::WatchTransactionResponse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::WatchTransactionResponse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::WatchTransactionResponse >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::PurgeTransactionsRequest*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::PurgeTransactionsRequest >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::PurgeTransactionsRequest >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::PurgeTransactionsResponse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::PurgeTransactionsResponse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::PurgeTransactionsResponse >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::StepState_HeadersEntry_DoNotUse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::StepState_HeadersEntry_DoNotUse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::StepState_HeadersEntry_DoNotUse >(arena);
+}
 template<> PROTOBUF_NOINLINE ::stepping::tm::v1::StepState*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::StepState >(Arena* arena) {
   return Arena::CreateMessageInternal< ::stepping::tm::v1::StepState >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::Attempt*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::Attempt >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::Attempt >(arena);
+}
+template<> PROTOBUF_NOINLINE ::stepping::tm::v1::Transaction_TagsEntry_DoNotUse*
+Arena::CreateMaybeMessage< ::stepping::tm::v1::Transaction_TagsEntry_DoNotUse >(Arena* arena) {
+  return Arena::CreateMessageInternal< ::stepping::tm::v1::Transaction_TagsEntry_DoNotUse >(arena);
 }
 template<> PROTOBUF_NOINLINE ::stepping::tm::v1::Transaction*
 Arena::CreateMaybeMessage< ::stepping::tm::v1::Transaction >(Arena* arena) {

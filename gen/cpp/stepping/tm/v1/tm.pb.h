@@ -60,6 +60,21 @@ extern AbortRequestDefaultTypeInternal _AbortRequest_default_instance_;
 class AbortResponse;
 struct AbortResponseDefaultTypeInternal;
 extern AbortResponseDefaultTypeInternal _AbortResponse_default_instance_;
+class Attempt;
+struct AttemptDefaultTypeInternal;
+extern AttemptDefaultTypeInternal _Attempt_default_instance_;
+class CancelRequest;
+struct CancelRequestDefaultTypeInternal;
+extern CancelRequestDefaultTypeInternal _CancelRequest_default_instance_;
+class CancelResponse;
+struct CancelResponseDefaultTypeInternal;
+extern CancelResponseDefaultTypeInternal _CancelResponse_default_instance_;
+class CountTransactionsRequest;
+struct CountTransactionsRequestDefaultTypeInternal;
+extern CountTransactionsRequestDefaultTypeInternal _CountTransactionsRequest_default_instance_;
+class CountTransactionsResponse;
+struct CountTransactionsResponseDefaultTypeInternal;
+extern CountTransactionsResponseDefaultTypeInternal _CountTransactionsResponse_default_instance_;
 class Endpoint;
 struct EndpointDefaultTypeInternal;
 extern EndpointDefaultTypeInternal _Endpoint_default_instance_;
@@ -84,39 +99,83 @@ extern NewGidResponseDefaultTypeInternal _NewGidResponse_default_instance_;
 class PrepareRequest;
 struct PrepareRequestDefaultTypeInternal;
 extern PrepareRequestDefaultTypeInternal _PrepareRequest_default_instance_;
+class PrepareRequest_TagsEntry_DoNotUse;
+struct PrepareRequest_TagsEntry_DoNotUseDefaultTypeInternal;
+extern PrepareRequest_TagsEntry_DoNotUseDefaultTypeInternal _PrepareRequest_TagsEntry_DoNotUse_default_instance_;
 class PrepareResponse;
 struct PrepareResponseDefaultTypeInternal;
 extern PrepareResponseDefaultTypeInternal _PrepareResponse_default_instance_;
+class PurgeTransactionsRequest;
+struct PurgeTransactionsRequestDefaultTypeInternal;
+extern PurgeTransactionsRequestDefaultTypeInternal _PurgeTransactionsRequest_default_instance_;
+class PurgeTransactionsResponse;
+struct PurgeTransactionsResponseDefaultTypeInternal;
+extern PurgeTransactionsResponseDefaultTypeInternal _PurgeTransactionsResponse_default_instance_;
+class ResumeRequest;
+struct ResumeRequestDefaultTypeInternal;
+extern ResumeRequestDefaultTypeInternal _ResumeRequest_default_instance_;
+class ResumeResponse;
+struct ResumeResponseDefaultTypeInternal;
+extern ResumeResponseDefaultTypeInternal _ResumeResponse_default_instance_;
 class RetryPolicy;
 struct RetryPolicyDefaultTypeInternal;
 extern RetryPolicyDefaultTypeInternal _RetryPolicy_default_instance_;
+class StatusCount;
+struct StatusCountDefaultTypeInternal;
+extern StatusCountDefaultTypeInternal _StatusCount_default_instance_;
 class Step;
 struct StepDefaultTypeInternal;
 extern StepDefaultTypeInternal _Step_default_instance_;
 class StepState;
 struct StepStateDefaultTypeInternal;
 extern StepStateDefaultTypeInternal _StepState_default_instance_;
+class StepState_HeadersEntry_DoNotUse;
+struct StepState_HeadersEntry_DoNotUseDefaultTypeInternal;
+extern StepState_HeadersEntry_DoNotUseDefaultTypeInternal _StepState_HeadersEntry_DoNotUse_default_instance_;
 class Step_HeadersEntry_DoNotUse;
 struct Step_HeadersEntry_DoNotUseDefaultTypeInternal;
 extern Step_HeadersEntry_DoNotUseDefaultTypeInternal _Step_HeadersEntry_DoNotUse_default_instance_;
 class SubmitRequest;
 struct SubmitRequestDefaultTypeInternal;
 extern SubmitRequestDefaultTypeInternal _SubmitRequest_default_instance_;
+class SubmitRequest_TagsEntry_DoNotUse;
+struct SubmitRequest_TagsEntry_DoNotUseDefaultTypeInternal;
+extern SubmitRequest_TagsEntry_DoNotUseDefaultTypeInternal _SubmitRequest_TagsEntry_DoNotUse_default_instance_;
 class SubmitResponse;
 struct SubmitResponseDefaultTypeInternal;
 extern SubmitResponseDefaultTypeInternal _SubmitResponse_default_instance_;
 class Transaction;
 struct TransactionDefaultTypeInternal;
 extern TransactionDefaultTypeInternal _Transaction_default_instance_;
+class TransactionFilter;
+struct TransactionFilterDefaultTypeInternal;
+extern TransactionFilterDefaultTypeInternal _TransactionFilter_default_instance_;
+class TransactionFilter_TagsEntry_DoNotUse;
+struct TransactionFilter_TagsEntry_DoNotUseDefaultTypeInternal;
+extern TransactionFilter_TagsEntry_DoNotUseDefaultTypeInternal _TransactionFilter_TagsEntry_DoNotUse_default_instance_;
 class TransactionOptions;
 struct TransactionOptionsDefaultTypeInternal;
 extern TransactionOptionsDefaultTypeInternal _TransactionOptions_default_instance_;
+class Transaction_TagsEntry_DoNotUse;
+struct Transaction_TagsEntry_DoNotUseDefaultTypeInternal;
+extern Transaction_TagsEntry_DoNotUseDefaultTypeInternal _Transaction_TagsEntry_DoNotUse_default_instance_;
+class WatchTransactionRequest;
+struct WatchTransactionRequestDefaultTypeInternal;
+extern WatchTransactionRequestDefaultTypeInternal _WatchTransactionRequest_default_instance_;
+class WatchTransactionResponse;
+struct WatchTransactionResponseDefaultTypeInternal;
+extern WatchTransactionResponseDefaultTypeInternal _WatchTransactionResponse_default_instance_;
 }  // namespace v1
 }  // namespace tm
 }  // namespace stepping
 PROTOBUF_NAMESPACE_OPEN
 template<> ::stepping::tm::v1::AbortRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::AbortRequest>(Arena*);
 template<> ::stepping::tm::v1::AbortResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::AbortResponse>(Arena*);
+template<> ::stepping::tm::v1::Attempt* Arena::CreateMaybeMessage<::stepping::tm::v1::Attempt>(Arena*);
+template<> ::stepping::tm::v1::CancelRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::CancelRequest>(Arena*);
+template<> ::stepping::tm::v1::CancelResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::CancelResponse>(Arena*);
+template<> ::stepping::tm::v1::CountTransactionsRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::CountTransactionsRequest>(Arena*);
+template<> ::stepping::tm::v1::CountTransactionsResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::CountTransactionsResponse>(Arena*);
 template<> ::stepping::tm::v1::Endpoint* Arena::CreateMaybeMessage<::stepping::tm::v1::Endpoint>(Arena*);
 template<> ::stepping::tm::v1::GetTransactionRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::GetTransactionRequest>(Arena*);
 template<> ::stepping::tm::v1::GetTransactionResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::GetTransactionResponse>(Arena*);
@@ -125,15 +184,28 @@ template<> ::stepping::tm::v1::ListTransactionsResponse* Arena::CreateMaybeMessa
 template<> ::stepping::tm::v1::NewGidRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::NewGidRequest>(Arena*);
 template<> ::stepping::tm::v1::NewGidResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::NewGidResponse>(Arena*);
 template<> ::stepping::tm::v1::PrepareRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::PrepareRequest>(Arena*);
+template<> ::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse* Arena::CreateMaybeMessage<::stepping::tm::v1::PrepareRequest_TagsEntry_DoNotUse>(Arena*);
 template<> ::stepping::tm::v1::PrepareResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::PrepareResponse>(Arena*);
+template<> ::stepping::tm::v1::PurgeTransactionsRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::PurgeTransactionsRequest>(Arena*);
+template<> ::stepping::tm::v1::PurgeTransactionsResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::PurgeTransactionsResponse>(Arena*);
+template<> ::stepping::tm::v1::ResumeRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::ResumeRequest>(Arena*);
+template<> ::stepping::tm::v1::ResumeResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::ResumeResponse>(Arena*);
 template<> ::stepping::tm::v1::RetryPolicy* Arena::CreateMaybeMessage<::stepping::tm::v1::RetryPolicy>(Arena*);
+template<> ::stepping::tm::v1::StatusCount* Arena::CreateMaybeMessage<::stepping::tm::v1::StatusCount>(Arena*);
 template<> ::stepping::tm::v1::Step* Arena::CreateMaybeMessage<::stepping::tm::v1::Step>(Arena*);
 template<> ::stepping::tm::v1::StepState* Arena::CreateMaybeMessage<::stepping::tm::v1::StepState>(Arena*);
+template<> ::stepping::tm::v1::StepState_HeadersEntry_DoNotUse* Arena::CreateMaybeMessage<::stepping::tm::v1::StepState_HeadersEntry_DoNotUse>(Arena*);
 template<> ::stepping::tm::v1::Step_HeadersEntry_DoNotUse* Arena::CreateMaybeMessage<::stepping::tm::v1::Step_HeadersEntry_DoNotUse>(Arena*);
 template<> ::stepping::tm::v1::SubmitRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::SubmitRequest>(Arena*);
+template<> ::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse* Arena::CreateMaybeMessage<::stepping::tm::v1::SubmitRequest_TagsEntry_DoNotUse>(Arena*);
 template<> ::stepping::tm::v1::SubmitResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::SubmitResponse>(Arena*);
 template<> ::stepping::tm::v1::Transaction* Arena::CreateMaybeMessage<::stepping::tm::v1::Transaction>(Arena*);
+template<> ::stepping::tm::v1::TransactionFilter* Arena::CreateMaybeMessage<::stepping::tm::v1::TransactionFilter>(Arena*);
+template<> ::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse* Arena::CreateMaybeMessage<::stepping::tm::v1::TransactionFilter_TagsEntry_DoNotUse>(Arena*);
 template<> ::stepping::tm::v1::TransactionOptions* Arena::CreateMaybeMessage<::stepping::tm::v1::TransactionOptions>(Arena*);
+template<> ::stepping::tm::v1::Transaction_TagsEntry_DoNotUse* Arena::CreateMaybeMessage<::stepping::tm::v1::Transaction_TagsEntry_DoNotUse>(Arena*);
+template<> ::stepping::tm::v1::WatchTransactionRequest* Arena::CreateMaybeMessage<::stepping::tm::v1::WatchTransactionRequest>(Arena*);
+template<> ::stepping::tm::v1::WatchTransactionResponse* Arena::CreateMaybeMessage<::stepping::tm::v1::WatchTransactionResponse>(Arena*);
 PROTOBUF_NAMESPACE_CLOSE
 namespace stepping {
 namespace tm {
@@ -223,6 +295,33 @@ inline bool StepStatus_Parse(
   return ::PROTOBUF_NAMESPACE_ID::internal::ParseNamedEnum<StepStatus>(
     StepStatus_descriptor(), name, value);
 }
+enum AttemptOp : int {
+  ATTEMPT_OP_UNSPECIFIED = 0,
+  ATTEMPT_OP_ACTION = 1,
+  ATTEMPT_OP_COMPENSATION = 2,
+  ATTEMPT_OP_QUERY_PREPARED = 3,
+  AttemptOp_INT_MIN_SENTINEL_DO_NOT_USE_ = std::numeric_limits<int32_t>::min(),
+  AttemptOp_INT_MAX_SENTINEL_DO_NOT_USE_ = std::numeric_limits<int32_t>::max()
+};
+bool AttemptOp_IsValid(int value);
+constexpr AttemptOp AttemptOp_MIN = ATTEMPT_OP_UNSPECIFIED;
+constexpr AttemptOp AttemptOp_MAX = ATTEMPT_OP_QUERY_PREPARED;
+constexpr int AttemptOp_ARRAYSIZE = AttemptOp_MAX + 1;
+
+const ::PROTOBUF_NAMESPACE_ID::EnumDescriptor* AttemptOp_descriptor();
+template<typename T>
+inline const std::string& AttemptOp_Name(T enum_t_value) {
+  static_assert(::std::is_same<T, AttemptOp>::value ||
+    ::std::is_integral<T>::value,
+    "Incorrect type passed to function AttemptOp_Name.");
+  return ::PROTOBUF_NAMESPACE_ID::internal::NameOfEnum(
+    AttemptOp_descriptor(), enum_t_value);
+}
+inline bool AttemptOp_Parse(
+    ::PROTOBUF_NAMESPACE_ID::ConstStringParam name, AttemptOp* value) {
+  return ::PROTOBUF_NAMESPACE_ID::internal::ParseNamedEnum<AttemptOp>(
+    AttemptOp_descriptor(), name, value);
+}
 enum ErrorReason : int {
   ERROR_REASON_UNSPECIFIED = 0,
   ERROR_REASON_TRANSACTION_NOT_FOUND = 1,
@@ -233,12 +332,13 @@ enum ErrorReason : int {
   ERROR_REASON_STORE_UNAVAILABLE = 6,
   ERROR_REASON_UNAUTHENTICATED = 7,
   ERROR_REASON_PERMISSION_DENIED = 8,
+  ERROR_REASON_NOT_RESUMABLE = 9,
   ErrorReason_INT_MIN_SENTINEL_DO_NOT_USE_ = std::numeric_limits<int32_t>::min(),
   ErrorReason_INT_MAX_SENTINEL_DO_NOT_USE_ = std::numeric_limits<int32_t>::max()
 };
 bool ErrorReason_IsValid(int value);
 constexpr ErrorReason ErrorReason_MIN = ERROR_REASON_UNSPECIFIED;
-constexpr ErrorReason ErrorReason_MAX = ERROR_REASON_PERMISSION_DENIED;
+constexpr ErrorReason ErrorReason_MAX = ERROR_REASON_NOT_RESUMABLE;
 constexpr int ErrorReason_ARRAYSIZE = ErrorReason_MAX + 1;
 
 const ::PROTOBUF_NAMESPACE_ID::EnumDescriptor* ErrorReason_descriptor();
@@ -547,11 +647,36 @@ class RetryPolicy final :
   // accessors -------------------------------------------------------
 
   enum : int {
+    kNonRetryableCodesFieldNumber = 5,
     kInitialIntervalFieldNumber = 1,
     kMaximumIntervalFieldNumber = 3,
     kBackoffCoefficientFieldNumber = 2,
     kMaximumAttemptsFieldNumber = 4,
   };
+  // repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];
+  int non_retryable_codes_size() const;
+  private:
+  int _internal_non_retryable_codes_size() const;
+  public:
+  void clear_non_retryable_codes();
+  const std::string& non_retryable_codes(int index) const;
+  std::string* mutable_non_retryable_codes(int index);
+  void set_non_retryable_codes(int index, const std::string& value);
+  void set_non_retryable_codes(int index, std::string&& value);
+  void set_non_retryable_codes(int index, const char* value);
+  void set_non_retryable_codes(int index, const char* value, size_t size);
+  std::string* add_non_retryable_codes();
+  void add_non_retryable_codes(const std::string& value);
+  void add_non_retryable_codes(std::string&& value);
+  void add_non_retryable_codes(const char* value);
+  void add_non_retryable_codes(const char* value, size_t size);
+  const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField<std::string>& non_retryable_codes() const;
+  ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField<std::string>* mutable_non_retryable_codes();
+  private:
+  const std::string& _internal_non_retryable_codes(int index) const;
+  std::string* _internal_add_non_retryable_codes();
+  public:
+
   // .google.protobuf.Duration initial_interval = 1 [json_name = "initialInterval"];
   bool has_initial_interval() const;
   private:
@@ -614,6 +739,7 @@ class RetryPolicy final :
   typedef void InternalArenaConstructable_;
   typedef void DestructorSkippable_;
   struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField<std::string> non_retryable_codes_;
     ::PROTOBUF_NAMESPACE_ID::Duration* initial_interval_;
     ::PROTOBUF_NAMESPACE_ID::Duration* maximum_interval_;
     double backoff_coefficient_;
@@ -1438,6 +1564,34 @@ class NewGidResponse final :
 };
 // -------------------------------------------------------------------
 
+class PrepareRequest_TagsEntry_DoNotUse : public ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<PrepareRequest_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> {
+public:
+  typedef ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<PrepareRequest_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> SuperType;
+  PrepareRequest_TagsEntry_DoNotUse();
+  explicit PROTOBUF_CONSTEXPR PrepareRequest_TagsEntry_DoNotUse(
+      ::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+  explicit PrepareRequest_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena);
+  void MergeFrom(const PrepareRequest_TagsEntry_DoNotUse& other);
+  static const PrepareRequest_TagsEntry_DoNotUse* internal_default_instance() { return reinterpret_cast<const PrepareRequest_TagsEntry_DoNotUse*>(&_PrepareRequest_TagsEntry_DoNotUse_default_instance_); }
+  static bool ValidateKey(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.PrepareRequest.TagsEntry.key");
+ }
+  static bool ValidateValue(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.PrepareRequest.TagsEntry.value");
+ }
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+
+// -------------------------------------------------------------------
+
 class PrepareRequest final :
     public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.PrepareRequest) */ {
  public:
@@ -1486,7 +1640,7 @@ class PrepareRequest final :
                &_PrepareRequest_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    7;
+    8;
 
   friend void swap(PrepareRequest& a, PrepareRequest& b) {
     a.Swap(&b);
@@ -1547,6 +1701,8 @@ class PrepareRequest final :
   protected:
   explicit PrepareRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                        bool is_message_owned = false);
+  private:
+  static void ArenaDtor(void* object);
   public:
 
   static const ClassData _class_data_;
@@ -1556,10 +1712,12 @@ class PrepareRequest final :
 
   // nested types ----------------------------------------------------
 
+
   // accessors -------------------------------------------------------
 
   enum : int {
     kStepsFieldNumber = 2,
+    kTagsFieldNumber = 6,
     kGidFieldNumber = 1,
     kDatabaseFieldNumber = 5,
     kQueryPreparedFieldNumber = 3,
@@ -1582,6 +1740,23 @@ class PrepareRequest final :
   ::stepping::tm::v1::Step* add_steps();
   const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Step >&
       steps() const;
+
+  // map<string, string> tags = 6 [json_name = "tags"];
+  int tags_size() const;
+  private:
+  int _internal_tags_size() const;
+  public:
+  void clear_tags();
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      _internal_tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      _internal_mutable_tags();
+  public:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      mutable_tags();
 
   // string gid = 1 [json_name = "gid"];
   void clear_gid();
@@ -1656,6 +1831,11 @@ class PrepareRequest final :
   typedef void DestructorSkippable_;
   struct Impl_ {
     ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Step > steps_;
+    ::PROTOBUF_NAMESPACE_ID::internal::MapField<
+        PrepareRequest_TagsEntry_DoNotUse,
+        std::string, std::string,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> tags_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr database_;
     ::stepping::tm::v1::Endpoint* query_prepared_;
@@ -1715,7 +1895,7 @@ class PrepareResponse final :
                &_PrepareResponse_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    8;
+    9;
 
   friend void swap(PrepareResponse& a, PrepareResponse& b) {
     a.Swap(&b);
@@ -1824,6 +2004,34 @@ class PrepareResponse final :
 };
 // -------------------------------------------------------------------
 
+class SubmitRequest_TagsEntry_DoNotUse : public ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<SubmitRequest_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> {
+public:
+  typedef ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<SubmitRequest_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> SuperType;
+  SubmitRequest_TagsEntry_DoNotUse();
+  explicit PROTOBUF_CONSTEXPR SubmitRequest_TagsEntry_DoNotUse(
+      ::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+  explicit SubmitRequest_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena);
+  void MergeFrom(const SubmitRequest_TagsEntry_DoNotUse& other);
+  static const SubmitRequest_TagsEntry_DoNotUse* internal_default_instance() { return reinterpret_cast<const SubmitRequest_TagsEntry_DoNotUse*>(&_SubmitRequest_TagsEntry_DoNotUse_default_instance_); }
+  static bool ValidateKey(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.SubmitRequest.TagsEntry.key");
+ }
+  static bool ValidateValue(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.SubmitRequest.TagsEntry.value");
+ }
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+
+// -------------------------------------------------------------------
+
 class SubmitRequest final :
     public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.SubmitRequest) */ {
  public:
@@ -1872,7 +2080,7 @@ class SubmitRequest final :
                &_SubmitRequest_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    9;
+    11;
 
   friend void swap(SubmitRequest& a, SubmitRequest& b) {
     a.Swap(&b);
@@ -1933,6 +2141,8 @@ class SubmitRequest final :
   protected:
   explicit SubmitRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                        bool is_message_owned = false);
+  private:
+  static void ArenaDtor(void* object);
   public:
 
   static const ClassData _class_data_;
@@ -1942,10 +2152,12 @@ class SubmitRequest final :
 
   // nested types ----------------------------------------------------
 
+
   // accessors -------------------------------------------------------
 
   enum : int {
     kStepsFieldNumber = 2,
+    kTagsFieldNumber = 6,
     kGidFieldNumber = 1,
     kOptionsFieldNumber = 3,
     kWaitTimeoutFieldNumber = 5,
@@ -1968,6 +2180,23 @@ class SubmitRequest final :
   ::stepping::tm::v1::Step* add_steps();
   const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Step >&
       steps() const;
+
+  // map<string, string> tags = 6 [json_name = "tags"];
+  int tags_size() const;
+  private:
+  int _internal_tags_size() const;
+  public:
+  void clear_tags();
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      _internal_tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      _internal_mutable_tags();
+  public:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      mutable_tags();
 
   // string gid = 1 [json_name = "gid"];
   void clear_gid();
@@ -2037,6 +2266,11 @@ class SubmitRequest final :
   typedef void DestructorSkippable_;
   struct Impl_ {
     ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Step > steps_;
+    ::PROTOBUF_NAMESPACE_ID::internal::MapField<
+        SubmitRequest_TagsEntry_DoNotUse,
+        std::string, std::string,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> tags_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_;
     ::stepping::tm::v1::TransactionOptions* options_;
     ::PROTOBUF_NAMESPACE_ID::Duration* wait_timeout_;
@@ -2096,7 +2330,7 @@ class SubmitResponse final :
                &_SubmitResponse_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    10;
+    12;
 
   friend void swap(SubmitResponse& a, SubmitResponse& b) {
     a.Swap(&b);
@@ -2253,7 +2487,7 @@ class AbortRequest final :
                &_AbortRequest_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    11;
+    13;
 
   friend void swap(AbortRequest& a, AbortRequest& b) {
     a.Swap(&b);
@@ -2422,7 +2656,7 @@ class AbortResponse final :
                &_AbortResponse_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    12;
+    14;
 
   friend void swap(AbortResponse& a, AbortResponse& b) {
     a.Swap(&b);
@@ -2579,7 +2813,7 @@ class GetTransactionRequest final :
                &_GetTransactionRequest_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    13;
+    15;
 
   friend void swap(GetTransactionRequest& a, GetTransactionRequest& b) {
     a.Swap(&b);
@@ -2732,7 +2966,7 @@ class GetTransactionResponse final :
                &_GetTransactionResponse_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    14;
+    16;
 
   friend void swap(GetTransactionResponse& a, GetTransactionResponse& b) {
     a.Swap(&b);
@@ -2889,7 +3123,7 @@ class ListTransactionsRequest final :
                &_ListTransactionsRequest_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    15;
+    17;
 
   friend void swap(ListTransactionsRequest& a, ListTransactionsRequest& b) {
     a.Swap(&b);
@@ -2964,6 +3198,7 @@ class ListTransactionsRequest final :
   enum : int {
     kStatusesFieldNumber = 1,
     kPageTokenFieldNumber = 3,
+    kFilterFieldNumber = 4,
     kPageSizeFieldNumber = 2,
   };
   // repeated .stepping.tm.v1.TransactionStatus statuses = 1 [json_name = "statuses"];
@@ -2997,6 +3232,24 @@ class ListTransactionsRequest final :
   std::string* _internal_mutable_page_token();
   public:
 
+  // .stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];
+  bool has_filter() const;
+  private:
+  bool _internal_has_filter() const;
+  public:
+  void clear_filter();
+  const ::stepping::tm::v1::TransactionFilter& filter() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::TransactionFilter* release_filter();
+  ::stepping::tm::v1::TransactionFilter* mutable_filter();
+  void set_allocated_filter(::stepping::tm::v1::TransactionFilter* filter);
+  private:
+  const ::stepping::tm::v1::TransactionFilter& _internal_filter() const;
+  ::stepping::tm::v1::TransactionFilter* _internal_mutable_filter();
+  public:
+  void unsafe_arena_set_allocated_filter(
+      ::stepping::tm::v1::TransactionFilter* filter);
+  ::stepping::tm::v1::TransactionFilter* unsafe_arena_release_filter();
+
   // int32 page_size = 2 [json_name = "pageSize"];
   void clear_page_size();
   int32_t page_size() const;
@@ -3017,7 +3270,365 @@ class ListTransactionsRequest final :
     ::PROTOBUF_NAMESPACE_ID::RepeatedField<int> statuses_;
     mutable std::atomic<int> _statuses_cached_byte_size_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr page_token_;
+    ::stepping::tm::v1::TransactionFilter* filter_;
     int32_t page_size_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class TransactionFilter_TagsEntry_DoNotUse : public ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<TransactionFilter_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> {
+public:
+  typedef ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<TransactionFilter_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> SuperType;
+  TransactionFilter_TagsEntry_DoNotUse();
+  explicit PROTOBUF_CONSTEXPR TransactionFilter_TagsEntry_DoNotUse(
+      ::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+  explicit TransactionFilter_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena);
+  void MergeFrom(const TransactionFilter_TagsEntry_DoNotUse& other);
+  static const TransactionFilter_TagsEntry_DoNotUse* internal_default_instance() { return reinterpret_cast<const TransactionFilter_TagsEntry_DoNotUse*>(&_TransactionFilter_TagsEntry_DoNotUse_default_instance_); }
+  static bool ValidateKey(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.TransactionFilter.TagsEntry.key");
+ }
+  static bool ValidateValue(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.TransactionFilter.TagsEntry.value");
+ }
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+
+// -------------------------------------------------------------------
+
+class TransactionFilter final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.TransactionFilter) */ {
+ public:
+  inline TransactionFilter() : TransactionFilter(nullptr) {}
+  ~TransactionFilter() override;
+  explicit PROTOBUF_CONSTEXPR TransactionFilter(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  TransactionFilter(const TransactionFilter& from);
+  TransactionFilter(TransactionFilter&& from) noexcept
+    : TransactionFilter() {
+    *this = ::std::move(from);
+  }
+
+  inline TransactionFilter& operator=(const TransactionFilter& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline TransactionFilter& operator=(TransactionFilter&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const TransactionFilter& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const TransactionFilter* internal_default_instance() {
+    return reinterpret_cast<const TransactionFilter*>(
+               &_TransactionFilter_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    19;
+
+  friend void swap(TransactionFilter& a, TransactionFilter& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(TransactionFilter* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(TransactionFilter* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  TransactionFilter* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<TransactionFilter>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const TransactionFilter& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const TransactionFilter& from) {
+    TransactionFilter::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(TransactionFilter* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.TransactionFilter";
+  }
+  protected:
+  explicit TransactionFilter(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  private:
+  static void ArenaDtor(void* object);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kTagsFieldNumber = 1,
+    kGidPrefixFieldNumber = 6,
+    kTargetFieldNumber = 7,
+    kMethodFieldNumber = 8,
+    kErrorContainsFieldNumber = 9,
+    kCreatedAfterFieldNumber = 2,
+    kCreatedBeforeFieldNumber = 3,
+    kFinishedAfterFieldNumber = 4,
+    kFinishedBeforeFieldNumber = 5,
+    kModeFieldNumber = 10,
+    kNeedsAttentionFieldNumber = 11,
+  };
+  // map<string, string> tags = 1 [json_name = "tags"];
+  int tags_size() const;
+  private:
+  int _internal_tags_size() const;
+  public:
+  void clear_tags();
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      _internal_tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      _internal_mutable_tags();
+  public:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      mutable_tags();
+
+  // string gid_prefix = 6 [json_name = "gidPrefix"];
+  void clear_gid_prefix();
+  const std::string& gid_prefix() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_gid_prefix(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_gid_prefix();
+  PROTOBUF_NODISCARD std::string* release_gid_prefix();
+  void set_allocated_gid_prefix(std::string* gid_prefix);
+  private:
+  const std::string& _internal_gid_prefix() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_gid_prefix(const std::string& value);
+  std::string* _internal_mutable_gid_prefix();
+  public:
+
+  // string target = 7 [json_name = "target"];
+  void clear_target();
+  const std::string& target() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_target(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_target();
+  PROTOBUF_NODISCARD std::string* release_target();
+  void set_allocated_target(std::string* target);
+  private:
+  const std::string& _internal_target() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_target(const std::string& value);
+  std::string* _internal_mutable_target();
+  public:
+
+  // string method = 8 [json_name = "method"];
+  void clear_method();
+  const std::string& method() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_method(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_method();
+  PROTOBUF_NODISCARD std::string* release_method();
+  void set_allocated_method(std::string* method);
+  private:
+  const std::string& _internal_method() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_method(const std::string& value);
+  std::string* _internal_mutable_method();
+  public:
+
+  // string error_contains = 9 [json_name = "errorContains"];
+  void clear_error_contains();
+  const std::string& error_contains() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_error_contains(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_error_contains();
+  PROTOBUF_NODISCARD std::string* release_error_contains();
+  void set_allocated_error_contains(std::string* error_contains);
+  private:
+  const std::string& _internal_error_contains() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_error_contains(const std::string& value);
+  std::string* _internal_mutable_error_contains();
+  public:
+
+  // .google.protobuf.Timestamp created_after = 2 [json_name = "createdAfter"];
+  bool has_created_after() const;
+  private:
+  bool _internal_has_created_after() const;
+  public:
+  void clear_created_after();
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& created_after() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Timestamp* release_created_after();
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* mutable_created_after();
+  void set_allocated_created_after(::PROTOBUF_NAMESPACE_ID::Timestamp* created_after);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& _internal_created_after() const;
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _internal_mutable_created_after();
+  public:
+  void unsafe_arena_set_allocated_created_after(
+      ::PROTOBUF_NAMESPACE_ID::Timestamp* created_after);
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_created_after();
+
+  // .google.protobuf.Timestamp created_before = 3 [json_name = "createdBefore"];
+  bool has_created_before() const;
+  private:
+  bool _internal_has_created_before() const;
+  public:
+  void clear_created_before();
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& created_before() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Timestamp* release_created_before();
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* mutable_created_before();
+  void set_allocated_created_before(::PROTOBUF_NAMESPACE_ID::Timestamp* created_before);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& _internal_created_before() const;
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _internal_mutable_created_before();
+  public:
+  void unsafe_arena_set_allocated_created_before(
+      ::PROTOBUF_NAMESPACE_ID::Timestamp* created_before);
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_created_before();
+
+  // .google.protobuf.Timestamp finished_after = 4 [json_name = "finishedAfter"];
+  bool has_finished_after() const;
+  private:
+  bool _internal_has_finished_after() const;
+  public:
+  void clear_finished_after();
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& finished_after() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Timestamp* release_finished_after();
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* mutable_finished_after();
+  void set_allocated_finished_after(::PROTOBUF_NAMESPACE_ID::Timestamp* finished_after);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& _internal_finished_after() const;
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _internal_mutable_finished_after();
+  public:
+  void unsafe_arena_set_allocated_finished_after(
+      ::PROTOBUF_NAMESPACE_ID::Timestamp* finished_after);
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_finished_after();
+
+  // .google.protobuf.Timestamp finished_before = 5 [json_name = "finishedBefore"];
+  bool has_finished_before() const;
+  private:
+  bool _internal_has_finished_before() const;
+  public:
+  void clear_finished_before();
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& finished_before() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Timestamp* release_finished_before();
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* mutable_finished_before();
+  void set_allocated_finished_before(::PROTOBUF_NAMESPACE_ID::Timestamp* finished_before);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& _internal_finished_before() const;
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _internal_mutable_finished_before();
+  public:
+  void unsafe_arena_set_allocated_finished_before(
+      ::PROTOBUF_NAMESPACE_ID::Timestamp* finished_before);
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_finished_before();
+
+  // .stepping.tm.v1.Mode mode = 10 [json_name = "mode"];
+  void clear_mode();
+  ::stepping::tm::v1::Mode mode() const;
+  void set_mode(::stepping::tm::v1::Mode value);
+  private:
+  ::stepping::tm::v1::Mode _internal_mode() const;
+  void _internal_set_mode(::stepping::tm::v1::Mode value);
+  public:
+
+  // bool needs_attention = 11 [json_name = "needsAttention"];
+  void clear_needs_attention();
+  bool needs_attention() const;
+  void set_needs_attention(bool value);
+  private:
+  bool _internal_needs_attention() const;
+  void _internal_set_needs_attention(bool value);
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.TransactionFilter)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::internal::MapField<
+        TransactionFilter_TagsEntry_DoNotUse,
+        std::string, std::string,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> tags_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_prefix_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr target_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr method_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr error_contains_;
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* created_after_;
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* created_before_;
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* finished_after_;
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* finished_before_;
+    int mode_;
+    bool needs_attention_;
     mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
   };
   union { Impl_ _impl_; };
@@ -3073,7 +3684,7 @@ class ListTransactionsResponse final :
                &_ListTransactionsResponse_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    16;
+    20;
 
   friend void swap(ListTransactionsResponse& a, ListTransactionsResponse& b) {
     a.Swap(&b);
@@ -3198,6 +3809,1800 @@ class ListTransactionsResponse final :
 };
 // -------------------------------------------------------------------
 
+class CancelRequest final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.CancelRequest) */ {
+ public:
+  inline CancelRequest() : CancelRequest(nullptr) {}
+  ~CancelRequest() override;
+  explicit PROTOBUF_CONSTEXPR CancelRequest(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  CancelRequest(const CancelRequest& from);
+  CancelRequest(CancelRequest&& from) noexcept
+    : CancelRequest() {
+    *this = ::std::move(from);
+  }
+
+  inline CancelRequest& operator=(const CancelRequest& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline CancelRequest& operator=(CancelRequest&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const CancelRequest& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const CancelRequest* internal_default_instance() {
+    return reinterpret_cast<const CancelRequest*>(
+               &_CancelRequest_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    21;
+
+  friend void swap(CancelRequest& a, CancelRequest& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(CancelRequest* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(CancelRequest* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  CancelRequest* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<CancelRequest>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const CancelRequest& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const CancelRequest& from) {
+    CancelRequest::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(CancelRequest* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.CancelRequest";
+  }
+  protected:
+  explicit CancelRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kGidFieldNumber = 1,
+    kReasonFieldNumber = 2,
+  };
+  // string gid = 1 [json_name = "gid"];
+  void clear_gid();
+  const std::string& gid() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_gid(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_gid();
+  PROTOBUF_NODISCARD std::string* release_gid();
+  void set_allocated_gid(std::string* gid);
+  private:
+  const std::string& _internal_gid() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_gid(const std::string& value);
+  std::string* _internal_mutable_gid();
+  public:
+
+  // string reason = 2 [json_name = "reason"];
+  void clear_reason();
+  const std::string& reason() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_reason(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_reason();
+  PROTOBUF_NODISCARD std::string* release_reason();
+  void set_allocated_reason(std::string* reason);
+  private:
+  const std::string& _internal_reason() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_reason(const std::string& value);
+  std::string* _internal_mutable_reason();
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.CancelRequest)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr reason_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class CancelResponse final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.CancelResponse) */ {
+ public:
+  inline CancelResponse() : CancelResponse(nullptr) {}
+  ~CancelResponse() override;
+  explicit PROTOBUF_CONSTEXPR CancelResponse(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  CancelResponse(const CancelResponse& from);
+  CancelResponse(CancelResponse&& from) noexcept
+    : CancelResponse() {
+    *this = ::std::move(from);
+  }
+
+  inline CancelResponse& operator=(const CancelResponse& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline CancelResponse& operator=(CancelResponse&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const CancelResponse& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const CancelResponse* internal_default_instance() {
+    return reinterpret_cast<const CancelResponse*>(
+               &_CancelResponse_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    22;
+
+  friend void swap(CancelResponse& a, CancelResponse& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(CancelResponse* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(CancelResponse* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  CancelResponse* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<CancelResponse>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const CancelResponse& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const CancelResponse& from) {
+    CancelResponse::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(CancelResponse* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.CancelResponse";
+  }
+  protected:
+  explicit CancelResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kTransactionFieldNumber = 1,
+  };
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  bool has_transaction() const;
+  private:
+  bool _internal_has_transaction() const;
+  public:
+  void clear_transaction();
+  const ::stepping::tm::v1::Transaction& transaction() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::Transaction* release_transaction();
+  ::stepping::tm::v1::Transaction* mutable_transaction();
+  void set_allocated_transaction(::stepping::tm::v1::Transaction* transaction);
+  private:
+  const ::stepping::tm::v1::Transaction& _internal_transaction() const;
+  ::stepping::tm::v1::Transaction* _internal_mutable_transaction();
+  public:
+  void unsafe_arena_set_allocated_transaction(
+      ::stepping::tm::v1::Transaction* transaction);
+  ::stepping::tm::v1::Transaction* unsafe_arena_release_transaction();
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.CancelResponse)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::stepping::tm::v1::Transaction* transaction_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class ResumeRequest final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.ResumeRequest) */ {
+ public:
+  inline ResumeRequest() : ResumeRequest(nullptr) {}
+  ~ResumeRequest() override;
+  explicit PROTOBUF_CONSTEXPR ResumeRequest(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  ResumeRequest(const ResumeRequest& from);
+  ResumeRequest(ResumeRequest&& from) noexcept
+    : ResumeRequest() {
+    *this = ::std::move(from);
+  }
+
+  inline ResumeRequest& operator=(const ResumeRequest& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline ResumeRequest& operator=(ResumeRequest&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const ResumeRequest& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const ResumeRequest* internal_default_instance() {
+    return reinterpret_cast<const ResumeRequest*>(
+               &_ResumeRequest_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    23;
+
+  friend void swap(ResumeRequest& a, ResumeRequest& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(ResumeRequest* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(ResumeRequest* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  ResumeRequest* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<ResumeRequest>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const ResumeRequest& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const ResumeRequest& from) {
+    ResumeRequest::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(ResumeRequest* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.ResumeRequest";
+  }
+  protected:
+  explicit ResumeRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kGidFieldNumber = 1,
+  };
+  // string gid = 1 [json_name = "gid"];
+  void clear_gid();
+  const std::string& gid() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_gid(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_gid();
+  PROTOBUF_NODISCARD std::string* release_gid();
+  void set_allocated_gid(std::string* gid);
+  private:
+  const std::string& _internal_gid() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_gid(const std::string& value);
+  std::string* _internal_mutable_gid();
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.ResumeRequest)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class ResumeResponse final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.ResumeResponse) */ {
+ public:
+  inline ResumeResponse() : ResumeResponse(nullptr) {}
+  ~ResumeResponse() override;
+  explicit PROTOBUF_CONSTEXPR ResumeResponse(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  ResumeResponse(const ResumeResponse& from);
+  ResumeResponse(ResumeResponse&& from) noexcept
+    : ResumeResponse() {
+    *this = ::std::move(from);
+  }
+
+  inline ResumeResponse& operator=(const ResumeResponse& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline ResumeResponse& operator=(ResumeResponse&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const ResumeResponse& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const ResumeResponse* internal_default_instance() {
+    return reinterpret_cast<const ResumeResponse*>(
+               &_ResumeResponse_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    24;
+
+  friend void swap(ResumeResponse& a, ResumeResponse& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(ResumeResponse* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(ResumeResponse* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  ResumeResponse* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<ResumeResponse>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const ResumeResponse& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const ResumeResponse& from) {
+    ResumeResponse::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(ResumeResponse* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.ResumeResponse";
+  }
+  protected:
+  explicit ResumeResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kTransactionFieldNumber = 1,
+  };
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  bool has_transaction() const;
+  private:
+  bool _internal_has_transaction() const;
+  public:
+  void clear_transaction();
+  const ::stepping::tm::v1::Transaction& transaction() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::Transaction* release_transaction();
+  ::stepping::tm::v1::Transaction* mutable_transaction();
+  void set_allocated_transaction(::stepping::tm::v1::Transaction* transaction);
+  private:
+  const ::stepping::tm::v1::Transaction& _internal_transaction() const;
+  ::stepping::tm::v1::Transaction* _internal_mutable_transaction();
+  public:
+  void unsafe_arena_set_allocated_transaction(
+      ::stepping::tm::v1::Transaction* transaction);
+  ::stepping::tm::v1::Transaction* unsafe_arena_release_transaction();
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.ResumeResponse)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::stepping::tm::v1::Transaction* transaction_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class CountTransactionsRequest final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.CountTransactionsRequest) */ {
+ public:
+  inline CountTransactionsRequest() : CountTransactionsRequest(nullptr) {}
+  ~CountTransactionsRequest() override;
+  explicit PROTOBUF_CONSTEXPR CountTransactionsRequest(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  CountTransactionsRequest(const CountTransactionsRequest& from);
+  CountTransactionsRequest(CountTransactionsRequest&& from) noexcept
+    : CountTransactionsRequest() {
+    *this = ::std::move(from);
+  }
+
+  inline CountTransactionsRequest& operator=(const CountTransactionsRequest& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline CountTransactionsRequest& operator=(CountTransactionsRequest&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const CountTransactionsRequest& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const CountTransactionsRequest* internal_default_instance() {
+    return reinterpret_cast<const CountTransactionsRequest*>(
+               &_CountTransactionsRequest_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    25;
+
+  friend void swap(CountTransactionsRequest& a, CountTransactionsRequest& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(CountTransactionsRequest* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(CountTransactionsRequest* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  CountTransactionsRequest* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<CountTransactionsRequest>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const CountTransactionsRequest& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const CountTransactionsRequest& from) {
+    CountTransactionsRequest::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(CountTransactionsRequest* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.CountTransactionsRequest";
+  }
+  protected:
+  explicit CountTransactionsRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kFilterFieldNumber = 1,
+  };
+  // .stepping.tm.v1.TransactionFilter filter = 1 [json_name = "filter"];
+  bool has_filter() const;
+  private:
+  bool _internal_has_filter() const;
+  public:
+  void clear_filter();
+  const ::stepping::tm::v1::TransactionFilter& filter() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::TransactionFilter* release_filter();
+  ::stepping::tm::v1::TransactionFilter* mutable_filter();
+  void set_allocated_filter(::stepping::tm::v1::TransactionFilter* filter);
+  private:
+  const ::stepping::tm::v1::TransactionFilter& _internal_filter() const;
+  ::stepping::tm::v1::TransactionFilter* _internal_mutable_filter();
+  public:
+  void unsafe_arena_set_allocated_filter(
+      ::stepping::tm::v1::TransactionFilter* filter);
+  ::stepping::tm::v1::TransactionFilter* unsafe_arena_release_filter();
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.CountTransactionsRequest)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::stepping::tm::v1::TransactionFilter* filter_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class StatusCount final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.StatusCount) */ {
+ public:
+  inline StatusCount() : StatusCount(nullptr) {}
+  ~StatusCount() override;
+  explicit PROTOBUF_CONSTEXPR StatusCount(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  StatusCount(const StatusCount& from);
+  StatusCount(StatusCount&& from) noexcept
+    : StatusCount() {
+    *this = ::std::move(from);
+  }
+
+  inline StatusCount& operator=(const StatusCount& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline StatusCount& operator=(StatusCount&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const StatusCount& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const StatusCount* internal_default_instance() {
+    return reinterpret_cast<const StatusCount*>(
+               &_StatusCount_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    26;
+
+  friend void swap(StatusCount& a, StatusCount& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(StatusCount* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(StatusCount* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  StatusCount* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<StatusCount>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const StatusCount& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const StatusCount& from) {
+    StatusCount::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(StatusCount* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.StatusCount";
+  }
+  protected:
+  explicit StatusCount(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kCountFieldNumber = 2,
+    kStatusFieldNumber = 1,
+  };
+  // int64 count = 2 [json_name = "count"];
+  void clear_count();
+  int64_t count() const;
+  void set_count(int64_t value);
+  private:
+  int64_t _internal_count() const;
+  void _internal_set_count(int64_t value);
+  public:
+
+  // .stepping.tm.v1.TransactionStatus status = 1 [json_name = "status"];
+  void clear_status();
+  ::stepping::tm::v1::TransactionStatus status() const;
+  void set_status(::stepping::tm::v1::TransactionStatus value);
+  private:
+  ::stepping::tm::v1::TransactionStatus _internal_status() const;
+  void _internal_set_status(::stepping::tm::v1::TransactionStatus value);
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.StatusCount)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    int64_t count_;
+    int status_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class CountTransactionsResponse final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.CountTransactionsResponse) */ {
+ public:
+  inline CountTransactionsResponse() : CountTransactionsResponse(nullptr) {}
+  ~CountTransactionsResponse() override;
+  explicit PROTOBUF_CONSTEXPR CountTransactionsResponse(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  CountTransactionsResponse(const CountTransactionsResponse& from);
+  CountTransactionsResponse(CountTransactionsResponse&& from) noexcept
+    : CountTransactionsResponse() {
+    *this = ::std::move(from);
+  }
+
+  inline CountTransactionsResponse& operator=(const CountTransactionsResponse& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline CountTransactionsResponse& operator=(CountTransactionsResponse&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const CountTransactionsResponse& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const CountTransactionsResponse* internal_default_instance() {
+    return reinterpret_cast<const CountTransactionsResponse*>(
+               &_CountTransactionsResponse_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    27;
+
+  friend void swap(CountTransactionsResponse& a, CountTransactionsResponse& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(CountTransactionsResponse* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(CountTransactionsResponse* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  CountTransactionsResponse* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<CountTransactionsResponse>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const CountTransactionsResponse& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const CountTransactionsResponse& from) {
+    CountTransactionsResponse::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(CountTransactionsResponse* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.CountTransactionsResponse";
+  }
+  protected:
+  explicit CountTransactionsResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kCountsFieldNumber = 1,
+    kTotalFieldNumber = 2,
+  };
+  // repeated .stepping.tm.v1.StatusCount counts = 1 [json_name = "counts"];
+  int counts_size() const;
+  private:
+  int _internal_counts_size() const;
+  public:
+  void clear_counts();
+  ::stepping::tm::v1::StatusCount* mutable_counts(int index);
+  ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StatusCount >*
+      mutable_counts();
+  private:
+  const ::stepping::tm::v1::StatusCount& _internal_counts(int index) const;
+  ::stepping::tm::v1::StatusCount* _internal_add_counts();
+  public:
+  const ::stepping::tm::v1::StatusCount& counts(int index) const;
+  ::stepping::tm::v1::StatusCount* add_counts();
+  const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StatusCount >&
+      counts() const;
+
+  // int64 total = 2 [json_name = "total"];
+  void clear_total();
+  int64_t total() const;
+  void set_total(int64_t value);
+  private:
+  int64_t _internal_total() const;
+  void _internal_set_total(int64_t value);
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.CountTransactionsResponse)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StatusCount > counts_;
+    int64_t total_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class WatchTransactionRequest final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.WatchTransactionRequest) */ {
+ public:
+  inline WatchTransactionRequest() : WatchTransactionRequest(nullptr) {}
+  ~WatchTransactionRequest() override;
+  explicit PROTOBUF_CONSTEXPR WatchTransactionRequest(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  WatchTransactionRequest(const WatchTransactionRequest& from);
+  WatchTransactionRequest(WatchTransactionRequest&& from) noexcept
+    : WatchTransactionRequest() {
+    *this = ::std::move(from);
+  }
+
+  inline WatchTransactionRequest& operator=(const WatchTransactionRequest& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline WatchTransactionRequest& operator=(WatchTransactionRequest&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const WatchTransactionRequest& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const WatchTransactionRequest* internal_default_instance() {
+    return reinterpret_cast<const WatchTransactionRequest*>(
+               &_WatchTransactionRequest_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    28;
+
+  friend void swap(WatchTransactionRequest& a, WatchTransactionRequest& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(WatchTransactionRequest* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(WatchTransactionRequest* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  WatchTransactionRequest* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<WatchTransactionRequest>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const WatchTransactionRequest& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const WatchTransactionRequest& from) {
+    WatchTransactionRequest::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(WatchTransactionRequest* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.WatchTransactionRequest";
+  }
+  protected:
+  explicit WatchTransactionRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kGidFieldNumber = 1,
+  };
+  // string gid = 1 [json_name = "gid"];
+  void clear_gid();
+  const std::string& gid() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_gid(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_gid();
+  PROTOBUF_NODISCARD std::string* release_gid();
+  void set_allocated_gid(std::string* gid);
+  private:
+  const std::string& _internal_gid() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_gid(const std::string& value);
+  std::string* _internal_mutable_gid();
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.WatchTransactionRequest)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class WatchTransactionResponse final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.WatchTransactionResponse) */ {
+ public:
+  inline WatchTransactionResponse() : WatchTransactionResponse(nullptr) {}
+  ~WatchTransactionResponse() override;
+  explicit PROTOBUF_CONSTEXPR WatchTransactionResponse(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  WatchTransactionResponse(const WatchTransactionResponse& from);
+  WatchTransactionResponse(WatchTransactionResponse&& from) noexcept
+    : WatchTransactionResponse() {
+    *this = ::std::move(from);
+  }
+
+  inline WatchTransactionResponse& operator=(const WatchTransactionResponse& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline WatchTransactionResponse& operator=(WatchTransactionResponse&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const WatchTransactionResponse& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const WatchTransactionResponse* internal_default_instance() {
+    return reinterpret_cast<const WatchTransactionResponse*>(
+               &_WatchTransactionResponse_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    29;
+
+  friend void swap(WatchTransactionResponse& a, WatchTransactionResponse& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(WatchTransactionResponse* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(WatchTransactionResponse* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  WatchTransactionResponse* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<WatchTransactionResponse>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const WatchTransactionResponse& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const WatchTransactionResponse& from) {
+    WatchTransactionResponse::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(WatchTransactionResponse* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.WatchTransactionResponse";
+  }
+  protected:
+  explicit WatchTransactionResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kTransactionFieldNumber = 1,
+  };
+  // .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+  bool has_transaction() const;
+  private:
+  bool _internal_has_transaction() const;
+  public:
+  void clear_transaction();
+  const ::stepping::tm::v1::Transaction& transaction() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::Transaction* release_transaction();
+  ::stepping::tm::v1::Transaction* mutable_transaction();
+  void set_allocated_transaction(::stepping::tm::v1::Transaction* transaction);
+  private:
+  const ::stepping::tm::v1::Transaction& _internal_transaction() const;
+  ::stepping::tm::v1::Transaction* _internal_mutable_transaction();
+  public:
+  void unsafe_arena_set_allocated_transaction(
+      ::stepping::tm::v1::Transaction* transaction);
+  ::stepping::tm::v1::Transaction* unsafe_arena_release_transaction();
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.WatchTransactionResponse)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::stepping::tm::v1::Transaction* transaction_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class PurgeTransactionsRequest final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.PurgeTransactionsRequest) */ {
+ public:
+  inline PurgeTransactionsRequest() : PurgeTransactionsRequest(nullptr) {}
+  ~PurgeTransactionsRequest() override;
+  explicit PROTOBUF_CONSTEXPR PurgeTransactionsRequest(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  PurgeTransactionsRequest(const PurgeTransactionsRequest& from);
+  PurgeTransactionsRequest(PurgeTransactionsRequest&& from) noexcept
+    : PurgeTransactionsRequest() {
+    *this = ::std::move(from);
+  }
+
+  inline PurgeTransactionsRequest& operator=(const PurgeTransactionsRequest& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline PurgeTransactionsRequest& operator=(PurgeTransactionsRequest&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const PurgeTransactionsRequest& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const PurgeTransactionsRequest* internal_default_instance() {
+    return reinterpret_cast<const PurgeTransactionsRequest*>(
+               &_PurgeTransactionsRequest_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    30;
+
+  friend void swap(PurgeTransactionsRequest& a, PurgeTransactionsRequest& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(PurgeTransactionsRequest* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(PurgeTransactionsRequest* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  PurgeTransactionsRequest* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<PurgeTransactionsRequest>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const PurgeTransactionsRequest& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const PurgeTransactionsRequest& from) {
+    PurgeTransactionsRequest::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(PurgeTransactionsRequest* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.PurgeTransactionsRequest";
+  }
+  protected:
+  explicit PurgeTransactionsRequest(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kStatusesFieldNumber = 2,
+    kOlderThanFieldNumber = 1,
+    kDryRunFieldNumber = 3,
+  };
+  // repeated .stepping.tm.v1.TransactionStatus statuses = 2 [json_name = "statuses"];
+  int statuses_size() const;
+  private:
+  int _internal_statuses_size() const;
+  public:
+  void clear_statuses();
+  private:
+  ::stepping::tm::v1::TransactionStatus _internal_statuses(int index) const;
+  void _internal_add_statuses(::stepping::tm::v1::TransactionStatus value);
+  ::PROTOBUF_NAMESPACE_ID::RepeatedField<int>* _internal_mutable_statuses();
+  public:
+  ::stepping::tm::v1::TransactionStatus statuses(int index) const;
+  void set_statuses(int index, ::stepping::tm::v1::TransactionStatus value);
+  void add_statuses(::stepping::tm::v1::TransactionStatus value);
+  const ::PROTOBUF_NAMESPACE_ID::RepeatedField<int>& statuses() const;
+  ::PROTOBUF_NAMESPACE_ID::RepeatedField<int>* mutable_statuses();
+
+  // .google.protobuf.Duration older_than = 1 [json_name = "olderThan"];
+  bool has_older_than() const;
+  private:
+  bool _internal_has_older_than() const;
+  public:
+  void clear_older_than();
+  const ::PROTOBUF_NAMESPACE_ID::Duration& older_than() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Duration* release_older_than();
+  ::PROTOBUF_NAMESPACE_ID::Duration* mutable_older_than();
+  void set_allocated_older_than(::PROTOBUF_NAMESPACE_ID::Duration* older_than);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Duration& _internal_older_than() const;
+  ::PROTOBUF_NAMESPACE_ID::Duration* _internal_mutable_older_than();
+  public:
+  void unsafe_arena_set_allocated_older_than(
+      ::PROTOBUF_NAMESPACE_ID::Duration* older_than);
+  ::PROTOBUF_NAMESPACE_ID::Duration* unsafe_arena_release_older_than();
+
+  // bool dry_run = 3 [json_name = "dryRun"];
+  void clear_dry_run();
+  bool dry_run() const;
+  void set_dry_run(bool value);
+  private:
+  bool _internal_dry_run() const;
+  void _internal_set_dry_run(bool value);
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.PurgeTransactionsRequest)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::RepeatedField<int> statuses_;
+    mutable std::atomic<int> _statuses_cached_byte_size_;
+    ::PROTOBUF_NAMESPACE_ID::Duration* older_than_;
+    bool dry_run_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class PurgeTransactionsResponse final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.PurgeTransactionsResponse) */ {
+ public:
+  inline PurgeTransactionsResponse() : PurgeTransactionsResponse(nullptr) {}
+  ~PurgeTransactionsResponse() override;
+  explicit PROTOBUF_CONSTEXPR PurgeTransactionsResponse(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  PurgeTransactionsResponse(const PurgeTransactionsResponse& from);
+  PurgeTransactionsResponse(PurgeTransactionsResponse&& from) noexcept
+    : PurgeTransactionsResponse() {
+    *this = ::std::move(from);
+  }
+
+  inline PurgeTransactionsResponse& operator=(const PurgeTransactionsResponse& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline PurgeTransactionsResponse& operator=(PurgeTransactionsResponse&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const PurgeTransactionsResponse& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const PurgeTransactionsResponse* internal_default_instance() {
+    return reinterpret_cast<const PurgeTransactionsResponse*>(
+               &_PurgeTransactionsResponse_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    31;
+
+  friend void swap(PurgeTransactionsResponse& a, PurgeTransactionsResponse& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(PurgeTransactionsResponse* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(PurgeTransactionsResponse* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  PurgeTransactionsResponse* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<PurgeTransactionsResponse>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const PurgeTransactionsResponse& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const PurgeTransactionsResponse& from) {
+    PurgeTransactionsResponse::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(PurgeTransactionsResponse* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.PurgeTransactionsResponse";
+  }
+  protected:
+  explicit PurgeTransactionsResponse(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kDeletedFieldNumber = 1,
+  };
+  // int64 deleted = 1 [json_name = "deleted"];
+  void clear_deleted();
+  int64_t deleted() const;
+  void set_deleted(int64_t value);
+  private:
+  int64_t _internal_deleted() const;
+  void _internal_set_deleted(int64_t value);
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.PurgeTransactionsResponse)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    int64_t deleted_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class StepState_HeadersEntry_DoNotUse : public ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<StepState_HeadersEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> {
+public:
+  typedef ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<StepState_HeadersEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> SuperType;
+  StepState_HeadersEntry_DoNotUse();
+  explicit PROTOBUF_CONSTEXPR StepState_HeadersEntry_DoNotUse(
+      ::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+  explicit StepState_HeadersEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena);
+  void MergeFrom(const StepState_HeadersEntry_DoNotUse& other);
+  static const StepState_HeadersEntry_DoNotUse* internal_default_instance() { return reinterpret_cast<const StepState_HeadersEntry_DoNotUse*>(&_StepState_HeadersEntry_DoNotUse_default_instance_); }
+  static bool ValidateKey(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.StepState.HeadersEntry.key");
+ }
+  static bool ValidateValue(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.StepState.HeadersEntry.value");
+ }
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+
+// -------------------------------------------------------------------
+
 class StepState final :
     public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.StepState) */ {
  public:
@@ -3246,7 +5651,7 @@ class StepState final :
                &_StepState_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    17;
+    33;
 
   friend void swap(StepState& a, StepState& b) {
     a.Swap(&b);
@@ -3307,6 +5712,8 @@ class StepState final :
   protected:
   explicit StepState(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                        bool is_message_owned = false);
+  private:
+  static void ArenaDtor(void* object);
   public:
 
   static const ClassData _class_data_;
@@ -3316,17 +5723,60 @@ class StepState final :
 
   // nested types ----------------------------------------------------
 
+
   // accessors -------------------------------------------------------
 
   enum : int {
+    kHistoryFieldNumber = 8,
+    kHeadersFieldNumber = 10,
     kNameFieldNumber = 2,
     kLastErrorFieldNumber = 5,
     kResultFieldNumber = 6,
+    kPayloadFieldNumber = 9,
     kNextAttemptTimeFieldNumber = 7,
+    kActionFieldNumber = 11,
+    kCompensationFieldNumber = 12,
+    kRetryPolicyFieldNumber = 13,
+    kTimeoutFieldNumber = 14,
     kIndexFieldNumber = 1,
     kStatusFieldNumber = 3,
     kAttemptsFieldNumber = 4,
   };
+  // repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];
+  int history_size() const;
+  private:
+  int _internal_history_size() const;
+  public:
+  void clear_history();
+  ::stepping::tm::v1::Attempt* mutable_history(int index);
+  ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >*
+      mutable_history();
+  private:
+  const ::stepping::tm::v1::Attempt& _internal_history(int index) const;
+  ::stepping::tm::v1::Attempt* _internal_add_history();
+  public:
+  const ::stepping::tm::v1::Attempt& history(int index) const;
+  ::stepping::tm::v1::Attempt* add_history();
+  const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >&
+      history() const;
+
+  // map<string, string> headers = 10 [json_name = "headers"];
+  int headers_size() const;
+  private:
+  int _internal_headers_size() const;
+  public:
+  void clear_headers();
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      _internal_headers() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      _internal_mutable_headers();
+  public:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      headers() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      mutable_headers();
+
   // string name = 2 [json_name = "name"];
   void clear_name();
   const std::string& name() const;
@@ -3369,6 +5819,20 @@ class StepState final :
   std::string* _internal_mutable_result();
   public:
 
+  // bytes payload = 9 [json_name = "payload"];
+  void clear_payload();
+  const std::string& payload() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_payload(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_payload();
+  PROTOBUF_NODISCARD std::string* release_payload();
+  void set_allocated_payload(std::string* payload);
+  private:
+  const std::string& _internal_payload() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_payload(const std::string& value);
+  std::string* _internal_mutable_payload();
+  public:
+
   // .google.protobuf.Timestamp next_attempt_time = 7 [json_name = "nextAttemptTime"];
   bool has_next_attempt_time() const;
   private:
@@ -3386,6 +5850,78 @@ class StepState final :
   void unsafe_arena_set_allocated_next_attempt_time(
       ::PROTOBUF_NAMESPACE_ID::Timestamp* next_attempt_time);
   ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_next_attempt_time();
+
+  // .stepping.tm.v1.Endpoint action = 11 [json_name = "action"];
+  bool has_action() const;
+  private:
+  bool _internal_has_action() const;
+  public:
+  void clear_action();
+  const ::stepping::tm::v1::Endpoint& action() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::Endpoint* release_action();
+  ::stepping::tm::v1::Endpoint* mutable_action();
+  void set_allocated_action(::stepping::tm::v1::Endpoint* action);
+  private:
+  const ::stepping::tm::v1::Endpoint& _internal_action() const;
+  ::stepping::tm::v1::Endpoint* _internal_mutable_action();
+  public:
+  void unsafe_arena_set_allocated_action(
+      ::stepping::tm::v1::Endpoint* action);
+  ::stepping::tm::v1::Endpoint* unsafe_arena_release_action();
+
+  // .stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];
+  bool has_compensation() const;
+  private:
+  bool _internal_has_compensation() const;
+  public:
+  void clear_compensation();
+  const ::stepping::tm::v1::Endpoint& compensation() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::Endpoint* release_compensation();
+  ::stepping::tm::v1::Endpoint* mutable_compensation();
+  void set_allocated_compensation(::stepping::tm::v1::Endpoint* compensation);
+  private:
+  const ::stepping::tm::v1::Endpoint& _internal_compensation() const;
+  ::stepping::tm::v1::Endpoint* _internal_mutable_compensation();
+  public:
+  void unsafe_arena_set_allocated_compensation(
+      ::stepping::tm::v1::Endpoint* compensation);
+  ::stepping::tm::v1::Endpoint* unsafe_arena_release_compensation();
+
+  // .stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];
+  bool has_retry_policy() const;
+  private:
+  bool _internal_has_retry_policy() const;
+  public:
+  void clear_retry_policy();
+  const ::stepping::tm::v1::RetryPolicy& retry_policy() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::RetryPolicy* release_retry_policy();
+  ::stepping::tm::v1::RetryPolicy* mutable_retry_policy();
+  void set_allocated_retry_policy(::stepping::tm::v1::RetryPolicy* retry_policy);
+  private:
+  const ::stepping::tm::v1::RetryPolicy& _internal_retry_policy() const;
+  ::stepping::tm::v1::RetryPolicy* _internal_mutable_retry_policy();
+  public:
+  void unsafe_arena_set_allocated_retry_policy(
+      ::stepping::tm::v1::RetryPolicy* retry_policy);
+  ::stepping::tm::v1::RetryPolicy* unsafe_arena_release_retry_policy();
+
+  // .google.protobuf.Duration timeout = 14 [json_name = "timeout"];
+  bool has_timeout() const;
+  private:
+  bool _internal_has_timeout() const;
+  public:
+  void clear_timeout();
+  const ::PROTOBUF_NAMESPACE_ID::Duration& timeout() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Duration* release_timeout();
+  ::PROTOBUF_NAMESPACE_ID::Duration* mutable_timeout();
+  void set_allocated_timeout(::PROTOBUF_NAMESPACE_ID::Duration* timeout);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Duration& _internal_timeout() const;
+  ::PROTOBUF_NAMESPACE_ID::Duration* _internal_mutable_timeout();
+  public:
+  void unsafe_arena_set_allocated_timeout(
+      ::PROTOBUF_NAMESPACE_ID::Duration* timeout);
+  ::PROTOBUF_NAMESPACE_ID::Duration* unsafe_arena_release_timeout();
 
   // int32 index = 1 [json_name = "index"];
   void clear_index();
@@ -3422,10 +5958,21 @@ class StepState final :
   typedef void InternalArenaConstructable_;
   typedef void DestructorSkippable_;
   struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt > history_;
+    ::PROTOBUF_NAMESPACE_ID::internal::MapField<
+        StepState_HeadersEntry_DoNotUse,
+        std::string, std::string,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> headers_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr name_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr last_error_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr result_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr payload_;
     ::PROTOBUF_NAMESPACE_ID::Timestamp* next_attempt_time_;
+    ::stepping::tm::v1::Endpoint* action_;
+    ::stepping::tm::v1::Endpoint* compensation_;
+    ::stepping::tm::v1::RetryPolicy* retry_policy_;
+    ::PROTOBUF_NAMESPACE_ID::Duration* timeout_;
     int32_t index_;
     int status_;
     int32_t attempts_;
@@ -3434,6 +5981,260 @@ class StepState final :
   union { Impl_ _impl_; };
   friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
 };
+// -------------------------------------------------------------------
+
+class Attempt final :
+    public ::PROTOBUF_NAMESPACE_ID::Message /* @@protoc_insertion_point(class_definition:stepping.tm.v1.Attempt) */ {
+ public:
+  inline Attempt() : Attempt(nullptr) {}
+  ~Attempt() override;
+  explicit PROTOBUF_CONSTEXPR Attempt(::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+
+  Attempt(const Attempt& from);
+  Attempt(Attempt&& from) noexcept
+    : Attempt() {
+    *this = ::std::move(from);
+  }
+
+  inline Attempt& operator=(const Attempt& from) {
+    CopyFrom(from);
+    return *this;
+  }
+  inline Attempt& operator=(Attempt&& from) noexcept {
+    if (this == &from) return *this;
+    if (GetOwningArena() == from.GetOwningArena()
+  #ifdef PROTOBUF_FORCE_COPY_IN_MOVE
+        && GetOwningArena() != nullptr
+  #endif  // !PROTOBUF_FORCE_COPY_IN_MOVE
+    ) {
+      InternalSwap(&from);
+    } else {
+      CopyFrom(from);
+    }
+    return *this;
+  }
+
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* descriptor() {
+    return GetDescriptor();
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Descriptor* GetDescriptor() {
+    return default_instance().GetMetadata().descriptor;
+  }
+  static const ::PROTOBUF_NAMESPACE_ID::Reflection* GetReflection() {
+    return default_instance().GetMetadata().reflection;
+  }
+  static const Attempt& default_instance() {
+    return *internal_default_instance();
+  }
+  static inline const Attempt* internal_default_instance() {
+    return reinterpret_cast<const Attempt*>(
+               &_Attempt_default_instance_);
+  }
+  static constexpr int kIndexInFileMessages =
+    34;
+
+  friend void swap(Attempt& a, Attempt& b) {
+    a.Swap(&b);
+  }
+  inline void Swap(Attempt* other) {
+    if (other == this) return;
+  #ifdef PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() != nullptr &&
+        GetOwningArena() == other->GetOwningArena()) {
+   #else  // PROTOBUF_FORCE_COPY_IN_SWAP
+    if (GetOwningArena() == other->GetOwningArena()) {
+  #endif  // !PROTOBUF_FORCE_COPY_IN_SWAP
+      InternalSwap(other);
+    } else {
+      ::PROTOBUF_NAMESPACE_ID::internal::GenericSwap(this, other);
+    }
+  }
+  void UnsafeArenaSwap(Attempt* other) {
+    if (other == this) return;
+    GOOGLE_DCHECK(GetOwningArena() == other->GetOwningArena());
+    InternalSwap(other);
+  }
+
+  // implements Message ----------------------------------------------
+
+  Attempt* New(::PROTOBUF_NAMESPACE_ID::Arena* arena = nullptr) const final {
+    return CreateMaybeMessage<Attempt>(arena);
+  }
+  using ::PROTOBUF_NAMESPACE_ID::Message::CopyFrom;
+  void CopyFrom(const Attempt& from);
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  void MergeFrom( const Attempt& from) {
+    Attempt::MergeImpl(*this, from);
+  }
+  private:
+  static void MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PROTOBUF_NAMESPACE_ID::Message& from_msg);
+  public:
+  PROTOBUF_ATTRIBUTE_REINITIALIZES void Clear() final;
+  bool IsInitialized() const final;
+
+  size_t ByteSizeLong() const final;
+  const char* _InternalParse(const char* ptr, ::PROTOBUF_NAMESPACE_ID::internal::ParseContext* ctx) final;
+  uint8_t* _InternalSerialize(
+      uint8_t* target, ::PROTOBUF_NAMESPACE_ID::io::EpsCopyOutputStream* stream) const final;
+  int GetCachedSize() const final { return _impl_._cached_size_.Get(); }
+
+  private:
+  void SharedCtor(::PROTOBUF_NAMESPACE_ID::Arena* arena, bool is_message_owned);
+  void SharedDtor();
+  void SetCachedSize(int size) const final;
+  void InternalSwap(Attempt* other);
+
+  private:
+  friend class ::PROTOBUF_NAMESPACE_ID::internal::AnyMetadata;
+  static ::PROTOBUF_NAMESPACE_ID::StringPiece FullMessageName() {
+    return "stepping.tm.v1.Attempt";
+  }
+  protected:
+  explicit Attempt(::PROTOBUF_NAMESPACE_ID::Arena* arena,
+                       bool is_message_owned = false);
+  public:
+
+  static const ClassData _class_data_;
+  const ::PROTOBUF_NAMESPACE_ID::Message::ClassData*GetClassData() const final;
+
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+
+  // nested types ----------------------------------------------------
+
+  // accessors -------------------------------------------------------
+
+  enum : int {
+    kErrorFieldNumber = 6,
+    kStartTimeFieldNumber = 3,
+    kDurationFieldNumber = 4,
+    kNumberFieldNumber = 1,
+    kOpFieldNumber = 2,
+    kCodeFieldNumber = 5,
+  };
+  // string error = 6 [json_name = "error"];
+  void clear_error();
+  const std::string& error() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_error(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_error();
+  PROTOBUF_NODISCARD std::string* release_error();
+  void set_allocated_error(std::string* error);
+  private:
+  const std::string& _internal_error() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_error(const std::string& value);
+  std::string* _internal_mutable_error();
+  public:
+
+  // .google.protobuf.Timestamp start_time = 3 [json_name = "startTime"];
+  bool has_start_time() const;
+  private:
+  bool _internal_has_start_time() const;
+  public:
+  void clear_start_time();
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& start_time() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Timestamp* release_start_time();
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* mutable_start_time();
+  void set_allocated_start_time(::PROTOBUF_NAMESPACE_ID::Timestamp* start_time);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& _internal_start_time() const;
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _internal_mutable_start_time();
+  public:
+  void unsafe_arena_set_allocated_start_time(
+      ::PROTOBUF_NAMESPACE_ID::Timestamp* start_time);
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_start_time();
+
+  // .google.protobuf.Duration duration = 4 [json_name = "duration"];
+  bool has_duration() const;
+  private:
+  bool _internal_has_duration() const;
+  public:
+  void clear_duration();
+  const ::PROTOBUF_NAMESPACE_ID::Duration& duration() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Duration* release_duration();
+  ::PROTOBUF_NAMESPACE_ID::Duration* mutable_duration();
+  void set_allocated_duration(::PROTOBUF_NAMESPACE_ID::Duration* duration);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Duration& _internal_duration() const;
+  ::PROTOBUF_NAMESPACE_ID::Duration* _internal_mutable_duration();
+  public:
+  void unsafe_arena_set_allocated_duration(
+      ::PROTOBUF_NAMESPACE_ID::Duration* duration);
+  ::PROTOBUF_NAMESPACE_ID::Duration* unsafe_arena_release_duration();
+
+  // int32 number = 1 [json_name = "number"];
+  void clear_number();
+  int32_t number() const;
+  void set_number(int32_t value);
+  private:
+  int32_t _internal_number() const;
+  void _internal_set_number(int32_t value);
+  public:
+
+  // .stepping.tm.v1.AttemptOp op = 2 [json_name = "op"];
+  void clear_op();
+  ::stepping::tm::v1::AttemptOp op() const;
+  void set_op(::stepping::tm::v1::AttemptOp value);
+  private:
+  ::stepping::tm::v1::AttemptOp _internal_op() const;
+  void _internal_set_op(::stepping::tm::v1::AttemptOp value);
+  public:
+
+  // int32 code = 5 [json_name = "code"];
+  void clear_code();
+  int32_t code() const;
+  void set_code(int32_t value);
+  private:
+  int32_t _internal_code() const;
+  void _internal_set_code(int32_t value);
+  public:
+
+  // @@protoc_insertion_point(class_scope:stepping.tm.v1.Attempt)
+ private:
+  class _Internal;
+
+  template <typename T> friend class ::PROTOBUF_NAMESPACE_ID::Arena::InternalHelper;
+  typedef void InternalArenaConstructable_;
+  typedef void DestructorSkippable_;
+  struct Impl_ {
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr error_;
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* start_time_;
+    ::PROTOBUF_NAMESPACE_ID::Duration* duration_;
+    int32_t number_;
+    int op_;
+    int32_t code_;
+    mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
+  };
+  union { Impl_ _impl_; };
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+// -------------------------------------------------------------------
+
+class Transaction_TagsEntry_DoNotUse : public ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<Transaction_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> {
+public:
+  typedef ::PROTOBUF_NAMESPACE_ID::internal::MapEntry<Transaction_TagsEntry_DoNotUse, 
+    std::string, std::string,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+    ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> SuperType;
+  Transaction_TagsEntry_DoNotUse();
+  explicit PROTOBUF_CONSTEXPR Transaction_TagsEntry_DoNotUse(
+      ::PROTOBUF_NAMESPACE_ID::internal::ConstantInitialized);
+  explicit Transaction_TagsEntry_DoNotUse(::PROTOBUF_NAMESPACE_ID::Arena* arena);
+  void MergeFrom(const Transaction_TagsEntry_DoNotUse& other);
+  static const Transaction_TagsEntry_DoNotUse* internal_default_instance() { return reinterpret_cast<const Transaction_TagsEntry_DoNotUse*>(&_Transaction_TagsEntry_DoNotUse_default_instance_); }
+  static bool ValidateKey(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.Transaction.TagsEntry.key");
+ }
+  static bool ValidateValue(std::string* s) {
+    return ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::VerifyUtf8String(s->data(), static_cast<int>(s->size()), ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::PARSE, "stepping.tm.v1.Transaction.TagsEntry.value");
+ }
+  using ::PROTOBUF_NAMESPACE_ID::Message::MergeFrom;
+  ::PROTOBUF_NAMESPACE_ID::Metadata GetMetadata() const final;
+  friend struct ::TableStruct_stepping_2ftm_2fv1_2ftm_2eproto;
+};
+
 // -------------------------------------------------------------------
 
 class Transaction final :
@@ -3484,7 +6285,7 @@ class Transaction final :
                &_Transaction_default_instance_);
   }
   static constexpr int kIndexInFileMessages =
-    18;
+    36;
 
   friend void swap(Transaction& a, Transaction& b) {
     a.Swap(&b);
@@ -3545,6 +6346,8 @@ class Transaction final :
   protected:
   explicit Transaction(::PROTOBUF_NAMESPACE_ID::Arena* arena,
                        bool is_message_owned = false);
+  private:
+  static void ArenaDtor(void* object);
   public:
 
   static const ClassData _class_data_;
@@ -3554,16 +6357,25 @@ class Transaction final :
 
   // nested types ----------------------------------------------------
 
+
   // accessors -------------------------------------------------------
 
   enum : int {
     kStepsFieldNumber = 4,
+    kTagsFieldNumber = 10,
+    kQueryPreparedHistoryFieldNumber = 15,
     kGidFieldNumber = 1,
     kErrorFieldNumber = 5,
     kOwnerFieldNumber = 9,
+    kTraceIdFieldNumber = 13,
+    kNeedsAttentionFieldNumber = 16,
+    kCancelReasonFieldNumber = 17,
     kCreateTimeFieldNumber = 6,
     kUpdateTimeFieldNumber = 7,
     kFinishTimeFieldNumber = 8,
+    kOptionsFieldNumber = 11,
+    kDeadlineTimeFieldNumber = 12,
+    kQueryPreparedFieldNumber = 14,
     kModeFieldNumber = 2,
     kStatusFieldNumber = 3,
   };
@@ -3584,6 +6396,41 @@ class Transaction final :
   ::stepping::tm::v1::StepState* add_steps();
   const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StepState >&
       steps() const;
+
+  // map<string, string> tags = 10 [json_name = "tags"];
+  int tags_size() const;
+  private:
+  int _internal_tags_size() const;
+  public:
+  void clear_tags();
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      _internal_tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      _internal_mutable_tags();
+  public:
+  const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+      tags() const;
+  ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+      mutable_tags();
+
+  // repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];
+  int query_prepared_history_size() const;
+  private:
+  int _internal_query_prepared_history_size() const;
+  public:
+  void clear_query_prepared_history();
+  ::stepping::tm::v1::Attempt* mutable_query_prepared_history(int index);
+  ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >*
+      mutable_query_prepared_history();
+  private:
+  const ::stepping::tm::v1::Attempt& _internal_query_prepared_history(int index) const;
+  ::stepping::tm::v1::Attempt* _internal_add_query_prepared_history();
+  public:
+  const ::stepping::tm::v1::Attempt& query_prepared_history(int index) const;
+  ::stepping::tm::v1::Attempt* add_query_prepared_history();
+  const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >&
+      query_prepared_history() const;
 
   // string gid = 1 [json_name = "gid"];
   void clear_gid();
@@ -3625,6 +6472,48 @@ class Transaction final :
   const std::string& _internal_owner() const;
   inline PROTOBUF_ALWAYS_INLINE void _internal_set_owner(const std::string& value);
   std::string* _internal_mutable_owner();
+  public:
+
+  // string trace_id = 13 [json_name = "traceId"];
+  void clear_trace_id();
+  const std::string& trace_id() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_trace_id(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_trace_id();
+  PROTOBUF_NODISCARD std::string* release_trace_id();
+  void set_allocated_trace_id(std::string* trace_id);
+  private:
+  const std::string& _internal_trace_id() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_trace_id(const std::string& value);
+  std::string* _internal_mutable_trace_id();
+  public:
+
+  // string needs_attention = 16 [json_name = "needsAttention"];
+  void clear_needs_attention();
+  const std::string& needs_attention() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_needs_attention(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_needs_attention();
+  PROTOBUF_NODISCARD std::string* release_needs_attention();
+  void set_allocated_needs_attention(std::string* needs_attention);
+  private:
+  const std::string& _internal_needs_attention() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_needs_attention(const std::string& value);
+  std::string* _internal_mutable_needs_attention();
+  public:
+
+  // string cancel_reason = 17 [json_name = "cancelReason"];
+  void clear_cancel_reason();
+  const std::string& cancel_reason() const;
+  template <typename ArgT0 = const std::string&, typename... ArgT>
+  void set_cancel_reason(ArgT0&& arg0, ArgT... args);
+  std::string* mutable_cancel_reason();
+  PROTOBUF_NODISCARD std::string* release_cancel_reason();
+  void set_allocated_cancel_reason(std::string* cancel_reason);
+  private:
+  const std::string& _internal_cancel_reason() const;
+  inline PROTOBUF_ALWAYS_INLINE void _internal_set_cancel_reason(const std::string& value);
+  std::string* _internal_mutable_cancel_reason();
   public:
 
   // .google.protobuf.Timestamp create_time = 6 [json_name = "createTime"];
@@ -3681,6 +6570,60 @@ class Transaction final :
       ::PROTOBUF_NAMESPACE_ID::Timestamp* finish_time);
   ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_finish_time();
 
+  // .stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];
+  bool has_options() const;
+  private:
+  bool _internal_has_options() const;
+  public:
+  void clear_options();
+  const ::stepping::tm::v1::TransactionOptions& options() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::TransactionOptions* release_options();
+  ::stepping::tm::v1::TransactionOptions* mutable_options();
+  void set_allocated_options(::stepping::tm::v1::TransactionOptions* options);
+  private:
+  const ::stepping::tm::v1::TransactionOptions& _internal_options() const;
+  ::stepping::tm::v1::TransactionOptions* _internal_mutable_options();
+  public:
+  void unsafe_arena_set_allocated_options(
+      ::stepping::tm::v1::TransactionOptions* options);
+  ::stepping::tm::v1::TransactionOptions* unsafe_arena_release_options();
+
+  // .google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];
+  bool has_deadline_time() const;
+  private:
+  bool _internal_has_deadline_time() const;
+  public:
+  void clear_deadline_time();
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& deadline_time() const;
+  PROTOBUF_NODISCARD ::PROTOBUF_NAMESPACE_ID::Timestamp* release_deadline_time();
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* mutable_deadline_time();
+  void set_allocated_deadline_time(::PROTOBUF_NAMESPACE_ID::Timestamp* deadline_time);
+  private:
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp& _internal_deadline_time() const;
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _internal_mutable_deadline_time();
+  public:
+  void unsafe_arena_set_allocated_deadline_time(
+      ::PROTOBUF_NAMESPACE_ID::Timestamp* deadline_time);
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* unsafe_arena_release_deadline_time();
+
+  // .stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];
+  bool has_query_prepared() const;
+  private:
+  bool _internal_has_query_prepared() const;
+  public:
+  void clear_query_prepared();
+  const ::stepping::tm::v1::Endpoint& query_prepared() const;
+  PROTOBUF_NODISCARD ::stepping::tm::v1::Endpoint* release_query_prepared();
+  ::stepping::tm::v1::Endpoint* mutable_query_prepared();
+  void set_allocated_query_prepared(::stepping::tm::v1::Endpoint* query_prepared);
+  private:
+  const ::stepping::tm::v1::Endpoint& _internal_query_prepared() const;
+  ::stepping::tm::v1::Endpoint* _internal_mutable_query_prepared();
+  public:
+  void unsafe_arena_set_allocated_query_prepared(
+      ::stepping::tm::v1::Endpoint* query_prepared);
+  ::stepping::tm::v1::Endpoint* unsafe_arena_release_query_prepared();
+
   // .stepping.tm.v1.Mode mode = 2 [json_name = "mode"];
   void clear_mode();
   ::stepping::tm::v1::Mode mode() const;
@@ -3708,12 +6651,24 @@ class Transaction final :
   typedef void DestructorSkippable_;
   struct Impl_ {
     ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StepState > steps_;
+    ::PROTOBUF_NAMESPACE_ID::internal::MapField<
+        Transaction_TagsEntry_DoNotUse,
+        std::string, std::string,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING,
+        ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::TYPE_STRING> tags_;
+    ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt > query_prepared_history_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr gid_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr error_;
     ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr owner_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr trace_id_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr needs_attention_;
+    ::PROTOBUF_NAMESPACE_ID::internal::ArenaStringPtr cancel_reason_;
     ::PROTOBUF_NAMESPACE_ID::Timestamp* create_time_;
     ::PROTOBUF_NAMESPACE_ID::Timestamp* update_time_;
     ::PROTOBUF_NAMESPACE_ID::Timestamp* finish_time_;
+    ::stepping::tm::v1::TransactionOptions* options_;
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* deadline_time_;
+    ::stepping::tm::v1::Endpoint* query_prepared_;
     int mode_;
     int status_;
     mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
@@ -4044,6 +6999,81 @@ inline void RetryPolicy::_internal_set_maximum_attempts(int32_t value) {
 inline void RetryPolicy::set_maximum_attempts(int32_t value) {
   _internal_set_maximum_attempts(value);
   // @@protoc_insertion_point(field_set:stepping.tm.v1.RetryPolicy.maximum_attempts)
+}
+
+// repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];
+inline int RetryPolicy::_internal_non_retryable_codes_size() const {
+  return _impl_.non_retryable_codes_.size();
+}
+inline int RetryPolicy::non_retryable_codes_size() const {
+  return _internal_non_retryable_codes_size();
+}
+inline void RetryPolicy::clear_non_retryable_codes() {
+  _impl_.non_retryable_codes_.Clear();
+}
+inline std::string* RetryPolicy::add_non_retryable_codes() {
+  std::string* _s = _internal_add_non_retryable_codes();
+  // @@protoc_insertion_point(field_add_mutable:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+  return _s;
+}
+inline const std::string& RetryPolicy::_internal_non_retryable_codes(int index) const {
+  return _impl_.non_retryable_codes_.Get(index);
+}
+inline const std::string& RetryPolicy::non_retryable_codes(int index) const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+  return _internal_non_retryable_codes(index);
+}
+inline std::string* RetryPolicy::mutable_non_retryable_codes(int index) {
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+  return _impl_.non_retryable_codes_.Mutable(index);
+}
+inline void RetryPolicy::set_non_retryable_codes(int index, const std::string& value) {
+  _impl_.non_retryable_codes_.Mutable(index)->assign(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline void RetryPolicy::set_non_retryable_codes(int index, std::string&& value) {
+  _impl_.non_retryable_codes_.Mutable(index)->assign(std::move(value));
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline void RetryPolicy::set_non_retryable_codes(int index, const char* value) {
+  GOOGLE_DCHECK(value != nullptr);
+  _impl_.non_retryable_codes_.Mutable(index)->assign(value);
+  // @@protoc_insertion_point(field_set_char:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline void RetryPolicy::set_non_retryable_codes(int index, const char* value, size_t size) {
+  _impl_.non_retryable_codes_.Mutable(index)->assign(
+    reinterpret_cast<const char*>(value), size);
+  // @@protoc_insertion_point(field_set_pointer:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline std::string* RetryPolicy::_internal_add_non_retryable_codes() {
+  return _impl_.non_retryable_codes_.Add();
+}
+inline void RetryPolicy::add_non_retryable_codes(const std::string& value) {
+  _impl_.non_retryable_codes_.Add()->assign(value);
+  // @@protoc_insertion_point(field_add:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline void RetryPolicy::add_non_retryable_codes(std::string&& value) {
+  _impl_.non_retryable_codes_.Add(std::move(value));
+  // @@protoc_insertion_point(field_add:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline void RetryPolicy::add_non_retryable_codes(const char* value) {
+  GOOGLE_DCHECK(value != nullptr);
+  _impl_.non_retryable_codes_.Add()->assign(value);
+  // @@protoc_insertion_point(field_add_char:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline void RetryPolicy::add_non_retryable_codes(const char* value, size_t size) {
+  _impl_.non_retryable_codes_.Add()->assign(reinterpret_cast<const char*>(value), size);
+  // @@protoc_insertion_point(field_add_pointer:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+}
+inline const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField<std::string>&
+RetryPolicy::non_retryable_codes() const {
+  // @@protoc_insertion_point(field_list:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+  return _impl_.non_retryable_codes_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField<std::string>*
+RetryPolicy::mutable_non_retryable_codes() {
+  // @@protoc_insertion_point(field_mutable_list:stepping.tm.v1.RetryPolicy.non_retryable_codes)
+  return &_impl_.non_retryable_codes_;
 }
 
 // -------------------------------------------------------------------
@@ -4985,6 +8015,8 @@ inline void NewGidResponse::set_allocated_gid(std::string* gid) {
 
 // -------------------------------------------------------------------
 
+// -------------------------------------------------------------------
+
 // PrepareRequest
 
 // string gid = 1 [json_name = "gid"];
@@ -5307,6 +8339,35 @@ inline void PrepareRequest::set_allocated_database(std::string* database) {
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.PrepareRequest.database)
 }
 
+// map<string, string> tags = 6 [json_name = "tags"];
+inline int PrepareRequest::_internal_tags_size() const {
+  return _impl_.tags_.size();
+}
+inline int PrepareRequest::tags_size() const {
+  return _internal_tags_size();
+}
+inline void PrepareRequest::clear_tags() {
+  _impl_.tags_.Clear();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+PrepareRequest::_internal_tags() const {
+  return _impl_.tags_.GetMap();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+PrepareRequest::tags() const {
+  // @@protoc_insertion_point(field_map:stepping.tm.v1.PrepareRequest.tags)
+  return _internal_tags();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+PrepareRequest::_internal_mutable_tags() {
+  return _impl_.tags_.MutableMap();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+PrepareRequest::mutable_tags() {
+  // @@protoc_insertion_point(field_mutable_map:stepping.tm.v1.PrepareRequest.tags)
+  return _internal_mutable_tags();
+}
+
 // -------------------------------------------------------------------
 
 // PrepareResponse
@@ -5400,6 +8461,8 @@ inline void PrepareResponse::set_allocated_transaction(::stepping::tm::v1::Trans
   _impl_.transaction_ = transaction;
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.PrepareResponse.transaction)
 }
+
+// -------------------------------------------------------------------
 
 // -------------------------------------------------------------------
 
@@ -5688,6 +8751,35 @@ inline void SubmitRequest::set_allocated_wait_timeout(::PROTOBUF_NAMESPACE_ID::D
   }
   _impl_.wait_timeout_ = wait_timeout;
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.SubmitRequest.wait_timeout)
+}
+
+// map<string, string> tags = 6 [json_name = "tags"];
+inline int SubmitRequest::_internal_tags_size() const {
+  return _impl_.tags_.size();
+}
+inline int SubmitRequest::tags_size() const {
+  return _internal_tags_size();
+}
+inline void SubmitRequest::clear_tags() {
+  _impl_.tags_.Clear();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+SubmitRequest::_internal_tags() const {
+  return _impl_.tags_.GetMap();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+SubmitRequest::tags() const {
+  // @@protoc_insertion_point(field_map:stepping.tm.v1.SubmitRequest.tags)
+  return _internal_tags();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+SubmitRequest::_internal_mutable_tags() {
+  return _impl_.tags_.MutableMap();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+SubmitRequest::mutable_tags() {
+  // @@protoc_insertion_point(field_mutable_map:stepping.tm.v1.SubmitRequest.tags)
+  return _internal_mutable_tags();
 }
 
 // -------------------------------------------------------------------
@@ -6247,6 +9339,711 @@ inline void ListTransactionsRequest::set_allocated_page_token(std::string* page_
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.ListTransactionsRequest.page_token)
 }
 
+// .stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];
+inline bool ListTransactionsRequest::_internal_has_filter() const {
+  return this != internal_default_instance() && _impl_.filter_ != nullptr;
+}
+inline bool ListTransactionsRequest::has_filter() const {
+  return _internal_has_filter();
+}
+inline void ListTransactionsRequest::clear_filter() {
+  if (GetArenaForAllocation() == nullptr && _impl_.filter_ != nullptr) {
+    delete _impl_.filter_;
+  }
+  _impl_.filter_ = nullptr;
+}
+inline const ::stepping::tm::v1::TransactionFilter& ListTransactionsRequest::_internal_filter() const {
+  const ::stepping::tm::v1::TransactionFilter* p = _impl_.filter_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::TransactionFilter&>(
+      ::stepping::tm::v1::_TransactionFilter_default_instance_);
+}
+inline const ::stepping::tm::v1::TransactionFilter& ListTransactionsRequest::filter() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.ListTransactionsRequest.filter)
+  return _internal_filter();
+}
+inline void ListTransactionsRequest::unsafe_arena_set_allocated_filter(
+    ::stepping::tm::v1::TransactionFilter* filter) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.filter_);
+  }
+  _impl_.filter_ = filter;
+  if (filter) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.ListTransactionsRequest.filter)
+}
+inline ::stepping::tm::v1::TransactionFilter* ListTransactionsRequest::release_filter() {
+  
+  ::stepping::tm::v1::TransactionFilter* temp = _impl_.filter_;
+  _impl_.filter_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::TransactionFilter* ListTransactionsRequest::unsafe_arena_release_filter() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.ListTransactionsRequest.filter)
+  
+  ::stepping::tm::v1::TransactionFilter* temp = _impl_.filter_;
+  _impl_.filter_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::TransactionFilter* ListTransactionsRequest::_internal_mutable_filter() {
+  
+  if (_impl_.filter_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::TransactionFilter>(GetArenaForAllocation());
+    _impl_.filter_ = p;
+  }
+  return _impl_.filter_;
+}
+inline ::stepping::tm::v1::TransactionFilter* ListTransactionsRequest::mutable_filter() {
+  ::stepping::tm::v1::TransactionFilter* _msg = _internal_mutable_filter();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.ListTransactionsRequest.filter)
+  return _msg;
+}
+inline void ListTransactionsRequest::set_allocated_filter(::stepping::tm::v1::TransactionFilter* filter) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.filter_;
+  }
+  if (filter) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(filter);
+    if (message_arena != submessage_arena) {
+      filter = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, filter, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.filter_ = filter;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.ListTransactionsRequest.filter)
+}
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// TransactionFilter
+
+// map<string, string> tags = 1 [json_name = "tags"];
+inline int TransactionFilter::_internal_tags_size() const {
+  return _impl_.tags_.size();
+}
+inline int TransactionFilter::tags_size() const {
+  return _internal_tags_size();
+}
+inline void TransactionFilter::clear_tags() {
+  _impl_.tags_.Clear();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+TransactionFilter::_internal_tags() const {
+  return _impl_.tags_.GetMap();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+TransactionFilter::tags() const {
+  // @@protoc_insertion_point(field_map:stepping.tm.v1.TransactionFilter.tags)
+  return _internal_tags();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+TransactionFilter::_internal_mutable_tags() {
+  return _impl_.tags_.MutableMap();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+TransactionFilter::mutable_tags() {
+  // @@protoc_insertion_point(field_mutable_map:stepping.tm.v1.TransactionFilter.tags)
+  return _internal_mutable_tags();
+}
+
+// .google.protobuf.Timestamp created_after = 2 [json_name = "createdAfter"];
+inline bool TransactionFilter::_internal_has_created_after() const {
+  return this != internal_default_instance() && _impl_.created_after_ != nullptr;
+}
+inline bool TransactionFilter::has_created_after() const {
+  return _internal_has_created_after();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::_internal_created_after() const {
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp* p = _impl_.created_after_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Timestamp&>(
+      ::PROTOBUF_NAMESPACE_ID::_Timestamp_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::created_after() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.created_after)
+  return _internal_created_after();
+}
+inline void TransactionFilter::unsafe_arena_set_allocated_created_after(
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* created_after) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.created_after_);
+  }
+  _impl_.created_after_ = created_after;
+  if (created_after) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.TransactionFilter.created_after)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::release_created_after() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.created_after_;
+  _impl_.created_after_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::unsafe_arena_release_created_after() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.created_after)
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.created_after_;
+  _impl_.created_after_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::_internal_mutable_created_after() {
+  
+  if (_impl_.created_after_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Timestamp>(GetArenaForAllocation());
+    _impl_.created_after_ = p;
+  }
+  return _impl_.created_after_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::mutable_created_after() {
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _msg = _internal_mutable_created_after();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.created_after)
+  return _msg;
+}
+inline void TransactionFilter::set_allocated_created_after(::PROTOBUF_NAMESPACE_ID::Timestamp* created_after) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.created_after_);
+  }
+  if (created_after) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(created_after));
+    if (message_arena != submessage_arena) {
+      created_after = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, created_after, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.created_after_ = created_after;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.created_after)
+}
+
+// .google.protobuf.Timestamp created_before = 3 [json_name = "createdBefore"];
+inline bool TransactionFilter::_internal_has_created_before() const {
+  return this != internal_default_instance() && _impl_.created_before_ != nullptr;
+}
+inline bool TransactionFilter::has_created_before() const {
+  return _internal_has_created_before();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::_internal_created_before() const {
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp* p = _impl_.created_before_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Timestamp&>(
+      ::PROTOBUF_NAMESPACE_ID::_Timestamp_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::created_before() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.created_before)
+  return _internal_created_before();
+}
+inline void TransactionFilter::unsafe_arena_set_allocated_created_before(
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* created_before) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.created_before_);
+  }
+  _impl_.created_before_ = created_before;
+  if (created_before) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.TransactionFilter.created_before)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::release_created_before() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.created_before_;
+  _impl_.created_before_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::unsafe_arena_release_created_before() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.created_before)
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.created_before_;
+  _impl_.created_before_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::_internal_mutable_created_before() {
+  
+  if (_impl_.created_before_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Timestamp>(GetArenaForAllocation());
+    _impl_.created_before_ = p;
+  }
+  return _impl_.created_before_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::mutable_created_before() {
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _msg = _internal_mutable_created_before();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.created_before)
+  return _msg;
+}
+inline void TransactionFilter::set_allocated_created_before(::PROTOBUF_NAMESPACE_ID::Timestamp* created_before) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.created_before_);
+  }
+  if (created_before) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(created_before));
+    if (message_arena != submessage_arena) {
+      created_before = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, created_before, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.created_before_ = created_before;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.created_before)
+}
+
+// .google.protobuf.Timestamp finished_after = 4 [json_name = "finishedAfter"];
+inline bool TransactionFilter::_internal_has_finished_after() const {
+  return this != internal_default_instance() && _impl_.finished_after_ != nullptr;
+}
+inline bool TransactionFilter::has_finished_after() const {
+  return _internal_has_finished_after();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::_internal_finished_after() const {
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp* p = _impl_.finished_after_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Timestamp&>(
+      ::PROTOBUF_NAMESPACE_ID::_Timestamp_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::finished_after() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.finished_after)
+  return _internal_finished_after();
+}
+inline void TransactionFilter::unsafe_arena_set_allocated_finished_after(
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* finished_after) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.finished_after_);
+  }
+  _impl_.finished_after_ = finished_after;
+  if (finished_after) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.TransactionFilter.finished_after)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::release_finished_after() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.finished_after_;
+  _impl_.finished_after_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::unsafe_arena_release_finished_after() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.finished_after)
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.finished_after_;
+  _impl_.finished_after_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::_internal_mutable_finished_after() {
+  
+  if (_impl_.finished_after_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Timestamp>(GetArenaForAllocation());
+    _impl_.finished_after_ = p;
+  }
+  return _impl_.finished_after_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::mutable_finished_after() {
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _msg = _internal_mutable_finished_after();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.finished_after)
+  return _msg;
+}
+inline void TransactionFilter::set_allocated_finished_after(::PROTOBUF_NAMESPACE_ID::Timestamp* finished_after) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.finished_after_);
+  }
+  if (finished_after) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(finished_after));
+    if (message_arena != submessage_arena) {
+      finished_after = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, finished_after, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.finished_after_ = finished_after;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.finished_after)
+}
+
+// .google.protobuf.Timestamp finished_before = 5 [json_name = "finishedBefore"];
+inline bool TransactionFilter::_internal_has_finished_before() const {
+  return this != internal_default_instance() && _impl_.finished_before_ != nullptr;
+}
+inline bool TransactionFilter::has_finished_before() const {
+  return _internal_has_finished_before();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::_internal_finished_before() const {
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp* p = _impl_.finished_before_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Timestamp&>(
+      ::PROTOBUF_NAMESPACE_ID::_Timestamp_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& TransactionFilter::finished_before() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.finished_before)
+  return _internal_finished_before();
+}
+inline void TransactionFilter::unsafe_arena_set_allocated_finished_before(
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* finished_before) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.finished_before_);
+  }
+  _impl_.finished_before_ = finished_before;
+  if (finished_before) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.TransactionFilter.finished_before)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::release_finished_before() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.finished_before_;
+  _impl_.finished_before_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::unsafe_arena_release_finished_before() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.finished_before)
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.finished_before_;
+  _impl_.finished_before_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::_internal_mutable_finished_before() {
+  
+  if (_impl_.finished_before_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Timestamp>(GetArenaForAllocation());
+    _impl_.finished_before_ = p;
+  }
+  return _impl_.finished_before_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* TransactionFilter::mutable_finished_before() {
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _msg = _internal_mutable_finished_before();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.finished_before)
+  return _msg;
+}
+inline void TransactionFilter::set_allocated_finished_before(::PROTOBUF_NAMESPACE_ID::Timestamp* finished_before) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.finished_before_);
+  }
+  if (finished_before) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(finished_before));
+    if (message_arena != submessage_arena) {
+      finished_before = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, finished_before, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.finished_before_ = finished_before;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.finished_before)
+}
+
+// string gid_prefix = 6 [json_name = "gidPrefix"];
+inline void TransactionFilter::clear_gid_prefix() {
+  _impl_.gid_prefix_.ClearToEmpty();
+}
+inline const std::string& TransactionFilter::gid_prefix() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.gid_prefix)
+  return _internal_gid_prefix();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void TransactionFilter::set_gid_prefix(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.gid_prefix_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.TransactionFilter.gid_prefix)
+}
+inline std::string* TransactionFilter::mutable_gid_prefix() {
+  std::string* _s = _internal_mutable_gid_prefix();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.gid_prefix)
+  return _s;
+}
+inline const std::string& TransactionFilter::_internal_gid_prefix() const {
+  return _impl_.gid_prefix_.Get();
+}
+inline void TransactionFilter::_internal_set_gid_prefix(const std::string& value) {
+  
+  _impl_.gid_prefix_.Set(value, GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::_internal_mutable_gid_prefix() {
+  
+  return _impl_.gid_prefix_.Mutable(GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::release_gid_prefix() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.gid_prefix)
+  return _impl_.gid_prefix_.Release();
+}
+inline void TransactionFilter::set_allocated_gid_prefix(std::string* gid_prefix) {
+  if (gid_prefix != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.gid_prefix_.SetAllocated(gid_prefix, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.gid_prefix_.IsDefault()) {
+    _impl_.gid_prefix_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.gid_prefix)
+}
+
+// string target = 7 [json_name = "target"];
+inline void TransactionFilter::clear_target() {
+  _impl_.target_.ClearToEmpty();
+}
+inline const std::string& TransactionFilter::target() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.target)
+  return _internal_target();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void TransactionFilter::set_target(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.target_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.TransactionFilter.target)
+}
+inline std::string* TransactionFilter::mutable_target() {
+  std::string* _s = _internal_mutable_target();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.target)
+  return _s;
+}
+inline const std::string& TransactionFilter::_internal_target() const {
+  return _impl_.target_.Get();
+}
+inline void TransactionFilter::_internal_set_target(const std::string& value) {
+  
+  _impl_.target_.Set(value, GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::_internal_mutable_target() {
+  
+  return _impl_.target_.Mutable(GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::release_target() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.target)
+  return _impl_.target_.Release();
+}
+inline void TransactionFilter::set_allocated_target(std::string* target) {
+  if (target != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.target_.SetAllocated(target, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.target_.IsDefault()) {
+    _impl_.target_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.target)
+}
+
+// string method = 8 [json_name = "method"];
+inline void TransactionFilter::clear_method() {
+  _impl_.method_.ClearToEmpty();
+}
+inline const std::string& TransactionFilter::method() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.method)
+  return _internal_method();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void TransactionFilter::set_method(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.method_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.TransactionFilter.method)
+}
+inline std::string* TransactionFilter::mutable_method() {
+  std::string* _s = _internal_mutable_method();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.method)
+  return _s;
+}
+inline const std::string& TransactionFilter::_internal_method() const {
+  return _impl_.method_.Get();
+}
+inline void TransactionFilter::_internal_set_method(const std::string& value) {
+  
+  _impl_.method_.Set(value, GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::_internal_mutable_method() {
+  
+  return _impl_.method_.Mutable(GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::release_method() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.method)
+  return _impl_.method_.Release();
+}
+inline void TransactionFilter::set_allocated_method(std::string* method) {
+  if (method != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.method_.SetAllocated(method, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.method_.IsDefault()) {
+    _impl_.method_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.method)
+}
+
+// string error_contains = 9 [json_name = "errorContains"];
+inline void TransactionFilter::clear_error_contains() {
+  _impl_.error_contains_.ClearToEmpty();
+}
+inline const std::string& TransactionFilter::error_contains() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.error_contains)
+  return _internal_error_contains();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void TransactionFilter::set_error_contains(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.error_contains_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.TransactionFilter.error_contains)
+}
+inline std::string* TransactionFilter::mutable_error_contains() {
+  std::string* _s = _internal_mutable_error_contains();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.TransactionFilter.error_contains)
+  return _s;
+}
+inline const std::string& TransactionFilter::_internal_error_contains() const {
+  return _impl_.error_contains_.Get();
+}
+inline void TransactionFilter::_internal_set_error_contains(const std::string& value) {
+  
+  _impl_.error_contains_.Set(value, GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::_internal_mutable_error_contains() {
+  
+  return _impl_.error_contains_.Mutable(GetArenaForAllocation());
+}
+inline std::string* TransactionFilter::release_error_contains() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.TransactionFilter.error_contains)
+  return _impl_.error_contains_.Release();
+}
+inline void TransactionFilter::set_allocated_error_contains(std::string* error_contains) {
+  if (error_contains != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.error_contains_.SetAllocated(error_contains, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.error_contains_.IsDefault()) {
+    _impl_.error_contains_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.TransactionFilter.error_contains)
+}
+
+// .stepping.tm.v1.Mode mode = 10 [json_name = "mode"];
+inline void TransactionFilter::clear_mode() {
+  _impl_.mode_ = 0;
+}
+inline ::stepping::tm::v1::Mode TransactionFilter::_internal_mode() const {
+  return static_cast< ::stepping::tm::v1::Mode >(_impl_.mode_);
+}
+inline ::stepping::tm::v1::Mode TransactionFilter::mode() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.mode)
+  return _internal_mode();
+}
+inline void TransactionFilter::_internal_set_mode(::stepping::tm::v1::Mode value) {
+  
+  _impl_.mode_ = value;
+}
+inline void TransactionFilter::set_mode(::stepping::tm::v1::Mode value) {
+  _internal_set_mode(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.TransactionFilter.mode)
+}
+
+// bool needs_attention = 11 [json_name = "needsAttention"];
+inline void TransactionFilter::clear_needs_attention() {
+  _impl_.needs_attention_ = false;
+}
+inline bool TransactionFilter::_internal_needs_attention() const {
+  return _impl_.needs_attention_;
+}
+inline bool TransactionFilter::needs_attention() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.TransactionFilter.needs_attention)
+  return _internal_needs_attention();
+}
+inline void TransactionFilter::_internal_set_needs_attention(bool value) {
+  
+  _impl_.needs_attention_ = value;
+}
+inline void TransactionFilter::set_needs_attention(bool value) {
+  _internal_set_needs_attention(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.TransactionFilter.needs_attention)
+}
+
 // -------------------------------------------------------------------
 
 // ListTransactionsResponse
@@ -6340,6 +10137,880 @@ inline void ListTransactionsResponse::set_allocated_next_page_token(std::string*
 #endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.ListTransactionsResponse.next_page_token)
 }
+
+// -------------------------------------------------------------------
+
+// CancelRequest
+
+// string gid = 1 [json_name = "gid"];
+inline void CancelRequest::clear_gid() {
+  _impl_.gid_.ClearToEmpty();
+}
+inline const std::string& CancelRequest::gid() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CancelRequest.gid)
+  return _internal_gid();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void CancelRequest::set_gid(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.gid_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.CancelRequest.gid)
+}
+inline std::string* CancelRequest::mutable_gid() {
+  std::string* _s = _internal_mutable_gid();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.CancelRequest.gid)
+  return _s;
+}
+inline const std::string& CancelRequest::_internal_gid() const {
+  return _impl_.gid_.Get();
+}
+inline void CancelRequest::_internal_set_gid(const std::string& value) {
+  
+  _impl_.gid_.Set(value, GetArenaForAllocation());
+}
+inline std::string* CancelRequest::_internal_mutable_gid() {
+  
+  return _impl_.gid_.Mutable(GetArenaForAllocation());
+}
+inline std::string* CancelRequest::release_gid() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.CancelRequest.gid)
+  return _impl_.gid_.Release();
+}
+inline void CancelRequest::set_allocated_gid(std::string* gid) {
+  if (gid != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.gid_.SetAllocated(gid, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.gid_.IsDefault()) {
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.CancelRequest.gid)
+}
+
+// string reason = 2 [json_name = "reason"];
+inline void CancelRequest::clear_reason() {
+  _impl_.reason_.ClearToEmpty();
+}
+inline const std::string& CancelRequest::reason() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CancelRequest.reason)
+  return _internal_reason();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void CancelRequest::set_reason(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.reason_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.CancelRequest.reason)
+}
+inline std::string* CancelRequest::mutable_reason() {
+  std::string* _s = _internal_mutable_reason();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.CancelRequest.reason)
+  return _s;
+}
+inline const std::string& CancelRequest::_internal_reason() const {
+  return _impl_.reason_.Get();
+}
+inline void CancelRequest::_internal_set_reason(const std::string& value) {
+  
+  _impl_.reason_.Set(value, GetArenaForAllocation());
+}
+inline std::string* CancelRequest::_internal_mutable_reason() {
+  
+  return _impl_.reason_.Mutable(GetArenaForAllocation());
+}
+inline std::string* CancelRequest::release_reason() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.CancelRequest.reason)
+  return _impl_.reason_.Release();
+}
+inline void CancelRequest::set_allocated_reason(std::string* reason) {
+  if (reason != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.reason_.SetAllocated(reason, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.reason_.IsDefault()) {
+    _impl_.reason_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.CancelRequest.reason)
+}
+
+// -------------------------------------------------------------------
+
+// CancelResponse
+
+// .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+inline bool CancelResponse::_internal_has_transaction() const {
+  return this != internal_default_instance() && _impl_.transaction_ != nullptr;
+}
+inline bool CancelResponse::has_transaction() const {
+  return _internal_has_transaction();
+}
+inline void CancelResponse::clear_transaction() {
+  if (GetArenaForAllocation() == nullptr && _impl_.transaction_ != nullptr) {
+    delete _impl_.transaction_;
+  }
+  _impl_.transaction_ = nullptr;
+}
+inline const ::stepping::tm::v1::Transaction& CancelResponse::_internal_transaction() const {
+  const ::stepping::tm::v1::Transaction* p = _impl_.transaction_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::Transaction&>(
+      ::stepping::tm::v1::_Transaction_default_instance_);
+}
+inline const ::stepping::tm::v1::Transaction& CancelResponse::transaction() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CancelResponse.transaction)
+  return _internal_transaction();
+}
+inline void CancelResponse::unsafe_arena_set_allocated_transaction(
+    ::stepping::tm::v1::Transaction* transaction) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.transaction_);
+  }
+  _impl_.transaction_ = transaction;
+  if (transaction) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.CancelResponse.transaction)
+}
+inline ::stepping::tm::v1::Transaction* CancelResponse::release_transaction() {
+  
+  ::stepping::tm::v1::Transaction* temp = _impl_.transaction_;
+  _impl_.transaction_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::Transaction* CancelResponse::unsafe_arena_release_transaction() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.CancelResponse.transaction)
+  
+  ::stepping::tm::v1::Transaction* temp = _impl_.transaction_;
+  _impl_.transaction_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::Transaction* CancelResponse::_internal_mutable_transaction() {
+  
+  if (_impl_.transaction_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::Transaction>(GetArenaForAllocation());
+    _impl_.transaction_ = p;
+  }
+  return _impl_.transaction_;
+}
+inline ::stepping::tm::v1::Transaction* CancelResponse::mutable_transaction() {
+  ::stepping::tm::v1::Transaction* _msg = _internal_mutable_transaction();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.CancelResponse.transaction)
+  return _msg;
+}
+inline void CancelResponse::set_allocated_transaction(::stepping::tm::v1::Transaction* transaction) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.transaction_;
+  }
+  if (transaction) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(transaction);
+    if (message_arena != submessage_arena) {
+      transaction = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, transaction, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.transaction_ = transaction;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.CancelResponse.transaction)
+}
+
+// -------------------------------------------------------------------
+
+// ResumeRequest
+
+// string gid = 1 [json_name = "gid"];
+inline void ResumeRequest::clear_gid() {
+  _impl_.gid_.ClearToEmpty();
+}
+inline const std::string& ResumeRequest::gid() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.ResumeRequest.gid)
+  return _internal_gid();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void ResumeRequest::set_gid(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.gid_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.ResumeRequest.gid)
+}
+inline std::string* ResumeRequest::mutable_gid() {
+  std::string* _s = _internal_mutable_gid();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.ResumeRequest.gid)
+  return _s;
+}
+inline const std::string& ResumeRequest::_internal_gid() const {
+  return _impl_.gid_.Get();
+}
+inline void ResumeRequest::_internal_set_gid(const std::string& value) {
+  
+  _impl_.gid_.Set(value, GetArenaForAllocation());
+}
+inline std::string* ResumeRequest::_internal_mutable_gid() {
+  
+  return _impl_.gid_.Mutable(GetArenaForAllocation());
+}
+inline std::string* ResumeRequest::release_gid() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.ResumeRequest.gid)
+  return _impl_.gid_.Release();
+}
+inline void ResumeRequest::set_allocated_gid(std::string* gid) {
+  if (gid != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.gid_.SetAllocated(gid, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.gid_.IsDefault()) {
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.ResumeRequest.gid)
+}
+
+// -------------------------------------------------------------------
+
+// ResumeResponse
+
+// .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+inline bool ResumeResponse::_internal_has_transaction() const {
+  return this != internal_default_instance() && _impl_.transaction_ != nullptr;
+}
+inline bool ResumeResponse::has_transaction() const {
+  return _internal_has_transaction();
+}
+inline void ResumeResponse::clear_transaction() {
+  if (GetArenaForAllocation() == nullptr && _impl_.transaction_ != nullptr) {
+    delete _impl_.transaction_;
+  }
+  _impl_.transaction_ = nullptr;
+}
+inline const ::stepping::tm::v1::Transaction& ResumeResponse::_internal_transaction() const {
+  const ::stepping::tm::v1::Transaction* p = _impl_.transaction_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::Transaction&>(
+      ::stepping::tm::v1::_Transaction_default_instance_);
+}
+inline const ::stepping::tm::v1::Transaction& ResumeResponse::transaction() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.ResumeResponse.transaction)
+  return _internal_transaction();
+}
+inline void ResumeResponse::unsafe_arena_set_allocated_transaction(
+    ::stepping::tm::v1::Transaction* transaction) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.transaction_);
+  }
+  _impl_.transaction_ = transaction;
+  if (transaction) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.ResumeResponse.transaction)
+}
+inline ::stepping::tm::v1::Transaction* ResumeResponse::release_transaction() {
+  
+  ::stepping::tm::v1::Transaction* temp = _impl_.transaction_;
+  _impl_.transaction_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::Transaction* ResumeResponse::unsafe_arena_release_transaction() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.ResumeResponse.transaction)
+  
+  ::stepping::tm::v1::Transaction* temp = _impl_.transaction_;
+  _impl_.transaction_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::Transaction* ResumeResponse::_internal_mutable_transaction() {
+  
+  if (_impl_.transaction_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::Transaction>(GetArenaForAllocation());
+    _impl_.transaction_ = p;
+  }
+  return _impl_.transaction_;
+}
+inline ::stepping::tm::v1::Transaction* ResumeResponse::mutable_transaction() {
+  ::stepping::tm::v1::Transaction* _msg = _internal_mutable_transaction();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.ResumeResponse.transaction)
+  return _msg;
+}
+inline void ResumeResponse::set_allocated_transaction(::stepping::tm::v1::Transaction* transaction) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.transaction_;
+  }
+  if (transaction) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(transaction);
+    if (message_arena != submessage_arena) {
+      transaction = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, transaction, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.transaction_ = transaction;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.ResumeResponse.transaction)
+}
+
+// -------------------------------------------------------------------
+
+// CountTransactionsRequest
+
+// .stepping.tm.v1.TransactionFilter filter = 1 [json_name = "filter"];
+inline bool CountTransactionsRequest::_internal_has_filter() const {
+  return this != internal_default_instance() && _impl_.filter_ != nullptr;
+}
+inline bool CountTransactionsRequest::has_filter() const {
+  return _internal_has_filter();
+}
+inline void CountTransactionsRequest::clear_filter() {
+  if (GetArenaForAllocation() == nullptr && _impl_.filter_ != nullptr) {
+    delete _impl_.filter_;
+  }
+  _impl_.filter_ = nullptr;
+}
+inline const ::stepping::tm::v1::TransactionFilter& CountTransactionsRequest::_internal_filter() const {
+  const ::stepping::tm::v1::TransactionFilter* p = _impl_.filter_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::TransactionFilter&>(
+      ::stepping::tm::v1::_TransactionFilter_default_instance_);
+}
+inline const ::stepping::tm::v1::TransactionFilter& CountTransactionsRequest::filter() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CountTransactionsRequest.filter)
+  return _internal_filter();
+}
+inline void CountTransactionsRequest::unsafe_arena_set_allocated_filter(
+    ::stepping::tm::v1::TransactionFilter* filter) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.filter_);
+  }
+  _impl_.filter_ = filter;
+  if (filter) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.CountTransactionsRequest.filter)
+}
+inline ::stepping::tm::v1::TransactionFilter* CountTransactionsRequest::release_filter() {
+  
+  ::stepping::tm::v1::TransactionFilter* temp = _impl_.filter_;
+  _impl_.filter_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::TransactionFilter* CountTransactionsRequest::unsafe_arena_release_filter() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.CountTransactionsRequest.filter)
+  
+  ::stepping::tm::v1::TransactionFilter* temp = _impl_.filter_;
+  _impl_.filter_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::TransactionFilter* CountTransactionsRequest::_internal_mutable_filter() {
+  
+  if (_impl_.filter_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::TransactionFilter>(GetArenaForAllocation());
+    _impl_.filter_ = p;
+  }
+  return _impl_.filter_;
+}
+inline ::stepping::tm::v1::TransactionFilter* CountTransactionsRequest::mutable_filter() {
+  ::stepping::tm::v1::TransactionFilter* _msg = _internal_mutable_filter();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.CountTransactionsRequest.filter)
+  return _msg;
+}
+inline void CountTransactionsRequest::set_allocated_filter(::stepping::tm::v1::TransactionFilter* filter) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.filter_;
+  }
+  if (filter) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(filter);
+    if (message_arena != submessage_arena) {
+      filter = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, filter, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.filter_ = filter;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.CountTransactionsRequest.filter)
+}
+
+// -------------------------------------------------------------------
+
+// StatusCount
+
+// .stepping.tm.v1.TransactionStatus status = 1 [json_name = "status"];
+inline void StatusCount::clear_status() {
+  _impl_.status_ = 0;
+}
+inline ::stepping::tm::v1::TransactionStatus StatusCount::_internal_status() const {
+  return static_cast< ::stepping::tm::v1::TransactionStatus >(_impl_.status_);
+}
+inline ::stepping::tm::v1::TransactionStatus StatusCount::status() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StatusCount.status)
+  return _internal_status();
+}
+inline void StatusCount::_internal_set_status(::stepping::tm::v1::TransactionStatus value) {
+  
+  _impl_.status_ = value;
+}
+inline void StatusCount::set_status(::stepping::tm::v1::TransactionStatus value) {
+  _internal_set_status(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.StatusCount.status)
+}
+
+// int64 count = 2 [json_name = "count"];
+inline void StatusCount::clear_count() {
+  _impl_.count_ = int64_t{0};
+}
+inline int64_t StatusCount::_internal_count() const {
+  return _impl_.count_;
+}
+inline int64_t StatusCount::count() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StatusCount.count)
+  return _internal_count();
+}
+inline void StatusCount::_internal_set_count(int64_t value) {
+  
+  _impl_.count_ = value;
+}
+inline void StatusCount::set_count(int64_t value) {
+  _internal_set_count(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.StatusCount.count)
+}
+
+// -------------------------------------------------------------------
+
+// CountTransactionsResponse
+
+// repeated .stepping.tm.v1.StatusCount counts = 1 [json_name = "counts"];
+inline int CountTransactionsResponse::_internal_counts_size() const {
+  return _impl_.counts_.size();
+}
+inline int CountTransactionsResponse::counts_size() const {
+  return _internal_counts_size();
+}
+inline void CountTransactionsResponse::clear_counts() {
+  _impl_.counts_.Clear();
+}
+inline ::stepping::tm::v1::StatusCount* CountTransactionsResponse::mutable_counts(int index) {
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.CountTransactionsResponse.counts)
+  return _impl_.counts_.Mutable(index);
+}
+inline ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StatusCount >*
+CountTransactionsResponse::mutable_counts() {
+  // @@protoc_insertion_point(field_mutable_list:stepping.tm.v1.CountTransactionsResponse.counts)
+  return &_impl_.counts_;
+}
+inline const ::stepping::tm::v1::StatusCount& CountTransactionsResponse::_internal_counts(int index) const {
+  return _impl_.counts_.Get(index);
+}
+inline const ::stepping::tm::v1::StatusCount& CountTransactionsResponse::counts(int index) const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CountTransactionsResponse.counts)
+  return _internal_counts(index);
+}
+inline ::stepping::tm::v1::StatusCount* CountTransactionsResponse::_internal_add_counts() {
+  return _impl_.counts_.Add();
+}
+inline ::stepping::tm::v1::StatusCount* CountTransactionsResponse::add_counts() {
+  ::stepping::tm::v1::StatusCount* _add = _internal_add_counts();
+  // @@protoc_insertion_point(field_add:stepping.tm.v1.CountTransactionsResponse.counts)
+  return _add;
+}
+inline const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StatusCount >&
+CountTransactionsResponse::counts() const {
+  // @@protoc_insertion_point(field_list:stepping.tm.v1.CountTransactionsResponse.counts)
+  return _impl_.counts_;
+}
+
+// int64 total = 2 [json_name = "total"];
+inline void CountTransactionsResponse::clear_total() {
+  _impl_.total_ = int64_t{0};
+}
+inline int64_t CountTransactionsResponse::_internal_total() const {
+  return _impl_.total_;
+}
+inline int64_t CountTransactionsResponse::total() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CountTransactionsResponse.total)
+  return _internal_total();
+}
+inline void CountTransactionsResponse::_internal_set_total(int64_t value) {
+  
+  _impl_.total_ = value;
+}
+inline void CountTransactionsResponse::set_total(int64_t value) {
+  _internal_set_total(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.CountTransactionsResponse.total)
+}
+
+// -------------------------------------------------------------------
+
+// WatchTransactionRequest
+
+// string gid = 1 [json_name = "gid"];
+inline void WatchTransactionRequest::clear_gid() {
+  _impl_.gid_.ClearToEmpty();
+}
+inline const std::string& WatchTransactionRequest::gid() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.WatchTransactionRequest.gid)
+  return _internal_gid();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void WatchTransactionRequest::set_gid(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.gid_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.WatchTransactionRequest.gid)
+}
+inline std::string* WatchTransactionRequest::mutable_gid() {
+  std::string* _s = _internal_mutable_gid();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.WatchTransactionRequest.gid)
+  return _s;
+}
+inline const std::string& WatchTransactionRequest::_internal_gid() const {
+  return _impl_.gid_.Get();
+}
+inline void WatchTransactionRequest::_internal_set_gid(const std::string& value) {
+  
+  _impl_.gid_.Set(value, GetArenaForAllocation());
+}
+inline std::string* WatchTransactionRequest::_internal_mutable_gid() {
+  
+  return _impl_.gid_.Mutable(GetArenaForAllocation());
+}
+inline std::string* WatchTransactionRequest::release_gid() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.WatchTransactionRequest.gid)
+  return _impl_.gid_.Release();
+}
+inline void WatchTransactionRequest::set_allocated_gid(std::string* gid) {
+  if (gid != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.gid_.SetAllocated(gid, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.gid_.IsDefault()) {
+    _impl_.gid_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.WatchTransactionRequest.gid)
+}
+
+// -------------------------------------------------------------------
+
+// WatchTransactionResponse
+
+// .stepping.tm.v1.Transaction transaction = 1 [json_name = "transaction"];
+inline bool WatchTransactionResponse::_internal_has_transaction() const {
+  return this != internal_default_instance() && _impl_.transaction_ != nullptr;
+}
+inline bool WatchTransactionResponse::has_transaction() const {
+  return _internal_has_transaction();
+}
+inline void WatchTransactionResponse::clear_transaction() {
+  if (GetArenaForAllocation() == nullptr && _impl_.transaction_ != nullptr) {
+    delete _impl_.transaction_;
+  }
+  _impl_.transaction_ = nullptr;
+}
+inline const ::stepping::tm::v1::Transaction& WatchTransactionResponse::_internal_transaction() const {
+  const ::stepping::tm::v1::Transaction* p = _impl_.transaction_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::Transaction&>(
+      ::stepping::tm::v1::_Transaction_default_instance_);
+}
+inline const ::stepping::tm::v1::Transaction& WatchTransactionResponse::transaction() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.WatchTransactionResponse.transaction)
+  return _internal_transaction();
+}
+inline void WatchTransactionResponse::unsafe_arena_set_allocated_transaction(
+    ::stepping::tm::v1::Transaction* transaction) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.transaction_);
+  }
+  _impl_.transaction_ = transaction;
+  if (transaction) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.WatchTransactionResponse.transaction)
+}
+inline ::stepping::tm::v1::Transaction* WatchTransactionResponse::release_transaction() {
+  
+  ::stepping::tm::v1::Transaction* temp = _impl_.transaction_;
+  _impl_.transaction_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::Transaction* WatchTransactionResponse::unsafe_arena_release_transaction() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.WatchTransactionResponse.transaction)
+  
+  ::stepping::tm::v1::Transaction* temp = _impl_.transaction_;
+  _impl_.transaction_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::Transaction* WatchTransactionResponse::_internal_mutable_transaction() {
+  
+  if (_impl_.transaction_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::Transaction>(GetArenaForAllocation());
+    _impl_.transaction_ = p;
+  }
+  return _impl_.transaction_;
+}
+inline ::stepping::tm::v1::Transaction* WatchTransactionResponse::mutable_transaction() {
+  ::stepping::tm::v1::Transaction* _msg = _internal_mutable_transaction();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.WatchTransactionResponse.transaction)
+  return _msg;
+}
+inline void WatchTransactionResponse::set_allocated_transaction(::stepping::tm::v1::Transaction* transaction) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.transaction_;
+  }
+  if (transaction) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(transaction);
+    if (message_arena != submessage_arena) {
+      transaction = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, transaction, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.transaction_ = transaction;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.WatchTransactionResponse.transaction)
+}
+
+// -------------------------------------------------------------------
+
+// PurgeTransactionsRequest
+
+// .google.protobuf.Duration older_than = 1 [json_name = "olderThan"];
+inline bool PurgeTransactionsRequest::_internal_has_older_than() const {
+  return this != internal_default_instance() && _impl_.older_than_ != nullptr;
+}
+inline bool PurgeTransactionsRequest::has_older_than() const {
+  return _internal_has_older_than();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Duration& PurgeTransactionsRequest::_internal_older_than() const {
+  const ::PROTOBUF_NAMESPACE_ID::Duration* p = _impl_.older_than_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Duration&>(
+      ::PROTOBUF_NAMESPACE_ID::_Duration_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Duration& PurgeTransactionsRequest::older_than() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.PurgeTransactionsRequest.older_than)
+  return _internal_older_than();
+}
+inline void PurgeTransactionsRequest::unsafe_arena_set_allocated_older_than(
+    ::PROTOBUF_NAMESPACE_ID::Duration* older_than) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.older_than_);
+  }
+  _impl_.older_than_ = older_than;
+  if (older_than) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.PurgeTransactionsRequest.older_than)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* PurgeTransactionsRequest::release_older_than() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Duration* temp = _impl_.older_than_;
+  _impl_.older_than_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* PurgeTransactionsRequest::unsafe_arena_release_older_than() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.PurgeTransactionsRequest.older_than)
+  
+  ::PROTOBUF_NAMESPACE_ID::Duration* temp = _impl_.older_than_;
+  _impl_.older_than_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* PurgeTransactionsRequest::_internal_mutable_older_than() {
+  
+  if (_impl_.older_than_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Duration>(GetArenaForAllocation());
+    _impl_.older_than_ = p;
+  }
+  return _impl_.older_than_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* PurgeTransactionsRequest::mutable_older_than() {
+  ::PROTOBUF_NAMESPACE_ID::Duration* _msg = _internal_mutable_older_than();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.PurgeTransactionsRequest.older_than)
+  return _msg;
+}
+inline void PurgeTransactionsRequest::set_allocated_older_than(::PROTOBUF_NAMESPACE_ID::Duration* older_than) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.older_than_);
+  }
+  if (older_than) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(older_than));
+    if (message_arena != submessage_arena) {
+      older_than = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, older_than, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.older_than_ = older_than;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.PurgeTransactionsRequest.older_than)
+}
+
+// repeated .stepping.tm.v1.TransactionStatus statuses = 2 [json_name = "statuses"];
+inline int PurgeTransactionsRequest::_internal_statuses_size() const {
+  return _impl_.statuses_.size();
+}
+inline int PurgeTransactionsRequest::statuses_size() const {
+  return _internal_statuses_size();
+}
+inline void PurgeTransactionsRequest::clear_statuses() {
+  _impl_.statuses_.Clear();
+}
+inline ::stepping::tm::v1::TransactionStatus PurgeTransactionsRequest::_internal_statuses(int index) const {
+  return static_cast< ::stepping::tm::v1::TransactionStatus >(_impl_.statuses_.Get(index));
+}
+inline ::stepping::tm::v1::TransactionStatus PurgeTransactionsRequest::statuses(int index) const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.PurgeTransactionsRequest.statuses)
+  return _internal_statuses(index);
+}
+inline void PurgeTransactionsRequest::set_statuses(int index, ::stepping::tm::v1::TransactionStatus value) {
+  _impl_.statuses_.Set(index, value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.PurgeTransactionsRequest.statuses)
+}
+inline void PurgeTransactionsRequest::_internal_add_statuses(::stepping::tm::v1::TransactionStatus value) {
+  _impl_.statuses_.Add(value);
+}
+inline void PurgeTransactionsRequest::add_statuses(::stepping::tm::v1::TransactionStatus value) {
+  _internal_add_statuses(value);
+  // @@protoc_insertion_point(field_add:stepping.tm.v1.PurgeTransactionsRequest.statuses)
+}
+inline const ::PROTOBUF_NAMESPACE_ID::RepeatedField<int>&
+PurgeTransactionsRequest::statuses() const {
+  // @@protoc_insertion_point(field_list:stepping.tm.v1.PurgeTransactionsRequest.statuses)
+  return _impl_.statuses_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::RepeatedField<int>*
+PurgeTransactionsRequest::_internal_mutable_statuses() {
+  return &_impl_.statuses_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::RepeatedField<int>*
+PurgeTransactionsRequest::mutable_statuses() {
+  // @@protoc_insertion_point(field_mutable_list:stepping.tm.v1.PurgeTransactionsRequest.statuses)
+  return _internal_mutable_statuses();
+}
+
+// bool dry_run = 3 [json_name = "dryRun"];
+inline void PurgeTransactionsRequest::clear_dry_run() {
+  _impl_.dry_run_ = false;
+}
+inline bool PurgeTransactionsRequest::_internal_dry_run() const {
+  return _impl_.dry_run_;
+}
+inline bool PurgeTransactionsRequest::dry_run() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.PurgeTransactionsRequest.dry_run)
+  return _internal_dry_run();
+}
+inline void PurgeTransactionsRequest::_internal_set_dry_run(bool value) {
+  
+  _impl_.dry_run_ = value;
+}
+inline void PurgeTransactionsRequest::set_dry_run(bool value) {
+  _internal_set_dry_run(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.PurgeTransactionsRequest.dry_run)
+}
+
+// -------------------------------------------------------------------
+
+// PurgeTransactionsResponse
+
+// int64 deleted = 1 [json_name = "deleted"];
+inline void PurgeTransactionsResponse::clear_deleted() {
+  _impl_.deleted_ = int64_t{0};
+}
+inline int64_t PurgeTransactionsResponse::_internal_deleted() const {
+  return _impl_.deleted_;
+}
+inline int64_t PurgeTransactionsResponse::deleted() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.PurgeTransactionsResponse.deleted)
+  return _internal_deleted();
+}
+inline void PurgeTransactionsResponse::_internal_set_deleted(int64_t value) {
+  
+  _impl_.deleted_ = value;
+}
+inline void PurgeTransactionsResponse::set_deleted(int64_t value) {
+  _internal_set_deleted(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.PurgeTransactionsResponse.deleted)
+}
+
+// -------------------------------------------------------------------
 
 // -------------------------------------------------------------------
 
@@ -6639,6 +11310,766 @@ inline void StepState::set_allocated_next_attempt_time(::PROTOBUF_NAMESPACE_ID::
   _impl_.next_attempt_time_ = next_attempt_time;
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.StepState.next_attempt_time)
 }
+
+// repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];
+inline int StepState::_internal_history_size() const {
+  return _impl_.history_.size();
+}
+inline int StepState::history_size() const {
+  return _internal_history_size();
+}
+inline void StepState::clear_history() {
+  _impl_.history_.Clear();
+}
+inline ::stepping::tm::v1::Attempt* StepState::mutable_history(int index) {
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.StepState.history)
+  return _impl_.history_.Mutable(index);
+}
+inline ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >*
+StepState::mutable_history() {
+  // @@protoc_insertion_point(field_mutable_list:stepping.tm.v1.StepState.history)
+  return &_impl_.history_;
+}
+inline const ::stepping::tm::v1::Attempt& StepState::_internal_history(int index) const {
+  return _impl_.history_.Get(index);
+}
+inline const ::stepping::tm::v1::Attempt& StepState::history(int index) const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StepState.history)
+  return _internal_history(index);
+}
+inline ::stepping::tm::v1::Attempt* StepState::_internal_add_history() {
+  return _impl_.history_.Add();
+}
+inline ::stepping::tm::v1::Attempt* StepState::add_history() {
+  ::stepping::tm::v1::Attempt* _add = _internal_add_history();
+  // @@protoc_insertion_point(field_add:stepping.tm.v1.StepState.history)
+  return _add;
+}
+inline const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >&
+StepState::history() const {
+  // @@protoc_insertion_point(field_list:stepping.tm.v1.StepState.history)
+  return _impl_.history_;
+}
+
+// bytes payload = 9 [json_name = "payload"];
+inline void StepState::clear_payload() {
+  _impl_.payload_.ClearToEmpty();
+}
+inline const std::string& StepState::payload() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StepState.payload)
+  return _internal_payload();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void StepState::set_payload(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.payload_.SetBytes(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.StepState.payload)
+}
+inline std::string* StepState::mutable_payload() {
+  std::string* _s = _internal_mutable_payload();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.StepState.payload)
+  return _s;
+}
+inline const std::string& StepState::_internal_payload() const {
+  return _impl_.payload_.Get();
+}
+inline void StepState::_internal_set_payload(const std::string& value) {
+  
+  _impl_.payload_.Set(value, GetArenaForAllocation());
+}
+inline std::string* StepState::_internal_mutable_payload() {
+  
+  return _impl_.payload_.Mutable(GetArenaForAllocation());
+}
+inline std::string* StepState::release_payload() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.StepState.payload)
+  return _impl_.payload_.Release();
+}
+inline void StepState::set_allocated_payload(std::string* payload) {
+  if (payload != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.payload_.SetAllocated(payload, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.payload_.IsDefault()) {
+    _impl_.payload_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.StepState.payload)
+}
+
+// map<string, string> headers = 10 [json_name = "headers"];
+inline int StepState::_internal_headers_size() const {
+  return _impl_.headers_.size();
+}
+inline int StepState::headers_size() const {
+  return _internal_headers_size();
+}
+inline void StepState::clear_headers() {
+  _impl_.headers_.Clear();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+StepState::_internal_headers() const {
+  return _impl_.headers_.GetMap();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+StepState::headers() const {
+  // @@protoc_insertion_point(field_map:stepping.tm.v1.StepState.headers)
+  return _internal_headers();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+StepState::_internal_mutable_headers() {
+  return _impl_.headers_.MutableMap();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+StepState::mutable_headers() {
+  // @@protoc_insertion_point(field_mutable_map:stepping.tm.v1.StepState.headers)
+  return _internal_mutable_headers();
+}
+
+// .stepping.tm.v1.Endpoint action = 11 [json_name = "action"];
+inline bool StepState::_internal_has_action() const {
+  return this != internal_default_instance() && _impl_.action_ != nullptr;
+}
+inline bool StepState::has_action() const {
+  return _internal_has_action();
+}
+inline void StepState::clear_action() {
+  if (GetArenaForAllocation() == nullptr && _impl_.action_ != nullptr) {
+    delete _impl_.action_;
+  }
+  _impl_.action_ = nullptr;
+}
+inline const ::stepping::tm::v1::Endpoint& StepState::_internal_action() const {
+  const ::stepping::tm::v1::Endpoint* p = _impl_.action_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::Endpoint&>(
+      ::stepping::tm::v1::_Endpoint_default_instance_);
+}
+inline const ::stepping::tm::v1::Endpoint& StepState::action() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StepState.action)
+  return _internal_action();
+}
+inline void StepState::unsafe_arena_set_allocated_action(
+    ::stepping::tm::v1::Endpoint* action) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.action_);
+  }
+  _impl_.action_ = action;
+  if (action) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.StepState.action)
+}
+inline ::stepping::tm::v1::Endpoint* StepState::release_action() {
+  
+  ::stepping::tm::v1::Endpoint* temp = _impl_.action_;
+  _impl_.action_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::Endpoint* StepState::unsafe_arena_release_action() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.StepState.action)
+  
+  ::stepping::tm::v1::Endpoint* temp = _impl_.action_;
+  _impl_.action_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::Endpoint* StepState::_internal_mutable_action() {
+  
+  if (_impl_.action_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::Endpoint>(GetArenaForAllocation());
+    _impl_.action_ = p;
+  }
+  return _impl_.action_;
+}
+inline ::stepping::tm::v1::Endpoint* StepState::mutable_action() {
+  ::stepping::tm::v1::Endpoint* _msg = _internal_mutable_action();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.StepState.action)
+  return _msg;
+}
+inline void StepState::set_allocated_action(::stepping::tm::v1::Endpoint* action) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.action_;
+  }
+  if (action) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(action);
+    if (message_arena != submessage_arena) {
+      action = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, action, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.action_ = action;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.StepState.action)
+}
+
+// .stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];
+inline bool StepState::_internal_has_compensation() const {
+  return this != internal_default_instance() && _impl_.compensation_ != nullptr;
+}
+inline bool StepState::has_compensation() const {
+  return _internal_has_compensation();
+}
+inline void StepState::clear_compensation() {
+  if (GetArenaForAllocation() == nullptr && _impl_.compensation_ != nullptr) {
+    delete _impl_.compensation_;
+  }
+  _impl_.compensation_ = nullptr;
+}
+inline const ::stepping::tm::v1::Endpoint& StepState::_internal_compensation() const {
+  const ::stepping::tm::v1::Endpoint* p = _impl_.compensation_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::Endpoint&>(
+      ::stepping::tm::v1::_Endpoint_default_instance_);
+}
+inline const ::stepping::tm::v1::Endpoint& StepState::compensation() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StepState.compensation)
+  return _internal_compensation();
+}
+inline void StepState::unsafe_arena_set_allocated_compensation(
+    ::stepping::tm::v1::Endpoint* compensation) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.compensation_);
+  }
+  _impl_.compensation_ = compensation;
+  if (compensation) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.StepState.compensation)
+}
+inline ::stepping::tm::v1::Endpoint* StepState::release_compensation() {
+  
+  ::stepping::tm::v1::Endpoint* temp = _impl_.compensation_;
+  _impl_.compensation_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::Endpoint* StepState::unsafe_arena_release_compensation() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.StepState.compensation)
+  
+  ::stepping::tm::v1::Endpoint* temp = _impl_.compensation_;
+  _impl_.compensation_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::Endpoint* StepState::_internal_mutable_compensation() {
+  
+  if (_impl_.compensation_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::Endpoint>(GetArenaForAllocation());
+    _impl_.compensation_ = p;
+  }
+  return _impl_.compensation_;
+}
+inline ::stepping::tm::v1::Endpoint* StepState::mutable_compensation() {
+  ::stepping::tm::v1::Endpoint* _msg = _internal_mutable_compensation();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.StepState.compensation)
+  return _msg;
+}
+inline void StepState::set_allocated_compensation(::stepping::tm::v1::Endpoint* compensation) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.compensation_;
+  }
+  if (compensation) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(compensation);
+    if (message_arena != submessage_arena) {
+      compensation = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, compensation, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.compensation_ = compensation;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.StepState.compensation)
+}
+
+// .stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];
+inline bool StepState::_internal_has_retry_policy() const {
+  return this != internal_default_instance() && _impl_.retry_policy_ != nullptr;
+}
+inline bool StepState::has_retry_policy() const {
+  return _internal_has_retry_policy();
+}
+inline void StepState::clear_retry_policy() {
+  if (GetArenaForAllocation() == nullptr && _impl_.retry_policy_ != nullptr) {
+    delete _impl_.retry_policy_;
+  }
+  _impl_.retry_policy_ = nullptr;
+}
+inline const ::stepping::tm::v1::RetryPolicy& StepState::_internal_retry_policy() const {
+  const ::stepping::tm::v1::RetryPolicy* p = _impl_.retry_policy_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::RetryPolicy&>(
+      ::stepping::tm::v1::_RetryPolicy_default_instance_);
+}
+inline const ::stepping::tm::v1::RetryPolicy& StepState::retry_policy() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StepState.retry_policy)
+  return _internal_retry_policy();
+}
+inline void StepState::unsafe_arena_set_allocated_retry_policy(
+    ::stepping::tm::v1::RetryPolicy* retry_policy) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.retry_policy_);
+  }
+  _impl_.retry_policy_ = retry_policy;
+  if (retry_policy) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.StepState.retry_policy)
+}
+inline ::stepping::tm::v1::RetryPolicy* StepState::release_retry_policy() {
+  
+  ::stepping::tm::v1::RetryPolicy* temp = _impl_.retry_policy_;
+  _impl_.retry_policy_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::RetryPolicy* StepState::unsafe_arena_release_retry_policy() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.StepState.retry_policy)
+  
+  ::stepping::tm::v1::RetryPolicy* temp = _impl_.retry_policy_;
+  _impl_.retry_policy_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::RetryPolicy* StepState::_internal_mutable_retry_policy() {
+  
+  if (_impl_.retry_policy_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::RetryPolicy>(GetArenaForAllocation());
+    _impl_.retry_policy_ = p;
+  }
+  return _impl_.retry_policy_;
+}
+inline ::stepping::tm::v1::RetryPolicy* StepState::mutable_retry_policy() {
+  ::stepping::tm::v1::RetryPolicy* _msg = _internal_mutable_retry_policy();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.StepState.retry_policy)
+  return _msg;
+}
+inline void StepState::set_allocated_retry_policy(::stepping::tm::v1::RetryPolicy* retry_policy) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.retry_policy_;
+  }
+  if (retry_policy) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(retry_policy);
+    if (message_arena != submessage_arena) {
+      retry_policy = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, retry_policy, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.retry_policy_ = retry_policy;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.StepState.retry_policy)
+}
+
+// .google.protobuf.Duration timeout = 14 [json_name = "timeout"];
+inline bool StepState::_internal_has_timeout() const {
+  return this != internal_default_instance() && _impl_.timeout_ != nullptr;
+}
+inline bool StepState::has_timeout() const {
+  return _internal_has_timeout();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Duration& StepState::_internal_timeout() const {
+  const ::PROTOBUF_NAMESPACE_ID::Duration* p = _impl_.timeout_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Duration&>(
+      ::PROTOBUF_NAMESPACE_ID::_Duration_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Duration& StepState::timeout() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StepState.timeout)
+  return _internal_timeout();
+}
+inline void StepState::unsafe_arena_set_allocated_timeout(
+    ::PROTOBUF_NAMESPACE_ID::Duration* timeout) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.timeout_);
+  }
+  _impl_.timeout_ = timeout;
+  if (timeout) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.StepState.timeout)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* StepState::release_timeout() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Duration* temp = _impl_.timeout_;
+  _impl_.timeout_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* StepState::unsafe_arena_release_timeout() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.StepState.timeout)
+  
+  ::PROTOBUF_NAMESPACE_ID::Duration* temp = _impl_.timeout_;
+  _impl_.timeout_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* StepState::_internal_mutable_timeout() {
+  
+  if (_impl_.timeout_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Duration>(GetArenaForAllocation());
+    _impl_.timeout_ = p;
+  }
+  return _impl_.timeout_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* StepState::mutable_timeout() {
+  ::PROTOBUF_NAMESPACE_ID::Duration* _msg = _internal_mutable_timeout();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.StepState.timeout)
+  return _msg;
+}
+inline void StepState::set_allocated_timeout(::PROTOBUF_NAMESPACE_ID::Duration* timeout) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.timeout_);
+  }
+  if (timeout) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(timeout));
+    if (message_arena != submessage_arena) {
+      timeout = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, timeout, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.timeout_ = timeout;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.StepState.timeout)
+}
+
+// -------------------------------------------------------------------
+
+// Attempt
+
+// int32 number = 1 [json_name = "number"];
+inline void Attempt::clear_number() {
+  _impl_.number_ = 0;
+}
+inline int32_t Attempt::_internal_number() const {
+  return _impl_.number_;
+}
+inline int32_t Attempt::number() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Attempt.number)
+  return _internal_number();
+}
+inline void Attempt::_internal_set_number(int32_t value) {
+  
+  _impl_.number_ = value;
+}
+inline void Attempt::set_number(int32_t value) {
+  _internal_set_number(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Attempt.number)
+}
+
+// .stepping.tm.v1.AttemptOp op = 2 [json_name = "op"];
+inline void Attempt::clear_op() {
+  _impl_.op_ = 0;
+}
+inline ::stepping::tm::v1::AttemptOp Attempt::_internal_op() const {
+  return static_cast< ::stepping::tm::v1::AttemptOp >(_impl_.op_);
+}
+inline ::stepping::tm::v1::AttemptOp Attempt::op() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Attempt.op)
+  return _internal_op();
+}
+inline void Attempt::_internal_set_op(::stepping::tm::v1::AttemptOp value) {
+  
+  _impl_.op_ = value;
+}
+inline void Attempt::set_op(::stepping::tm::v1::AttemptOp value) {
+  _internal_set_op(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Attempt.op)
+}
+
+// .google.protobuf.Timestamp start_time = 3 [json_name = "startTime"];
+inline bool Attempt::_internal_has_start_time() const {
+  return this != internal_default_instance() && _impl_.start_time_ != nullptr;
+}
+inline bool Attempt::has_start_time() const {
+  return _internal_has_start_time();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& Attempt::_internal_start_time() const {
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp* p = _impl_.start_time_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Timestamp&>(
+      ::PROTOBUF_NAMESPACE_ID::_Timestamp_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& Attempt::start_time() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Attempt.start_time)
+  return _internal_start_time();
+}
+inline void Attempt::unsafe_arena_set_allocated_start_time(
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* start_time) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.start_time_);
+  }
+  _impl_.start_time_ = start_time;
+  if (start_time) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.Attempt.start_time)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Attempt::release_start_time() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.start_time_;
+  _impl_.start_time_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Attempt::unsafe_arena_release_start_time() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Attempt.start_time)
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.start_time_;
+  _impl_.start_time_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Attempt::_internal_mutable_start_time() {
+  
+  if (_impl_.start_time_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Timestamp>(GetArenaForAllocation());
+    _impl_.start_time_ = p;
+  }
+  return _impl_.start_time_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Attempt::mutable_start_time() {
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _msg = _internal_mutable_start_time();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Attempt.start_time)
+  return _msg;
+}
+inline void Attempt::set_allocated_start_time(::PROTOBUF_NAMESPACE_ID::Timestamp* start_time) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.start_time_);
+  }
+  if (start_time) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(start_time));
+    if (message_arena != submessage_arena) {
+      start_time = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, start_time, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.start_time_ = start_time;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Attempt.start_time)
+}
+
+// .google.protobuf.Duration duration = 4 [json_name = "duration"];
+inline bool Attempt::_internal_has_duration() const {
+  return this != internal_default_instance() && _impl_.duration_ != nullptr;
+}
+inline bool Attempt::has_duration() const {
+  return _internal_has_duration();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Duration& Attempt::_internal_duration() const {
+  const ::PROTOBUF_NAMESPACE_ID::Duration* p = _impl_.duration_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Duration&>(
+      ::PROTOBUF_NAMESPACE_ID::_Duration_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Duration& Attempt::duration() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Attempt.duration)
+  return _internal_duration();
+}
+inline void Attempt::unsafe_arena_set_allocated_duration(
+    ::PROTOBUF_NAMESPACE_ID::Duration* duration) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.duration_);
+  }
+  _impl_.duration_ = duration;
+  if (duration) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.Attempt.duration)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* Attempt::release_duration() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Duration* temp = _impl_.duration_;
+  _impl_.duration_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* Attempt::unsafe_arena_release_duration() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Attempt.duration)
+  
+  ::PROTOBUF_NAMESPACE_ID::Duration* temp = _impl_.duration_;
+  _impl_.duration_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* Attempt::_internal_mutable_duration() {
+  
+  if (_impl_.duration_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Duration>(GetArenaForAllocation());
+    _impl_.duration_ = p;
+  }
+  return _impl_.duration_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Duration* Attempt::mutable_duration() {
+  ::PROTOBUF_NAMESPACE_ID::Duration* _msg = _internal_mutable_duration();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Attempt.duration)
+  return _msg;
+}
+inline void Attempt::set_allocated_duration(::PROTOBUF_NAMESPACE_ID::Duration* duration) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.duration_);
+  }
+  if (duration) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(duration));
+    if (message_arena != submessage_arena) {
+      duration = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, duration, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.duration_ = duration;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Attempt.duration)
+}
+
+// int32 code = 5 [json_name = "code"];
+inline void Attempt::clear_code() {
+  _impl_.code_ = 0;
+}
+inline int32_t Attempt::_internal_code() const {
+  return _impl_.code_;
+}
+inline int32_t Attempt::code() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Attempt.code)
+  return _internal_code();
+}
+inline void Attempt::_internal_set_code(int32_t value) {
+  
+  _impl_.code_ = value;
+}
+inline void Attempt::set_code(int32_t value) {
+  _internal_set_code(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Attempt.code)
+}
+
+// string error = 6 [json_name = "error"];
+inline void Attempt::clear_error() {
+  _impl_.error_.ClearToEmpty();
+}
+inline const std::string& Attempt::error() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Attempt.error)
+  return _internal_error();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void Attempt::set_error(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.error_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Attempt.error)
+}
+inline std::string* Attempt::mutable_error() {
+  std::string* _s = _internal_mutable_error();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Attempt.error)
+  return _s;
+}
+inline const std::string& Attempt::_internal_error() const {
+  return _impl_.error_.Get();
+}
+inline void Attempt::_internal_set_error(const std::string& value) {
+  
+  _impl_.error_.Set(value, GetArenaForAllocation());
+}
+inline std::string* Attempt::_internal_mutable_error() {
+  
+  return _impl_.error_.Mutable(GetArenaForAllocation());
+}
+inline std::string* Attempt::release_error() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Attempt.error)
+  return _impl_.error_.Release();
+}
+inline void Attempt::set_allocated_error(std::string* error) {
+  if (error != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.error_.SetAllocated(error, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.error_.IsDefault()) {
+    _impl_.error_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Attempt.error)
+}
+
+// -------------------------------------------------------------------
 
 // -------------------------------------------------------------------
 
@@ -7129,9 +12560,529 @@ inline void Transaction::set_allocated_owner(std::string* owner) {
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.owner)
 }
 
+// map<string, string> tags = 10 [json_name = "tags"];
+inline int Transaction::_internal_tags_size() const {
+  return _impl_.tags_.size();
+}
+inline int Transaction::tags_size() const {
+  return _internal_tags_size();
+}
+inline void Transaction::clear_tags() {
+  _impl_.tags_.Clear();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+Transaction::_internal_tags() const {
+  return _impl_.tags_.GetMap();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >&
+Transaction::tags() const {
+  // @@protoc_insertion_point(field_map:stepping.tm.v1.Transaction.tags)
+  return _internal_tags();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+Transaction::_internal_mutable_tags() {
+  return _impl_.tags_.MutableMap();
+}
+inline ::PROTOBUF_NAMESPACE_ID::Map< std::string, std::string >*
+Transaction::mutable_tags() {
+  // @@protoc_insertion_point(field_mutable_map:stepping.tm.v1.Transaction.tags)
+  return _internal_mutable_tags();
+}
+
+// .stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];
+inline bool Transaction::_internal_has_options() const {
+  return this != internal_default_instance() && _impl_.options_ != nullptr;
+}
+inline bool Transaction::has_options() const {
+  return _internal_has_options();
+}
+inline void Transaction::clear_options() {
+  if (GetArenaForAllocation() == nullptr && _impl_.options_ != nullptr) {
+    delete _impl_.options_;
+  }
+  _impl_.options_ = nullptr;
+}
+inline const ::stepping::tm::v1::TransactionOptions& Transaction::_internal_options() const {
+  const ::stepping::tm::v1::TransactionOptions* p = _impl_.options_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::TransactionOptions&>(
+      ::stepping::tm::v1::_TransactionOptions_default_instance_);
+}
+inline const ::stepping::tm::v1::TransactionOptions& Transaction::options() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.options)
+  return _internal_options();
+}
+inline void Transaction::unsafe_arena_set_allocated_options(
+    ::stepping::tm::v1::TransactionOptions* options) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.options_);
+  }
+  _impl_.options_ = options;
+  if (options) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.Transaction.options)
+}
+inline ::stepping::tm::v1::TransactionOptions* Transaction::release_options() {
+  
+  ::stepping::tm::v1::TransactionOptions* temp = _impl_.options_;
+  _impl_.options_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::TransactionOptions* Transaction::unsafe_arena_release_options() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Transaction.options)
+  
+  ::stepping::tm::v1::TransactionOptions* temp = _impl_.options_;
+  _impl_.options_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::TransactionOptions* Transaction::_internal_mutable_options() {
+  
+  if (_impl_.options_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::TransactionOptions>(GetArenaForAllocation());
+    _impl_.options_ = p;
+  }
+  return _impl_.options_;
+}
+inline ::stepping::tm::v1::TransactionOptions* Transaction::mutable_options() {
+  ::stepping::tm::v1::TransactionOptions* _msg = _internal_mutable_options();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.options)
+  return _msg;
+}
+inline void Transaction::set_allocated_options(::stepping::tm::v1::TransactionOptions* options) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.options_;
+  }
+  if (options) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(options);
+    if (message_arena != submessage_arena) {
+      options = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, options, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.options_ = options;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.options)
+}
+
+// .google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];
+inline bool Transaction::_internal_has_deadline_time() const {
+  return this != internal_default_instance() && _impl_.deadline_time_ != nullptr;
+}
+inline bool Transaction::has_deadline_time() const {
+  return _internal_has_deadline_time();
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& Transaction::_internal_deadline_time() const {
+  const ::PROTOBUF_NAMESPACE_ID::Timestamp* p = _impl_.deadline_time_;
+  return p != nullptr ? *p : reinterpret_cast<const ::PROTOBUF_NAMESPACE_ID::Timestamp&>(
+      ::PROTOBUF_NAMESPACE_ID::_Timestamp_default_instance_);
+}
+inline const ::PROTOBUF_NAMESPACE_ID::Timestamp& Transaction::deadline_time() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.deadline_time)
+  return _internal_deadline_time();
+}
+inline void Transaction::unsafe_arena_set_allocated_deadline_time(
+    ::PROTOBUF_NAMESPACE_ID::Timestamp* deadline_time) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.deadline_time_);
+  }
+  _impl_.deadline_time_ = deadline_time;
+  if (deadline_time) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.Transaction.deadline_time)
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Transaction::release_deadline_time() {
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.deadline_time_;
+  _impl_.deadline_time_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Transaction::unsafe_arena_release_deadline_time() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Transaction.deadline_time)
+  
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* temp = _impl_.deadline_time_;
+  _impl_.deadline_time_ = nullptr;
+  return temp;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Transaction::_internal_mutable_deadline_time() {
+  
+  if (_impl_.deadline_time_ == nullptr) {
+    auto* p = CreateMaybeMessage<::PROTOBUF_NAMESPACE_ID::Timestamp>(GetArenaForAllocation());
+    _impl_.deadline_time_ = p;
+  }
+  return _impl_.deadline_time_;
+}
+inline ::PROTOBUF_NAMESPACE_ID::Timestamp* Transaction::mutable_deadline_time() {
+  ::PROTOBUF_NAMESPACE_ID::Timestamp* _msg = _internal_mutable_deadline_time();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.deadline_time)
+  return _msg;
+}
+inline void Transaction::set_allocated_deadline_time(::PROTOBUF_NAMESPACE_ID::Timestamp* deadline_time) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete reinterpret_cast< ::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.deadline_time_);
+  }
+  if (deadline_time) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(
+                reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(deadline_time));
+    if (message_arena != submessage_arena) {
+      deadline_time = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, deadline_time, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.deadline_time_ = deadline_time;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.deadline_time)
+}
+
+// string trace_id = 13 [json_name = "traceId"];
+inline void Transaction::clear_trace_id() {
+  _impl_.trace_id_.ClearToEmpty();
+}
+inline const std::string& Transaction::trace_id() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.trace_id)
+  return _internal_trace_id();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void Transaction::set_trace_id(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.trace_id_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Transaction.trace_id)
+}
+inline std::string* Transaction::mutable_trace_id() {
+  std::string* _s = _internal_mutable_trace_id();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.trace_id)
+  return _s;
+}
+inline const std::string& Transaction::_internal_trace_id() const {
+  return _impl_.trace_id_.Get();
+}
+inline void Transaction::_internal_set_trace_id(const std::string& value) {
+  
+  _impl_.trace_id_.Set(value, GetArenaForAllocation());
+}
+inline std::string* Transaction::_internal_mutable_trace_id() {
+  
+  return _impl_.trace_id_.Mutable(GetArenaForAllocation());
+}
+inline std::string* Transaction::release_trace_id() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Transaction.trace_id)
+  return _impl_.trace_id_.Release();
+}
+inline void Transaction::set_allocated_trace_id(std::string* trace_id) {
+  if (trace_id != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.trace_id_.SetAllocated(trace_id, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.trace_id_.IsDefault()) {
+    _impl_.trace_id_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.trace_id)
+}
+
+// .stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];
+inline bool Transaction::_internal_has_query_prepared() const {
+  return this != internal_default_instance() && _impl_.query_prepared_ != nullptr;
+}
+inline bool Transaction::has_query_prepared() const {
+  return _internal_has_query_prepared();
+}
+inline void Transaction::clear_query_prepared() {
+  if (GetArenaForAllocation() == nullptr && _impl_.query_prepared_ != nullptr) {
+    delete _impl_.query_prepared_;
+  }
+  _impl_.query_prepared_ = nullptr;
+}
+inline const ::stepping::tm::v1::Endpoint& Transaction::_internal_query_prepared() const {
+  const ::stepping::tm::v1::Endpoint* p = _impl_.query_prepared_;
+  return p != nullptr ? *p : reinterpret_cast<const ::stepping::tm::v1::Endpoint&>(
+      ::stepping::tm::v1::_Endpoint_default_instance_);
+}
+inline const ::stepping::tm::v1::Endpoint& Transaction::query_prepared() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.query_prepared)
+  return _internal_query_prepared();
+}
+inline void Transaction::unsafe_arena_set_allocated_query_prepared(
+    ::stepping::tm::v1::Endpoint* query_prepared) {
+  if (GetArenaForAllocation() == nullptr) {
+    delete reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(_impl_.query_prepared_);
+  }
+  _impl_.query_prepared_ = query_prepared;
+  if (query_prepared) {
+    
+  } else {
+    
+  }
+  // @@protoc_insertion_point(field_unsafe_arena_set_allocated:stepping.tm.v1.Transaction.query_prepared)
+}
+inline ::stepping::tm::v1::Endpoint* Transaction::release_query_prepared() {
+  
+  ::stepping::tm::v1::Endpoint* temp = _impl_.query_prepared_;
+  _impl_.query_prepared_ = nullptr;
+#ifdef PROTOBUF_FORCE_COPY_IN_RELEASE
+  auto* old =  reinterpret_cast<::PROTOBUF_NAMESPACE_ID::MessageLite*>(temp);
+  temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  if (GetArenaForAllocation() == nullptr) { delete old; }
+#else  // PROTOBUF_FORCE_COPY_IN_RELEASE
+  if (GetArenaForAllocation() != nullptr) {
+    temp = ::PROTOBUF_NAMESPACE_ID::internal::DuplicateIfNonNull(temp);
+  }
+#endif  // !PROTOBUF_FORCE_COPY_IN_RELEASE
+  return temp;
+}
+inline ::stepping::tm::v1::Endpoint* Transaction::unsafe_arena_release_query_prepared() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Transaction.query_prepared)
+  
+  ::stepping::tm::v1::Endpoint* temp = _impl_.query_prepared_;
+  _impl_.query_prepared_ = nullptr;
+  return temp;
+}
+inline ::stepping::tm::v1::Endpoint* Transaction::_internal_mutable_query_prepared() {
+  
+  if (_impl_.query_prepared_ == nullptr) {
+    auto* p = CreateMaybeMessage<::stepping::tm::v1::Endpoint>(GetArenaForAllocation());
+    _impl_.query_prepared_ = p;
+  }
+  return _impl_.query_prepared_;
+}
+inline ::stepping::tm::v1::Endpoint* Transaction::mutable_query_prepared() {
+  ::stepping::tm::v1::Endpoint* _msg = _internal_mutable_query_prepared();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.query_prepared)
+  return _msg;
+}
+inline void Transaction::set_allocated_query_prepared(::stepping::tm::v1::Endpoint* query_prepared) {
+  ::PROTOBUF_NAMESPACE_ID::Arena* message_arena = GetArenaForAllocation();
+  if (message_arena == nullptr) {
+    delete _impl_.query_prepared_;
+  }
+  if (query_prepared) {
+    ::PROTOBUF_NAMESPACE_ID::Arena* submessage_arena =
+        ::PROTOBUF_NAMESPACE_ID::Arena::InternalGetOwningArena(query_prepared);
+    if (message_arena != submessage_arena) {
+      query_prepared = ::PROTOBUF_NAMESPACE_ID::internal::GetOwnedMessage(
+          message_arena, query_prepared, submessage_arena);
+    }
+    
+  } else {
+    
+  }
+  _impl_.query_prepared_ = query_prepared;
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.query_prepared)
+}
+
+// repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];
+inline int Transaction::_internal_query_prepared_history_size() const {
+  return _impl_.query_prepared_history_.size();
+}
+inline int Transaction::query_prepared_history_size() const {
+  return _internal_query_prepared_history_size();
+}
+inline void Transaction::clear_query_prepared_history() {
+  _impl_.query_prepared_history_.Clear();
+}
+inline ::stepping::tm::v1::Attempt* Transaction::mutable_query_prepared_history(int index) {
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.query_prepared_history)
+  return _impl_.query_prepared_history_.Mutable(index);
+}
+inline ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >*
+Transaction::mutable_query_prepared_history() {
+  // @@protoc_insertion_point(field_mutable_list:stepping.tm.v1.Transaction.query_prepared_history)
+  return &_impl_.query_prepared_history_;
+}
+inline const ::stepping::tm::v1::Attempt& Transaction::_internal_query_prepared_history(int index) const {
+  return _impl_.query_prepared_history_.Get(index);
+}
+inline const ::stepping::tm::v1::Attempt& Transaction::query_prepared_history(int index) const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.query_prepared_history)
+  return _internal_query_prepared_history(index);
+}
+inline ::stepping::tm::v1::Attempt* Transaction::_internal_add_query_prepared_history() {
+  return _impl_.query_prepared_history_.Add();
+}
+inline ::stepping::tm::v1::Attempt* Transaction::add_query_prepared_history() {
+  ::stepping::tm::v1::Attempt* _add = _internal_add_query_prepared_history();
+  // @@protoc_insertion_point(field_add:stepping.tm.v1.Transaction.query_prepared_history)
+  return _add;
+}
+inline const ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::Attempt >&
+Transaction::query_prepared_history() const {
+  // @@protoc_insertion_point(field_list:stepping.tm.v1.Transaction.query_prepared_history)
+  return _impl_.query_prepared_history_;
+}
+
+// string needs_attention = 16 [json_name = "needsAttention"];
+inline void Transaction::clear_needs_attention() {
+  _impl_.needs_attention_.ClearToEmpty();
+}
+inline const std::string& Transaction::needs_attention() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.needs_attention)
+  return _internal_needs_attention();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void Transaction::set_needs_attention(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.needs_attention_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Transaction.needs_attention)
+}
+inline std::string* Transaction::mutable_needs_attention() {
+  std::string* _s = _internal_mutable_needs_attention();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.needs_attention)
+  return _s;
+}
+inline const std::string& Transaction::_internal_needs_attention() const {
+  return _impl_.needs_attention_.Get();
+}
+inline void Transaction::_internal_set_needs_attention(const std::string& value) {
+  
+  _impl_.needs_attention_.Set(value, GetArenaForAllocation());
+}
+inline std::string* Transaction::_internal_mutable_needs_attention() {
+  
+  return _impl_.needs_attention_.Mutable(GetArenaForAllocation());
+}
+inline std::string* Transaction::release_needs_attention() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Transaction.needs_attention)
+  return _impl_.needs_attention_.Release();
+}
+inline void Transaction::set_allocated_needs_attention(std::string* needs_attention) {
+  if (needs_attention != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.needs_attention_.SetAllocated(needs_attention, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.needs_attention_.IsDefault()) {
+    _impl_.needs_attention_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.needs_attention)
+}
+
+// string cancel_reason = 17 [json_name = "cancelReason"];
+inline void Transaction::clear_cancel_reason() {
+  _impl_.cancel_reason_.ClearToEmpty();
+}
+inline const std::string& Transaction::cancel_reason() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.Transaction.cancel_reason)
+  return _internal_cancel_reason();
+}
+template <typename ArgT0, typename... ArgT>
+inline PROTOBUF_ALWAYS_INLINE
+void Transaction::set_cancel_reason(ArgT0&& arg0, ArgT... args) {
+ 
+ _impl_.cancel_reason_.Set(static_cast<ArgT0 &&>(arg0), args..., GetArenaForAllocation());
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.Transaction.cancel_reason)
+}
+inline std::string* Transaction::mutable_cancel_reason() {
+  std::string* _s = _internal_mutable_cancel_reason();
+  // @@protoc_insertion_point(field_mutable:stepping.tm.v1.Transaction.cancel_reason)
+  return _s;
+}
+inline const std::string& Transaction::_internal_cancel_reason() const {
+  return _impl_.cancel_reason_.Get();
+}
+inline void Transaction::_internal_set_cancel_reason(const std::string& value) {
+  
+  _impl_.cancel_reason_.Set(value, GetArenaForAllocation());
+}
+inline std::string* Transaction::_internal_mutable_cancel_reason() {
+  
+  return _impl_.cancel_reason_.Mutable(GetArenaForAllocation());
+}
+inline std::string* Transaction::release_cancel_reason() {
+  // @@protoc_insertion_point(field_release:stepping.tm.v1.Transaction.cancel_reason)
+  return _impl_.cancel_reason_.Release();
+}
+inline void Transaction::set_allocated_cancel_reason(std::string* cancel_reason) {
+  if (cancel_reason != nullptr) {
+    
+  } else {
+    
+  }
+  _impl_.cancel_reason_.SetAllocated(cancel_reason, GetArenaForAllocation());
+#ifdef PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  if (_impl_.cancel_reason_.IsDefault()) {
+    _impl_.cancel_reason_.Set("", GetArenaForAllocation());
+  }
+#endif // PROTOBUF_FORCE_COPY_DEFAULT_STRING
+  // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.Transaction.cancel_reason)
+}
+
 #ifdef __GNUC__
   #pragma GCC diagnostic pop
 #endif  // __GNUC__
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
+// -------------------------------------------------------------------
+
 // -------------------------------------------------------------------
 
 // -------------------------------------------------------------------
@@ -7191,6 +13142,11 @@ template <> struct is_proto_enum< ::stepping::tm::v1::StepStatus> : ::std::true_
 template <>
 inline const EnumDescriptor* GetEnumDescriptor< ::stepping::tm::v1::StepStatus>() {
   return ::stepping::tm::v1::StepStatus_descriptor();
+}
+template <> struct is_proto_enum< ::stepping::tm::v1::AttemptOp> : ::std::true_type {};
+template <>
+inline const EnumDescriptor* GetEnumDescriptor< ::stepping::tm::v1::AttemptOp>() {
+  return ::stepping::tm::v1::AttemptOp_descriptor();
 }
 template <> struct is_proto_enum< ::stepping::tm::v1::ErrorReason> : ::std::true_type {};
 template <>

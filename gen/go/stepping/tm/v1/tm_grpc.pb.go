@@ -31,6 +31,22 @@ type TransactionManagerServiceClient interface {
 	GetTransaction(ctx context.Context, in *GetTransactionRequest, opts ...grpc.CallOption) (*GetTransactionResponse, error)
 	// ListTransactions pages through jobs, newest first.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
+	// Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+	// -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+	// COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+	// unchanged. Idempotent; a replica running the job notices within seconds.
+	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
+	// Resume runs a FAILED message job (or a saga that failed before anything was
+	// compensated) again from its first step that did not succeed, with fresh
+	// attempts; steps that succeeded are not called again. Idempotent.
+	Resume(ctx context.Context, in *ResumeRequest, opts ...grpc.CallOption) (*ResumeResponse, error)
+	// CountTransactions counts the jobs matching a filter, per status.
+	CountTransactions(ctx context.Context, in *CountTransactionsRequest, opts ...grpc.CallOption) (*CountTransactionsResponse, error)
+	// WatchTransaction streams a job's state: first as it is, then after every
+	// change, until it is final (the last message) or the call ends.
+	WatchTransaction(ctx context.Context, in *WatchTransactionRequest, opts ...grpc.CallOption) (TransactionManagerService_WatchTransactionClient, error)
+	// PurgeTransactions deletes finished jobs older than a limit (admin only).
+	PurgeTransactions(ctx context.Context, in *PurgeTransactionsRequest, opts ...grpc.CallOption) (*PurgeTransactionsResponse, error)
 }
 
 type transactionManagerServiceClient struct {
@@ -95,6 +111,74 @@ func (c *transactionManagerServiceClient) ListTransactions(ctx context.Context, 
 	return out, nil
 }
 
+func (c *transactionManagerServiceClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error) {
+	out := new(CancelResponse)
+	err := c.cc.Invoke(ctx, "/stepping.tm.v1.TransactionManagerService/Cancel", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transactionManagerServiceClient) Resume(ctx context.Context, in *ResumeRequest, opts ...grpc.CallOption) (*ResumeResponse, error) {
+	out := new(ResumeResponse)
+	err := c.cc.Invoke(ctx, "/stepping.tm.v1.TransactionManagerService/Resume", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transactionManagerServiceClient) CountTransactions(ctx context.Context, in *CountTransactionsRequest, opts ...grpc.CallOption) (*CountTransactionsResponse, error) {
+	out := new(CountTransactionsResponse)
+	err := c.cc.Invoke(ctx, "/stepping.tm.v1.TransactionManagerService/CountTransactions", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *transactionManagerServiceClient) WatchTransaction(ctx context.Context, in *WatchTransactionRequest, opts ...grpc.CallOption) (TransactionManagerService_WatchTransactionClient, error) {
+	stream, err := c.cc.NewStream(ctx, &_TransactionManagerService_serviceDesc.Streams[0], "/stepping.tm.v1.TransactionManagerService/WatchTransaction", opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &transactionManagerServiceWatchTransactionClient{stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+type TransactionManagerService_WatchTransactionClient interface {
+	Recv() (*WatchTransactionResponse, error)
+	grpc.ClientStream
+}
+
+type transactionManagerServiceWatchTransactionClient struct {
+	grpc.ClientStream
+}
+
+func (x *transactionManagerServiceWatchTransactionClient) Recv() (*WatchTransactionResponse, error) {
+	m := new(WatchTransactionResponse)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *transactionManagerServiceClient) PurgeTransactions(ctx context.Context, in *PurgeTransactionsRequest, opts ...grpc.CallOption) (*PurgeTransactionsResponse, error) {
+	out := new(PurgeTransactionsResponse)
+	err := c.cc.Invoke(ctx, "/stepping.tm.v1.TransactionManagerService/PurgeTransactions", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TransactionManagerServiceServer is the server API for TransactionManagerService service.
 // All implementations must embed UnimplementedTransactionManagerServiceServer
 // for forward compatibility
@@ -113,6 +197,22 @@ type TransactionManagerServiceServer interface {
 	GetTransaction(context.Context, *GetTransactionRequest) (*GetTransactionResponse, error)
 	// ListTransactions pages through jobs, newest first.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
+	// Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+	// -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+	// COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+	// unchanged. Idempotent; a replica running the job notices within seconds.
+	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
+	// Resume runs a FAILED message job (or a saga that failed before anything was
+	// compensated) again from its first step that did not succeed, with fresh
+	// attempts; steps that succeeded are not called again. Idempotent.
+	Resume(context.Context, *ResumeRequest) (*ResumeResponse, error)
+	// CountTransactions counts the jobs matching a filter, per status.
+	CountTransactions(context.Context, *CountTransactionsRequest) (*CountTransactionsResponse, error)
+	// WatchTransaction streams a job's state: first as it is, then after every
+	// change, until it is final (the last message) or the call ends.
+	WatchTransaction(*WatchTransactionRequest, TransactionManagerService_WatchTransactionServer) error
+	// PurgeTransactions deletes finished jobs older than a limit (admin only).
+	PurgeTransactions(context.Context, *PurgeTransactionsRequest) (*PurgeTransactionsResponse, error)
 	mustEmbedUnimplementedTransactionManagerServiceServer()
 }
 
@@ -137,6 +237,21 @@ func (UnimplementedTransactionManagerServiceServer) GetTransaction(context.Conte
 }
 func (UnimplementedTransactionManagerServiceServer) ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListTransactions not implemented")
+}
+func (UnimplementedTransactionManagerServiceServer) Cancel(context.Context, *CancelRequest) (*CancelResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Cancel not implemented")
+}
+func (UnimplementedTransactionManagerServiceServer) Resume(context.Context, *ResumeRequest) (*ResumeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Resume not implemented")
+}
+func (UnimplementedTransactionManagerServiceServer) CountTransactions(context.Context, *CountTransactionsRequest) (*CountTransactionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CountTransactions not implemented")
+}
+func (UnimplementedTransactionManagerServiceServer) WatchTransaction(*WatchTransactionRequest, TransactionManagerService_WatchTransactionServer) error {
+	return status.Errorf(codes.Unimplemented, "method WatchTransaction not implemented")
+}
+func (UnimplementedTransactionManagerServiceServer) PurgeTransactions(context.Context, *PurgeTransactionsRequest) (*PurgeTransactionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PurgeTransactions not implemented")
 }
 func (UnimplementedTransactionManagerServiceServer) mustEmbedUnimplementedTransactionManagerServiceServer() {
 }
@@ -260,6 +375,99 @@ func _TransactionManagerService_ListTransactions_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TransactionManagerService_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionManagerServiceServer).Cancel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/stepping.tm.v1.TransactionManagerService/Cancel",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionManagerServiceServer).Cancel(ctx, req.(*CancelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TransactionManagerService_Resume_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionManagerServiceServer).Resume(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/stepping.tm.v1.TransactionManagerService/Resume",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionManagerServiceServer).Resume(ctx, req.(*ResumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TransactionManagerService_CountTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionManagerServiceServer).CountTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/stepping.tm.v1.TransactionManagerService/CountTransactions",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionManagerServiceServer).CountTransactions(ctx, req.(*CountTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _TransactionManagerService_WatchTransaction_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchTransactionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TransactionManagerServiceServer).WatchTransaction(m, &transactionManagerServiceWatchTransactionServer{stream})
+}
+
+type TransactionManagerService_WatchTransactionServer interface {
+	Send(*WatchTransactionResponse) error
+	grpc.ServerStream
+}
+
+type transactionManagerServiceWatchTransactionServer struct {
+	grpc.ServerStream
+}
+
+func (x *transactionManagerServiceWatchTransactionServer) Send(m *WatchTransactionResponse) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func _TransactionManagerService_PurgeTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TransactionManagerServiceServer).PurgeTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/stepping.tm.v1.TransactionManagerService/PurgeTransactions",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TransactionManagerServiceServer).PurgeTransactions(ctx, req.(*PurgeTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _TransactionManagerService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "stepping.tm.v1.TransactionManagerService",
 	HandlerType: (*TransactionManagerServiceServer)(nil),
@@ -288,7 +496,29 @@ var _TransactionManagerService_serviceDesc = grpc.ServiceDesc{
 			MethodName: "ListTransactions",
 			Handler:    _TransactionManagerService_ListTransactions_Handler,
 		},
+		{
+			MethodName: "Cancel",
+			Handler:    _TransactionManagerService_Cancel_Handler,
+		},
+		{
+			MethodName: "Resume",
+			Handler:    _TransactionManagerService_Resume_Handler,
+		},
+		{
+			MethodName: "CountTransactions",
+			Handler:    _TransactionManagerService_CountTransactions_Handler,
+		},
+		{
+			MethodName: "PurgeTransactions",
+			Handler:    _TransactionManagerService_PurgeTransactions_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchTransaction",
+			Handler:       _TransactionManagerService_WatchTransaction_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "stepping/tm/v1/tm.proto",
 }

@@ -121,6 +121,34 @@ STEP_STATUS_COMPENSATED: StepStatus.ValueType  # 4
 """Saga: the compensation succeeded."""
 Global___StepStatus: _TypeAlias = StepStatus  # noqa: Y015
 
+class _AttemptOp:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AttemptOpEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AttemptOp.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ATTEMPT_OP_UNSPECIFIED: _AttemptOp.ValueType  # 0
+    """Not set."""
+    ATTEMPT_OP_ACTION: _AttemptOp.ValueType  # 1
+    """A step's action."""
+    ATTEMPT_OP_COMPENSATION: _AttemptOp.ValueType  # 2
+    """A saga step's compensation."""
+    ATTEMPT_OP_QUERY_PREPARED: _AttemptOp.ValueType  # 3
+    """The 2-phase back-check (QueryPrepared)."""
+
+class AttemptOp(_AttemptOp, metaclass=_AttemptOpEnumTypeWrapper):
+    """AttemptOp is what a recorded call did."""
+
+ATTEMPT_OP_UNSPECIFIED: AttemptOp.ValueType  # 0
+"""Not set."""
+ATTEMPT_OP_ACTION: AttemptOp.ValueType  # 1
+"""A step's action."""
+ATTEMPT_OP_COMPENSATION: AttemptOp.ValueType  # 2
+"""A saga step's compensation."""
+ATTEMPT_OP_QUERY_PREPARED: AttemptOp.ValueType  # 3
+"""The 2-phase back-check (QueryPrepared)."""
+Global___AttemptOp: _TypeAlias = AttemptOp  # noqa: Y015
+
 class _ErrorReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -147,6 +175,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The caller may not make this call on this job, or the job does not exist:
     the answer is the same, so gids do not leak (PERMISSION_DENIED).
     """
+    ERROR_REASON_NOT_RESUMABLE: _ErrorReason.ValueType  # 9
+    """Resume: the job is not FAILED, or a saga already compensated some step
+    (FAILED_PRECONDITION).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason names the `reason` of the google.rpc.ErrorInfo detail attached to
@@ -172,6 +204,10 @@ ERROR_REASON_UNAUTHENTICATED: ErrorReason.ValueType  # 7
 ERROR_REASON_PERMISSION_DENIED: ErrorReason.ValueType  # 8
 """The caller may not make this call on this job, or the job does not exist:
 the answer is the same, so gids do not leak (PERMISSION_DENIED).
+"""
+ERROR_REASON_NOT_RESUMABLE: ErrorReason.ValueType  # 9
+"""Resume: the job is not FAILED, or a saga already compensated some step
+(FAILED_PRECONDITION).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
@@ -213,6 +249,7 @@ class RetryPolicy(_message.Message):
     BACKOFF_COEFFICIENT_FIELD_NUMBER: _builtins.int
     MAXIMUM_INTERVAL_FIELD_NUMBER: _builtins.int
     MAXIMUM_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    NON_RETRYABLE_CODES_FIELD_NUMBER: _builtins.int
     backoff_coefficient: _builtins.float
     """Each further delay is the previous one times this (>= 1.0)."""
     maximum_attempts: _builtins.int
@@ -225,6 +262,12 @@ class RetryPolicy(_message.Message):
     def maximum_interval(self) -> _duration_pb2.Duration:
         """Upper bound of a delay."""
 
+    @_builtins.property
+    def non_retryable_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+        once instead of being retried. Unset: the TM's default list (see README).
+        """
+
     def __init__(
         self,
         *,
@@ -232,10 +275,11 @@ class RetryPolicy(_message.Message):
         backoff_coefficient: _builtins.float = ...,
         maximum_interval: _duration_pb2.Duration | None = ...,
         maximum_attempts: _builtins.int = ...,
+        non_retryable_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["initial_interval", b"initial_interval", "maximum_interval", b"maximum_interval"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff_coefficient", b"backoff_coefficient", "initial_interval", b"initial_interval", "maximum_attempts", b"maximum_attempts", "maximum_interval", b"maximum_interval"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backoff_coefficient", b"backoff_coefficient", "initial_interval", b"initial_interval", "maximum_attempts", b"maximum_attempts", "maximum_interval", b"maximum_interval", "non_retryable_codes", b"non_retryable_codes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -416,11 +460,32 @@ class PrepareRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class TagsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     GID_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
     QUERY_PREPARED_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     DATABASE_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
     gid: _builtins.str
     """The job's id: 1 to 128 characters of [A-Za-z0-9_.:-]."""
     database: _builtins.str
@@ -439,6 +504,10 @@ class PrepareRequest(_message.Message):
     def options(self) -> Global___TransactionOptions:
         """Options of the job."""
 
+    @_builtins.property
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Business keys to search by (e.g. "order_id" -> "123"); see ListTransactions."""
+
     def __init__(
         self,
         *,
@@ -447,10 +516,11 @@ class PrepareRequest(_message.Message):
         query_prepared: Global___Endpoint | None = ...,
         options: Global___TransactionOptions | None = ...,
         database: _builtins.str = ...,
+        tags: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "query_prepared", b"query_prepared"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "gid", b"gid", "options", b"options", "query_prepared", b"query_prepared", "steps", b"steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["database", b"database", "gid", b"gid", "options", b"options", "query_prepared", b"query_prepared", "steps", b"steps", "tags", b"tags"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -486,11 +556,32 @@ class SubmitRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class TagsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     GID_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     WAIT_RESULT_FIELD_NUMBER: _builtins.int
     WAIT_TIMEOUT_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
     gid: _builtins.str
     """The job's id."""
     wait_result: _builtins.bool
@@ -509,6 +600,10 @@ class SubmitRequest(_message.Message):
         else 30 s); then the current state is returned.
         """
 
+    @_builtins.property
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Only for a job that was not prepared: business keys to search by."""
+
     def __init__(
         self,
         *,
@@ -517,10 +612,11 @@ class SubmitRequest(_message.Message):
         options: Global___TransactionOptions | None = ...,
         wait_result: _builtins.bool = ...,
         wait_timeout: _duration_pb2.Duration | None = ...,
+        tags: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "wait_timeout", b"wait_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "options", b"options", "steps", b"steps", "wait_result", b"wait_result", "wait_timeout", b"wait_timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "options", b"options", "steps", b"steps", "tags", b"tags", "wait_result", b"wait_result", "wait_timeout", b"wait_timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -655,6 +751,7 @@ class ListTransactionsRequest(_message.Message):
     STATUSES_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """At most this many (default 50, at most 1000)."""
     page_token: _builtins.str
@@ -663,20 +760,117 @@ class ListTransactionsRequest(_message.Message):
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TransactionStatus.ValueType]:
         """Only jobs in these states; empty means all."""
 
+    @_builtins.property
+    def filter(self) -> Global___TransactionFilter:
+        """Further conditions, all of which must hold."""
+
     def __init__(
         self,
         *,
         statuses: _abc.Iterable[Global___TransactionStatus.ValueType] | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: Global___TransactionFilter | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListTransactionsRequest: _TypeAlias = ListTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class TransactionFilter(_message.Message):
+    """TransactionFilter selects jobs; every field set must match (AND)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TagsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TAGS_FIELD_NUMBER: _builtins.int
+    CREATED_AFTER_FIELD_NUMBER: _builtins.int
+    CREATED_BEFORE_FIELD_NUMBER: _builtins.int
+    FINISHED_AFTER_FIELD_NUMBER: _builtins.int
+    FINISHED_BEFORE_FIELD_NUMBER: _builtins.int
+    GID_PREFIX_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    ERROR_CONTAINS_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    NEEDS_ATTENTION_FIELD_NUMBER: _builtins.int
+    gid_prefix: _builtins.str
+    """The gid starts with this."""
+    target: _builtins.str
+    """Some step's action or compensation calls this target."""
+    method: _builtins.str
+    """Some step's action or compensation calls this method ("/pkg.Service/Method")."""
+    error_contains: _builtins.str
+    """The job's error or a step's last error contains this text (case-insensitive)."""
+    mode: Global___Mode.ValueType
+    """Only message or saga jobs."""
+    needs_attention: _builtins.bool
+    """Only jobs waiting for an operator (see Transaction.needs_attention)."""
+    @_builtins.property
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Every one of these tags must be on the job with this value."""
+
+    @_builtins.property
+    def created_after(self) -> _timestamp_pb2.Timestamp:
+        """Created at or after this time."""
+
+    @_builtins.property
+    def created_before(self) -> _timestamp_pb2.Timestamp:
+        """Created before this time."""
+
+    @_builtins.property
+    def finished_after(self) -> _timestamp_pb2.Timestamp:
+        """Finished at or after this time (unfinished jobs never match)."""
+
+    @_builtins.property
+    def finished_before(self) -> _timestamp_pb2.Timestamp:
+        """Finished before this time."""
+
+    def __init__(
+        self,
+        *,
+        tags: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        created_after: _timestamp_pb2.Timestamp | None = ...,
+        created_before: _timestamp_pb2.Timestamp | None = ...,
+        finished_after: _timestamp_pb2.Timestamp | None = ...,
+        finished_before: _timestamp_pb2.Timestamp | None = ...,
+        gid_prefix: _builtins.str = ...,
+        target: _builtins.str = ...,
+        method: _builtins.str = ...,
+        error_contains: _builtins.str = ...,
+        mode: Global___Mode.ValueType = ...,
+        needs_attention: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "finished_after", b"finished_after", "finished_before", b"finished_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_after", b"created_after", "created_before", b"created_before", "error_contains", b"error_contains", "finished_after", b"finished_after", "finished_before", b"finished_before", "gid_prefix", b"gid_prefix", "method", b"method", "mode", b"mode", "needs_attention", b"needs_attention", "tags", b"tags", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransactionFilter: _TypeAlias = TransactionFilter  # noqa: Y015
 
 @_typing.final
 class ListTransactionsResponse(_message.Message):
@@ -690,7 +884,7 @@ class ListTransactionsResponse(_message.Message):
     """Pass it back for the next page; empty on the last page."""
     @_builtins.property
     def transactions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transaction]:
-        """The jobs of this page, without step results."""
+        """The jobs of this page, without step payloads, results or history."""
 
     def __init__(
         self,
@@ -707,10 +901,306 @@ class ListTransactionsResponse(_message.Message):
 Global___ListTransactionsResponse: _TypeAlias = ListTransactionsResponse  # noqa: Y015
 
 @_typing.final
+class CancelRequest(_message.Message):
+    """CancelRequest stops a job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    gid: _builtins.str
+    """The job's id."""
+    reason: _builtins.str
+    """Why; kept as the job's error."""
+    def __init__(
+        self,
+        *,
+        gid: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRequest: _TypeAlias = CancelRequest  # noqa: Y015
+
+@_typing.final
+class CancelResponse(_message.Message):
+    """CancelResponse returns the job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transaction(self) -> Global___Transaction:
+        """The job after the cancel was recorded (a saga may still be COMPENSATING)."""
+
+    def __init__(
+        self,
+        *,
+        transaction: Global___Transaction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transaction", b"transaction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transaction", b"transaction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelResponse: _TypeAlias = CancelResponse  # noqa: Y015
+
+@_typing.final
+class ResumeRequest(_message.Message):
+    """ResumeRequest runs a failed job again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GID_FIELD_NUMBER: _builtins.int
+    gid: _builtins.str
+    """The job's id."""
+    def __init__(
+        self,
+        *,
+        gid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeRequest: _TypeAlias = ResumeRequest  # noqa: Y015
+
+@_typing.final
+class ResumeResponse(_message.Message):
+    """ResumeResponse returns the job."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transaction(self) -> Global___Transaction:
+        """The job, SUBMITTED again (or as it is when it was already resumed)."""
+
+    def __init__(
+        self,
+        *,
+        transaction: Global___Transaction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transaction", b"transaction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transaction", b"transaction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResumeResponse: _TypeAlias = ResumeResponse  # noqa: Y015
+
+@_typing.final
+class CountTransactionsRequest(_message.Message):
+    """CountTransactionsRequest selects the jobs to count."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filter(self) -> Global___TransactionFilter:
+        """Conditions; statuses are not filtered (the answer is per status)."""
+
+    def __init__(
+        self,
+        *,
+        filter: Global___TransactionFilter | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTransactionsRequest: _TypeAlias = CountTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class StatusCount(_message.Message):
+    """StatusCount is how many jobs are in one state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    status: Global___TransactionStatus.ValueType
+    """The state."""
+    count: _builtins.int
+    """How many jobs."""
+    def __init__(
+        self,
+        *,
+        status: Global___TransactionStatus.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusCount: _TypeAlias = StatusCount  # noqa: Y015
+
+@_typing.final
+class CountTransactionsResponse(_message.Message):
+    """CountTransactionsResponse counts jobs per status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNTS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """The sum of counts."""
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCount]:
+        """One entry per status that has jobs."""
+
+    def __init__(
+        self,
+        *,
+        counts: _abc.Iterable[Global___StatusCount] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTransactionsResponse: _TypeAlias = CountTransactionsResponse  # noqa: Y015
+
+@_typing.final
+class WatchTransactionRequest(_message.Message):
+    """WatchTransactionRequest names the job to watch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GID_FIELD_NUMBER: _builtins.int
+    gid: _builtins.str
+    """The job's id."""
+    def __init__(
+        self,
+        *,
+        gid: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gid", b"gid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTransactionRequest: _TypeAlias = WatchTransactionRequest  # noqa: Y015
+
+@_typing.final
+class WatchTransactionResponse(_message.Message):
+    """WatchTransactionResponse is the job's state after a change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transaction(self) -> Global___Transaction:
+        """The job with its steps."""
+
+    def __init__(
+        self,
+        *,
+        transaction: Global___Transaction | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transaction", b"transaction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transaction", b"transaction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTransactionResponse: _TypeAlias = WatchTransactionResponse  # noqa: Y015
+
+@_typing.final
+class PurgeTransactionsRequest(_message.Message):
+    """PurgeTransactionsRequest selects finished jobs to delete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLDER_THAN_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """Count what would be deleted without deleting."""
+    @_builtins.property
+    def older_than(self) -> _duration_pb2.Duration:
+        """Jobs finished longer ago than this (required, > 0)."""
+
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TransactionStatus.ValueType]:
+        """Only these final states; empty means every final state."""
+
+    def __init__(
+        self,
+        *,
+        older_than: _duration_pb2.Duration | None = ...,
+        statuses: _abc.Iterable[Global___TransactionStatus.ValueType] | None = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["older_than", b"older_than"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "older_than", b"older_than", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeTransactionsRequest: _TypeAlias = PurgeTransactionsRequest  # noqa: Y015
+
+@_typing.final
+class PurgeTransactionsResponse(_message.Message):
+    """PurgeTransactionsResponse says how many jobs went."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.int
+    """Jobs deleted (or, with dry_run, that would be)."""
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeTransactionsResponse: _TypeAlias = PurgeTransactionsResponse  # noqa: Y015
+
+@_typing.final
 class StepState(_message.Message):
     """StepState is the progress of one step."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class HeadersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     INDEX_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
@@ -719,6 +1209,13 @@ class StepState(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
     NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    HEADERS_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    COMPENSATION_FIELD_NUMBER: _builtins.int
+    RETRY_POLICY_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position in the job, from 0."""
     name: _builtins.str
@@ -731,9 +1228,37 @@ class StepState(_message.Message):
     """The error of the last failed call, if any."""
     result: _builtins.bytes
     """The response bytes of the successful action call."""
+    payload: _builtins.bytes
+    """The step's request bytes. GetTransaction and WatchTransaction only."""
     @_builtins.property
     def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
         """When the next attempt is due, if one is scheduled."""
+
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
+        """The calls made, oldest first (at most the last 50; `attempts` counts all).
+        GetTransaction and WatchTransaction only.
+        """
+
+    @_builtins.property
+    def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The step's call metadata as submitted."""
+
+    @_builtins.property
+    def action(self) -> Global___Endpoint:
+        """The endpoint that does the work."""
+
+    @_builtins.property
+    def compensation(self) -> Global___Endpoint:
+        """Saga: the endpoint that undoes it, if any."""
+
+    @_builtins.property
+    def retry_policy(self) -> Global___RetryPolicy:
+        """The retry policy in force (the TM's defaults filled in)."""
+
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Deadline of one call."""
 
     def __init__(
         self,
@@ -745,20 +1270,93 @@ class StepState(_message.Message):
         last_error: _builtins.str = ...,
         result: _builtins.bytes = ...,
         next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        history: _abc.Iterable[Global___Attempt] | None = ...,
+        payload: _builtins.bytes = ...,
+        headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        action: Global___Endpoint | None = ...,
+        compensation: Global___Endpoint | None = ...,
+        retry_policy: Global___RetryPolicy | None = ...,
+        timeout: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["next_attempt_time", b"next_attempt_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "compensation", b"compensation", "next_attempt_time", b"next_attempt_time", "retry_policy", b"retry_policy", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "index", b"index", "last_error", b"last_error", "name", b"name", "next_attempt_time", b"next_attempt_time", "result", b"result", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "attempts", b"attempts", "compensation", b"compensation", "headers", b"headers", "history", b"history", "index", b"index", "last_error", b"last_error", "name", b"name", "next_attempt_time", b"next_attempt_time", "payload", b"payload", "result", b"result", "retry_policy", b"retry_policy", "status", b"status", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StepState: _TypeAlias = StepState  # noqa: Y015
 
 @_typing.final
+class Attempt(_message.Message):
+    """Attempt is one call the TM made."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    OP_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    """1 for the first call of this op on this step."""
+    op: Global___AttemptOp.ValueType
+    """What was called."""
+    code: _builtins.int
+    """Its gRPC status code (0 = OK)."""
+    error: _builtins.str
+    """Its error text; empty on success."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the call started."""
+
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long it took."""
+
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        op: Global___AttemptOp.ValueType = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        duration: _duration_pb2.Duration | None = ...,
+        code: _builtins.int = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "duration", b"duration", "error", b"error", "number", b"number", "op", b"op", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Attempt: _TypeAlias = Attempt  # noqa: Y015
+
+@_typing.final
 class Transaction(_message.Message):
     """Transaction is a job and its steps."""
 
     DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TagsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     GID_FIELD_NUMBER: _builtins.int
     MODE_FIELD_NUMBER: _builtins.int
@@ -769,6 +1367,14 @@ class Transaction(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    DEADLINE_TIME_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    QUERY_PREPARED_FIELD_NUMBER: _builtins.int
+    QUERY_PREPARED_HISTORY_FIELD_NUMBER: _builtins.int
+    NEEDS_ATTENTION_FIELD_NUMBER: _builtins.int
+    CANCEL_REASON_FIELD_NUMBER: _builtins.int
     gid: _builtins.str
     """The job's id."""
     mode: Global___Mode.ValueType
@@ -781,6 +1387,14 @@ class Transaction(_message.Message):
     """The principal that created it (the TM's auth file); empty when the TM ran
     without authentication then.
     """
+    trace_id: _builtins.str
+    """The W3C trace id of the trace the job belongs to (32 hex digits), if any."""
+    needs_attention: _builtins.str
+    """Set when the TM stopped retrying and waits for an operator (for example a
+    saga whose compensation is not implemented): the reason. Cancel or Resume.
+    """
+    cancel_reason: _builtins.str
+    """The Cancel that was requested, if any (the job may still be compensating)."""
     @_builtins.property
     def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepState]:
         """Its steps, in order."""
@@ -797,6 +1411,26 @@ class Transaction(_message.Message):
     def finish_time(self) -> _timestamp_pb2.Timestamp:
         """When it reached a final state."""
 
+    @_builtins.property
+    def tags(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Its business keys, as given to Prepare or Submit."""
+
+    @_builtins.property
+    def options(self) -> Global___TransactionOptions:
+        """The options in force (the TM's defaults filled in)."""
+
+    @_builtins.property
+    def deadline_time(self) -> _timestamp_pb2.Timestamp:
+        """When the whole-job deadline passes, if it has one and was submitted."""
+
+    @_builtins.property
+    def query_prepared(self) -> Global___Endpoint:
+        """Prepared jobs: where the back-check asks."""
+
+    @_builtins.property
+    def query_prepared_history(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
+        """Prepared jobs: the back-check calls made, oldest first (GetTransaction only)."""
+
     def __init__(
         self,
         *,
@@ -809,10 +1443,18 @@ class Transaction(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
         owner: _builtins.str = ...,
+        tags: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        options: Global___TransactionOptions | None = ...,
+        deadline_time: _timestamp_pb2.Timestamp | None = ...,
+        trace_id: _builtins.str = ...,
+        query_prepared: Global___Endpoint | None = ...,
+        query_prepared_history: _abc.Iterable[Global___Attempt] | None = ...,
+        needs_attention: _builtins.str = ...,
+        cancel_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "finish_time", b"finish_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deadline_time", b"deadline_time", "finish_time", b"finish_time", "options", b"options", "query_prepared", b"query_prepared", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error", b"error", "finish_time", b"finish_time", "gid", b"gid", "mode", b"mode", "owner", b"owner", "status", b"status", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "create_time", b"create_time", "deadline_time", b"deadline_time", "error", b"error", "finish_time", b"finish_time", "gid", b"gid", "mode", b"mode", "needs_attention", b"needs_attention", "options", b"options", "owner", b"owner", "query_prepared", b"query_prepared", "query_prepared_history", b"query_prepared_history", "status", b"status", "steps", b"steps", "tags", b"tags", "trace_id", b"trace_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -74,6 +74,31 @@ class TransactionManagerServiceStub:
                 request_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ListTransactionsRequest.SerializeToString,
                 response_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ListTransactionsResponse.FromString,
                 _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/stepping.tm.v1.TransactionManagerService/Cancel',
+                request_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CancelRequest.SerializeToString,
+                response_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CancelResponse.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/stepping.tm.v1.TransactionManagerService/Resume',
+                request_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ResumeRequest.SerializeToString,
+                response_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ResumeResponse.FromString,
+                _registered_method=True)
+        self.CountTransactions = channel.unary_unary(
+                '/stepping.tm.v1.TransactionManagerService/CountTransactions',
+                request_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CountTransactionsRequest.SerializeToString,
+                response_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CountTransactionsResponse.FromString,
+                _registered_method=True)
+        self.WatchTransaction = channel.unary_stream(
+                '/stepping.tm.v1.TransactionManagerService/WatchTransaction',
+                request_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.WatchTransactionRequest.SerializeToString,
+                response_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.WatchTransactionResponse.FromString,
+                _registered_method=True)
+        self.PurgeTransactions = channel.unary_unary(
+                '/stepping.tm.v1.TransactionManagerService/PurgeTransactions',
+                request_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.PurgeTransactionsRequest.SerializeToString,
+                response_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.PurgeTransactionsResponse.FromString,
+                _registered_method=True)
 
 
 class TransactionManagerServiceServicer:
@@ -133,6 +158,47 @@ class TransactionManagerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Cancel(self, request, context):
+        """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+        -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+        COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+        unchanged. Idempotent; a replica running the job notices within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """Resume runs a FAILED message job (or a saga that failed before anything was
+        compensated) again from its first step that did not succeed, with fresh
+        attempts; steps that succeeded are not called again. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountTransactions(self, request, context):
+        """CountTransactions counts the jobs matching a filter, per status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchTransaction(self, request, context):
+        """WatchTransaction streams a job's state: first as it is, then after every
+        change, until it is final (the last message) or the call ends.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeTransactions(self, request, context):
+        """PurgeTransactions deletes finished jobs older than a limit (admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TransactionManagerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +231,31 @@ def add_TransactionManagerServiceServicer_to_server(servicer, server):
                     servicer.ListTransactions,
                     request_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ListTransactionsRequest.FromString,
                     response_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ListTransactionsResponse.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CancelRequest.FromString,
+                    response_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CancelResponse.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ResumeRequest.FromString,
+                    response_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.ResumeResponse.SerializeToString,
+            ),
+            'CountTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTransactions,
+                    request_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CountTransactionsRequest.FromString,
+                    response_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.CountTransactionsResponse.SerializeToString,
+            ),
+            'WatchTransaction': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTransaction,
+                    request_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.WatchTransactionRequest.FromString,
+                    response_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.WatchTransactionResponse.SerializeToString,
+            ),
+            'PurgeTransactions': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeTransactions,
+                    request_deserializer=stepping_dot_tm_dot_v1_dot_tm__pb2.PurgeTransactionsRequest.FromString,
+                    response_serializer=stepping_dot_tm_dot_v1_dot_tm__pb2.PurgeTransactionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -339,6 +430,141 @@ class TransactionManagerService:
             '/stepping.tm.v1.TransactionManagerService/ListTransactions',
             stepping_dot_tm_dot_v1_dot_tm__pb2.ListTransactionsRequest.SerializeToString,
             stepping_dot_tm_dot_v1_dot_tm__pb2.ListTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepping.tm.v1.TransactionManagerService/Cancel',
+            stepping_dot_tm_dot_v1_dot_tm__pb2.CancelRequest.SerializeToString,
+            stepping_dot_tm_dot_v1_dot_tm__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepping.tm.v1.TransactionManagerService/Resume',
+            stepping_dot_tm_dot_v1_dot_tm__pb2.ResumeRequest.SerializeToString,
+            stepping_dot_tm_dot_v1_dot_tm__pb2.ResumeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepping.tm.v1.TransactionManagerService/CountTransactions',
+            stepping_dot_tm_dot_v1_dot_tm__pb2.CountTransactionsRequest.SerializeToString,
+            stepping_dot_tm_dot_v1_dot_tm__pb2.CountTransactionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTransaction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/stepping.tm.v1.TransactionManagerService/WatchTransaction',
+            stepping_dot_tm_dot_v1_dot_tm__pb2.WatchTransactionRequest.SerializeToString,
+            stepping_dot_tm_dot_v1_dot_tm__pb2.WatchTransactionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeTransactions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stepping.tm.v1.TransactionManagerService/PurgeTransactions',
+            stepping_dot_tm_dot_v1_dot_tm__pb2.PurgeTransactionsRequest.SerializeToString,
+            stepping_dot_tm_dot_v1_dot_tm__pb2.PurgeTransactionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,25 @@ class TransactionManagerServiceStub:
     """GetTransaction returns a job and its steps."""
     ListTransactions: _grpc.UnaryUnaryMultiCallable[_tm_pb2.ListTransactionsRequest, _tm_pb2.ListTransactionsResponse]
     """ListTransactions pages through jobs, newest first."""
+    Cancel: _grpc.UnaryUnaryMultiCallable[_tm_pb2.CancelRequest, _tm_pb2.CancelResponse]
+    """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+    -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+    COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+    unchanged. Idempotent; a replica running the job notices within seconds.
+    """
+    Resume: _grpc.UnaryUnaryMultiCallable[_tm_pb2.ResumeRequest, _tm_pb2.ResumeResponse]
+    """Resume runs a FAILED message job (or a saga that failed before anything was
+    compensated) again from its first step that did not succeed, with fresh
+    attempts; steps that succeeded are not called again. Idempotent.
+    """
+    CountTransactions: _grpc.UnaryUnaryMultiCallable[_tm_pb2.CountTransactionsRequest, _tm_pb2.CountTransactionsResponse]
+    """CountTransactions counts the jobs matching a filter, per status."""
+    WatchTransaction: _grpc.UnaryStreamMultiCallable[_tm_pb2.WatchTransactionRequest, _tm_pb2.WatchTransactionResponse]
+    """WatchTransaction streams a job's state: first as it is, then after every
+    change, until it is final (the last message) or the call ends.
+    """
+    PurgeTransactions: _grpc.UnaryUnaryMultiCallable[_tm_pb2.PurgeTransactionsRequest, _tm_pb2.PurgeTransactionsResponse]
+    """PurgeTransactions deletes finished jobs older than a limit (admin only)."""
 
 @_typing.type_check_only
 class TransactionManagerServiceAsyncStub(TransactionManagerServiceStub):
@@ -89,6 +108,25 @@ class TransactionManagerServiceAsyncStub(TransactionManagerServiceStub):
     """GetTransaction returns a job and its steps."""
     ListTransactions: _aio.UnaryUnaryMultiCallable[_tm_pb2.ListTransactionsRequest, _tm_pb2.ListTransactionsResponse]  # type: ignore[assignment]
     """ListTransactions pages through jobs, newest first."""
+    Cancel: _aio.UnaryUnaryMultiCallable[_tm_pb2.CancelRequest, _tm_pb2.CancelResponse]  # type: ignore[assignment]
+    """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+    -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+    COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+    unchanged. Idempotent; a replica running the job notices within seconds.
+    """
+    Resume: _aio.UnaryUnaryMultiCallable[_tm_pb2.ResumeRequest, _tm_pb2.ResumeResponse]  # type: ignore[assignment]
+    """Resume runs a FAILED message job (or a saga that failed before anything was
+    compensated) again from its first step that did not succeed, with fresh
+    attempts; steps that succeeded are not called again. Idempotent.
+    """
+    CountTransactions: _aio.UnaryUnaryMultiCallable[_tm_pb2.CountTransactionsRequest, _tm_pb2.CountTransactionsResponse]  # type: ignore[assignment]
+    """CountTransactions counts the jobs matching a filter, per status."""
+    WatchTransaction: _aio.UnaryStreamMultiCallable[_tm_pb2.WatchTransactionRequest, _tm_pb2.WatchTransactionResponse]  # type: ignore[assignment]
+    """WatchTransaction streams a job's state: first as it is, then after every
+    change, until it is final (the last message) or the call ends.
+    """
+    PurgeTransactions: _aio.UnaryUnaryMultiCallable[_tm_pb2.PurgeTransactionsRequest, _tm_pb2.PurgeTransactionsResponse]  # type: ignore[assignment]
+    """PurgeTransactions deletes finished jobs older than a limit (admin only)."""
 
 class TransactionManagerServiceServicer(metaclass=_abc_1.ABCMeta):
     """TransactionManagerService stores jobs (global transactions) of ordered steps
@@ -153,5 +191,54 @@ class TransactionManagerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tm_pb2.ListTransactionsResponse, _abc.Awaitable[_tm_pb2.ListTransactionsResponse]]:
         """ListTransactions pages through jobs, newest first."""
+
+    @_abc_1.abstractmethod
+    def Cancel(
+        self,
+        request: _tm_pb2.CancelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tm_pb2.CancelResponse, _abc.Awaitable[_tm_pb2.CancelResponse]]:
+        """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+        -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+        COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+        unchanged. Idempotent; a replica running the job notices within seconds.
+        """
+
+    @_abc_1.abstractmethod
+    def Resume(
+        self,
+        request: _tm_pb2.ResumeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tm_pb2.ResumeResponse, _abc.Awaitable[_tm_pb2.ResumeResponse]]:
+        """Resume runs a FAILED message job (or a saga that failed before anything was
+        compensated) again from its first step that did not succeed, with fresh
+        attempts; steps that succeeded are not called again. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def CountTransactions(
+        self,
+        request: _tm_pb2.CountTransactionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tm_pb2.CountTransactionsResponse, _abc.Awaitable[_tm_pb2.CountTransactionsResponse]]:
+        """CountTransactions counts the jobs matching a filter, per status."""
+
+    @_abc_1.abstractmethod
+    def WatchTransaction(
+        self,
+        request: _tm_pb2.WatchTransactionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_tm_pb2.WatchTransactionResponse], _abc.AsyncIterator[_tm_pb2.WatchTransactionResponse]]:
+        """WatchTransaction streams a job's state: first as it is, then after every
+        change, until it is final (the last message) or the call ends.
+        """
+
+    @_abc_1.abstractmethod
+    def PurgeTransactions(
+        self,
+        request: _tm_pb2.PurgeTransactionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tm_pb2.PurgeTransactionsResponse, _abc.Awaitable[_tm_pb2.PurgeTransactionsResponse]]:
+        """PurgeTransactions deletes finished jobs older than a limit (admin only)."""
 
 def add_TransactionManagerServiceServicer_to_server(servicer: TransactionManagerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -86,6 +86,15 @@ public enum ErrorReason
    * <code>ERROR_REASON_PERMISSION_DENIED = 8;</code>
    */
   ERROR_REASON_PERMISSION_DENIED(8),
+  /**
+   * <pre>
+   * Resume: the job is not FAILED, or a saga already compensated some step
+   * (FAILED_PRECONDITION).
+   * </pre>
+   *
+   * <code>ERROR_REASON_NOT_RESUMABLE = 9;</code>
+   */
+  ERROR_REASON_NOT_RESUMABLE(9),
   UNRECOGNIZED(-1),
   ;
 
@@ -162,6 +171,15 @@ public enum ErrorReason
    * <code>ERROR_REASON_PERMISSION_DENIED = 8;</code>
    */
   public static final int ERROR_REASON_PERMISSION_DENIED_VALUE = 8;
+  /**
+   * <pre>
+   * Resume: the job is not FAILED, or a saga already compensated some step
+   * (FAILED_PRECONDITION).
+   * </pre>
+   *
+   * <code>ERROR_REASON_NOT_RESUMABLE = 9;</code>
+   */
+  public static final int ERROR_REASON_NOT_RESUMABLE_VALUE = 9;
 
 
   public final int getNumber() {
@@ -197,6 +215,7 @@ public enum ErrorReason
       case 6: return ERROR_REASON_STORE_UNAVAILABLE;
       case 7: return ERROR_REASON_UNAUTHENTICATED;
       case 8: return ERROR_REASON_PERMISSION_DENIED;
+      case 9: return ERROR_REASON_NOT_RESUMABLE;
       default: return null;
     }
   }
@@ -227,7 +246,7 @@ public enum ErrorReason
   }
   public static final com.google.protobuf.Descriptors.EnumDescriptor
       getDescriptor() {
-    return io.stepping.tm.v1.Tm.getDescriptor().getEnumTypes().get(3);
+    return io.stepping.tm.v1.Tm.getDescriptor().getEnumTypes().get(4);
   }
 
   private static final ErrorReason[] VALUES = values();

@@ -189,6 +189,44 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int FILTER_FIELD_NUMBER = 4;
+  private io.stepping.tm.v1.TransactionFilter filter_;
+  /**
+   * <pre>
+   * Further conditions, all of which must hold.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+   * @return Whether the filter field is set.
+   */
+  @java.lang.Override
+  public boolean hasFilter() {
+    return filter_ != null;
+  }
+  /**
+   * <pre>
+   * Further conditions, all of which must hold.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+   * @return The filter.
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.TransactionFilter getFilter() {
+    return filter_ == null ? io.stepping.tm.v1.TransactionFilter.getDefaultInstance() : filter_;
+  }
+  /**
+   * <pre>
+   * Further conditions, all of which must hold.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.TransactionFilterOrBuilder getFilterOrBuilder() {
+    return filter_ == null ? io.stepping.tm.v1.TransactionFilter.getDefaultInstance() : filter_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -216,6 +254,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(pageToken_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 3, pageToken_);
+    }
+    if (filter_ != null) {
+      output.writeMessage(4, getFilter());
     }
     getUnknownFields().writeTo(output);
   }
@@ -245,6 +286,10 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(pageToken_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(3, pageToken_);
     }
+    if (filter_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(4, getFilter());
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -265,6 +310,11 @@ private static final long serialVersionUID = 0L;
         != other.getPageSize()) return false;
     if (!getPageToken()
         .equals(other.getPageToken())) return false;
+    if (hasFilter() != other.hasFilter()) return false;
+    if (hasFilter()) {
+      if (!getFilter()
+          .equals(other.getFilter())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -284,6 +334,10 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getPageSize();
     hash = (37 * hash) + PAGE_TOKEN_FIELD_NUMBER;
     hash = (53 * hash) + getPageToken().hashCode();
+    if (hasFilter()) {
+      hash = (37 * hash) + FILTER_FIELD_NUMBER;
+      hash = (53 * hash) + getFilter().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -421,6 +475,11 @@ private static final long serialVersionUID = 0L;
       bitField0_ = (bitField0_ & ~0x00000001);
       pageSize_ = 0;
       pageToken_ = "";
+      filter_ = null;
+      if (filterBuilder_ != null) {
+        filterBuilder_.dispose();
+        filterBuilder_ = null;
+      }
       return this;
     }
 
@@ -468,6 +527,11 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.pageToken_ = pageToken_;
+      }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        result.filter_ = filterBuilder_ == null
+            ? filter_
+            : filterBuilder_.build();
       }
     }
 
@@ -533,6 +597,9 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000004;
         onChanged();
       }
+      if (other.hasFilter()) {
+        mergeFilter(other.getFilter());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -586,6 +653,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 26
+            case 34: {
+              input.readMessage(
+                  getFilterFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000008;
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -925,6 +999,161 @@ private static final long serialVersionUID = 0L;
       bitField0_ |= 0x00000004;
       onChanged();
       return this;
+    }
+
+    private io.stepping.tm.v1.TransactionFilter filter_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.TransactionFilter, io.stepping.tm.v1.TransactionFilter.Builder, io.stepping.tm.v1.TransactionFilterOrBuilder> filterBuilder_;
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     * @return Whether the filter field is set.
+     */
+    public boolean hasFilter() {
+      return ((bitField0_ & 0x00000008) != 0);
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     * @return The filter.
+     */
+    public io.stepping.tm.v1.TransactionFilter getFilter() {
+      if (filterBuilder_ == null) {
+        return filter_ == null ? io.stepping.tm.v1.TransactionFilter.getDefaultInstance() : filter_;
+      } else {
+        return filterBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     */
+    public Builder setFilter(io.stepping.tm.v1.TransactionFilter value) {
+      if (filterBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        filter_ = value;
+      } else {
+        filterBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     */
+    public Builder setFilter(
+        io.stepping.tm.v1.TransactionFilter.Builder builderForValue) {
+      if (filterBuilder_ == null) {
+        filter_ = builderForValue.build();
+      } else {
+        filterBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     */
+    public Builder mergeFilter(io.stepping.tm.v1.TransactionFilter value) {
+      if (filterBuilder_ == null) {
+        if (((bitField0_ & 0x00000008) != 0) &&
+          filter_ != null &&
+          filter_ != io.stepping.tm.v1.TransactionFilter.getDefaultInstance()) {
+          getFilterBuilder().mergeFrom(value);
+        } else {
+          filter_ = value;
+        }
+      } else {
+        filterBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     */
+    public Builder clearFilter() {
+      bitField0_ = (bitField0_ & ~0x00000008);
+      filter_ = null;
+      if (filterBuilder_ != null) {
+        filterBuilder_.dispose();
+        filterBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     */
+    public io.stepping.tm.v1.TransactionFilter.Builder getFilterBuilder() {
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return getFilterFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     */
+    public io.stepping.tm.v1.TransactionFilterOrBuilder getFilterOrBuilder() {
+      if (filterBuilder_ != null) {
+        return filterBuilder_.getMessageOrBuilder();
+      } else {
+        return filter_ == null ?
+            io.stepping.tm.v1.TransactionFilter.getDefaultInstance() : filter_;
+      }
+    }
+    /**
+     * <pre>
+     * Further conditions, all of which must hold.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.TransactionFilter, io.stepping.tm.v1.TransactionFilter.Builder, io.stepping.tm.v1.TransactionFilterOrBuilder> 
+        getFilterFieldBuilder() {
+      if (filterBuilder_ == null) {
+        filterBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            io.stepping.tm.v1.TransactionFilter, io.stepping.tm.v1.TransactionFilter.Builder, io.stepping.tm.v1.TransactionFilterOrBuilder>(
+                getFilter(),
+                getParentForChildren(),
+                isClean());
+        filter_ = null;
+      }
+      return filterBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -85,4 +85,31 @@ public interface ListTransactionsRequestOrBuilder extends
    */
   com.google.protobuf.ByteString
       getPageTokenBytes();
+
+  /**
+   * <pre>
+   * Further conditions, all of which must hold.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+   * @return Whether the filter field is set.
+   */
+  boolean hasFilter();
+  /**
+   * <pre>
+   * Further conditions, all of which must hold.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+   * @return The filter.
+   */
+  io.stepping.tm.v1.TransactionFilter getFilter();
+  /**
+   * <pre>
+   * Further conditions, all of which must hold.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionFilter filter = 4 [json_name = "filter"];</code>
+   */
+  io.stepping.tm.v1.TransactionFilterOrBuilder getFilterOrBuilder();
 }

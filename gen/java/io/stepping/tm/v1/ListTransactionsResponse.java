@@ -54,7 +54,7 @@ private static final long serialVersionUID = 0L;
   private java.util.List<io.stepping.tm.v1.Transaction> transactions_;
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -65,7 +65,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -77,7 +77,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -88,7 +88,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -99,7 +99,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -571,7 +571,7 @@ private static final long serialVersionUID = 0L;
 
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -585,7 +585,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -599,7 +599,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -613,7 +613,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -634,7 +634,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -652,7 +652,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -672,7 +672,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -693,7 +693,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -711,7 +711,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -729,7 +729,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -748,7 +748,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -765,7 +765,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -782,7 +782,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -793,7 +793,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -807,7 +807,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -822,7 +822,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -833,7 +833,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -845,7 +845,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The jobs of this page, without step results.
+     * The jobs of this page, without step payloads, results or history.
      * </pre>
      *
      * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>

@@ -9,7 +9,7 @@ public interface ListTransactionsResponseOrBuilder extends
 
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -18,7 +18,7 @@ public interface ListTransactionsResponseOrBuilder extends
       getTransactionsList();
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -26,7 +26,7 @@ public interface ListTransactionsResponseOrBuilder extends
   io.stepping.tm.v1.Transaction getTransactions(int index);
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -34,7 +34,7 @@ public interface ListTransactionsResponseOrBuilder extends
   int getTransactionsCount();
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>
@@ -43,7 +43,7 @@ public interface ListTransactionsResponseOrBuilder extends
       getTransactionsOrBuilderList();
   /**
    * <pre>
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    * </pre>
    *
    * <code>repeated .stepping.tm.v1.Transaction transactions = 1 [json_name = "transactions"];</code>

@@ -43,6 +43,18 @@ private static final long serialVersionUID = 0L;
     return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_PrepareRequest_descriptor;
   }
 
+  @SuppressWarnings({"rawtypes"})
+  @java.lang.Override
+  protected com.google.protobuf.MapField internalGetMapField(
+      int number) {
+    switch (number) {
+      case 6:
+        return internalGetTags();
+      default:
+        throw new RuntimeException(
+            "Invalid map field number: " + number);
+    }
+  }
   @java.lang.Override
   protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internalGetFieldAccessorTable() {
@@ -285,6 +297,101 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int TAGS_FIELD_NUMBER = 6;
+  private static final class TagsDefaultEntryHolder {
+    static final com.google.protobuf.MapEntry<
+        java.lang.String, java.lang.String> defaultEntry =
+            com.google.protobuf.MapEntry
+            .<java.lang.String, java.lang.String>newDefaultInstance(
+                io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_PrepareRequest_TagsEntry_descriptor, 
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "",
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "");
+  }
+  @SuppressWarnings("serial")
+  private com.google.protobuf.MapField<
+      java.lang.String, java.lang.String> tags_;
+  private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+  internalGetTags() {
+    if (tags_ == null) {
+      return com.google.protobuf.MapField.emptyMapField(
+          TagsDefaultEntryHolder.defaultEntry);
+    }
+    return tags_;
+  }
+  public int getTagsCount() {
+    return internalGetTags().getMap().size();
+  }
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public boolean containsTags(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    return internalGetTags().getMap().containsKey(key);
+  }
+  /**
+   * Use {@link #getTagsMap()} instead.
+   */
+  @java.lang.Override
+  @java.lang.Deprecated
+  public java.util.Map<java.lang.String, java.lang.String> getTags() {
+    return getTagsMap();
+  }
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public java.util.Map<java.lang.String, java.lang.String> getTagsMap() {
+    return internalGetTags().getMap();
+  }
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public /* nullable */
+java.lang.String getTagsOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetTags().getMap();
+    return map.containsKey(key) ? map.get(key) : defaultValue;
+  }
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public java.lang.String getTagsOrThrow(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetTags().getMap();
+    if (!map.containsKey(key)) {
+      throw new java.lang.IllegalArgumentException();
+    }
+    return map.get(key);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -314,6 +421,12 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(database_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 5, database_);
     }
+    com.google.protobuf.GeneratedMessageV3
+      .serializeStringMapTo(
+        output,
+        internalGetTags(),
+        TagsDefaultEntryHolder.defaultEntry,
+        6);
     getUnknownFields().writeTo(output);
   }
 
@@ -340,6 +453,16 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(database_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(5, database_);
+    }
+    for (java.util.Map.Entry<java.lang.String, java.lang.String> entry
+         : internalGetTags().getMap().entrySet()) {
+      com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+      tags__ = TagsDefaultEntryHolder.defaultEntry.newBuilderForType()
+          .setKey(entry.getKey())
+          .setValue(entry.getValue())
+          .build();
+      size += com.google.protobuf.CodedOutputStream
+          .computeMessageSize(6, tags__);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -372,6 +495,8 @@ private static final long serialVersionUID = 0L;
     }
     if (!getDatabase()
         .equals(other.getDatabase())) return false;
+    if (!internalGetTags().equals(
+        other.internalGetTags())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -399,6 +524,10 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + DATABASE_FIELD_NUMBER;
     hash = (53 * hash) + getDatabase().hashCode();
+    if (!internalGetTags().getMap().isEmpty()) {
+      hash = (37 * hash) + TAGS_FIELD_NUMBER;
+      hash = (53 * hash) + internalGetTags().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -511,6 +640,28 @@ private static final long serialVersionUID = 0L;
       return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_PrepareRequest_descriptor;
     }
 
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMapField(
+        int number) {
+      switch (number) {
+        case 6:
+          return internalGetTags();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMutableMapField(
+        int number) {
+      switch (number) {
+        case 6:
+          return internalGetMutableTags();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
     @java.lang.Override
     protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
         internalGetFieldAccessorTable() {
@@ -552,6 +703,7 @@ private static final long serialVersionUID = 0L;
         optionsBuilder_ = null;
       }
       database_ = "";
+      internalGetMutableTags().clear();
       return this;
     }
 
@@ -613,6 +765,10 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000010) != 0)) {
         result.database_ = database_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.tags_ = internalGetTags();
+        result.tags_.makeImmutable();
       }
     }
 
@@ -702,6 +858,9 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000010;
         onChanged();
       }
+      internalGetMutableTags().mergeFrom(
+          other.internalGetTags());
+      bitField0_ |= 0x00000020;
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -765,6 +924,15 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 42
+            case 50: {
+              com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+              tags__ = input.readMessage(
+                  TagsDefaultEntryHolder.defaultEntry.getParserForType(), extensionRegistry);
+              internalGetMutableTags().getMutableMap().put(
+                  tags__.getKey(), tags__.getValue());
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 50
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1594,6 +1762,161 @@ private static final long serialVersionUID = 0L;
       database_ = value;
       bitField0_ |= 0x00000010;
       onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.MapField<
+        java.lang.String, java.lang.String> tags_;
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetTags() {
+      if (tags_ == null) {
+        return com.google.protobuf.MapField.emptyMapField(
+            TagsDefaultEntryHolder.defaultEntry);
+      }
+      return tags_;
+    }
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetMutableTags() {
+      if (tags_ == null) {
+        tags_ = com.google.protobuf.MapField.newMapField(
+            TagsDefaultEntryHolder.defaultEntry);
+      }
+      if (!tags_.isMutable()) {
+        tags_ = tags_.copy();
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return tags_;
+    }
+    public int getTagsCount() {
+      return internalGetTags().getMap().size();
+    }
+    /**
+     * <pre>
+     * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public boolean containsTags(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      return internalGetTags().getMap().containsKey(key);
+    }
+    /**
+     * Use {@link #getTagsMap()} instead.
+     */
+    @java.lang.Override
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String> getTags() {
+      return getTagsMap();
+    }
+    /**
+     * <pre>
+     * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public java.util.Map<java.lang.String, java.lang.String> getTagsMap() {
+      return internalGetTags().getMap();
+    }
+    /**
+     * <pre>
+     * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public /* nullable */
+java.lang.String getTagsOrDefault(
+        java.lang.String key,
+        /* nullable */
+java.lang.String defaultValue) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetTags().getMap();
+      return map.containsKey(key) ? map.get(key) : defaultValue;
+    }
+    /**
+     * <pre>
+     * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public java.lang.String getTagsOrThrow(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetTags().getMap();
+      if (!map.containsKey(key)) {
+        throw new java.lang.IllegalArgumentException();
+      }
+      return map.get(key);
+    }
+    public Builder clearTags() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      internalGetMutableTags().getMutableMap()
+          .clear();
+      return this;
+    }
+    /**
+     * <pre>
+     * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    public Builder removeTags(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      internalGetMutableTags().getMutableMap()
+          .remove(key);
+      return this;
+    }
+    /**
+     * Use alternate mutation accessors instead.
+     */
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String>
+        getMutableTags() {
+      bitField0_ |= 0x00000020;
+      return internalGetMutableTags().getMutableMap();
+    }
+    /**
+     * <pre>
+     * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    public Builder putTags(
+        java.lang.String key,
+        java.lang.String value) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      if (value == null) { throw new NullPointerException("map value"); }
+      internalGetMutableTags().getMutableMap()
+          .put(key, value);
+      bitField0_ |= 0x00000020;
+      return this;
+    }
+    /**
+     * <pre>
+     * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    public Builder putAllTags(
+        java.util.Map<java.lang.String, java.lang.String> values) {
+      internalGetMutableTags().getMutableMap()
+          .putAll(values);
+      bitField0_ |= 0x00000020;
       return this;
     }
     @java.lang.Override

@@ -147,4 +147,58 @@ public interface PrepareRequestOrBuilder extends
    */
   com.google.protobuf.ByteString
       getDatabaseBytes();
+
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  int getTagsCount();
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  boolean containsTags(
+      java.lang.String key);
+  /**
+   * Use {@link #getTagsMap()} instead.
+   */
+  @java.lang.Deprecated
+  java.util.Map<java.lang.String, java.lang.String>
+  getTags();
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  java.util.Map<java.lang.String, java.lang.String>
+  getTagsMap();
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  /* nullable */
+java.lang.String getTagsOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue);
+  /**
+   * <pre>
+   * Business keys to search by (e.g. "order_id" -&gt; "123"); see ListTransactions.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  java.lang.String getTagsOrThrow(
+      java.lang.String key);
 }

@@ -21,6 +21,7 @@ private static final long serialVersionUID = 0L;
     super(builder);
   }
   private RetryPolicy() {
+    nonRetryableCodes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
   }
 
   @java.lang.Override
@@ -154,6 +155,62 @@ private static final long serialVersionUID = 0L;
     return maximumAttempts_;
   }
 
+  public static final int NON_RETRYABLE_CODES_FIELD_NUMBER = 5;
+  @SuppressWarnings("serial")
+  private com.google.protobuf.LazyStringList nonRetryableCodes_;
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @return A list containing the nonRetryableCodes.
+   */
+  public com.google.protobuf.ProtocolStringList
+      getNonRetryableCodesList() {
+    return nonRetryableCodes_;
+  }
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @return The count of nonRetryableCodes.
+   */
+  public int getNonRetryableCodesCount() {
+    return nonRetryableCodes_.size();
+  }
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @param index The index of the element to return.
+   * @return The nonRetryableCodes at the given index.
+   */
+  public java.lang.String getNonRetryableCodes(int index) {
+    return nonRetryableCodes_.get(index);
+  }
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the nonRetryableCodes at the given index.
+   */
+  public com.google.protobuf.ByteString
+      getNonRetryableCodesBytes(int index) {
+    return nonRetryableCodes_.getByteString(index);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -180,6 +237,9 @@ private static final long serialVersionUID = 0L;
     if (maximumAttempts_ != 0) {
       output.writeInt32(4, maximumAttempts_);
     }
+    for (int i = 0; i < nonRetryableCodes_.size(); i++) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 5, nonRetryableCodes_.getRaw(i));
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -204,6 +264,14 @@ private static final long serialVersionUID = 0L;
     if (maximumAttempts_ != 0) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt32Size(4, maximumAttempts_);
+    }
+    {
+      int dataSize = 0;
+      for (int i = 0; i < nonRetryableCodes_.size(); i++) {
+        dataSize += computeStringSizeNoTag(nonRetryableCodes_.getRaw(i));
+      }
+      size += dataSize;
+      size += 1 * getNonRetryableCodesList().size();
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -235,6 +303,8 @@ private static final long serialVersionUID = 0L;
     }
     if (getMaximumAttempts()
         != other.getMaximumAttempts()) return false;
+    if (!getNonRetryableCodesList()
+        .equals(other.getNonRetryableCodesList())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -259,6 +329,10 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + MAXIMUM_ATTEMPTS_FIELD_NUMBER;
     hash = (53 * hash) + getMaximumAttempts();
+    if (getNonRetryableCodesCount() > 0) {
+      hash = (37 * hash) + NON_RETRYABLE_CODES_FIELD_NUMBER;
+      hash = (53 * hash) + getNonRetryableCodesList().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -405,6 +479,8 @@ private static final long serialVersionUID = 0L;
         maximumIntervalBuilder_ = null;
       }
       maximumAttempts_ = 0;
+      nonRetryableCodes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00000010);
       return this;
     }
 
@@ -431,9 +507,18 @@ private static final long serialVersionUID = 0L;
     @java.lang.Override
     public io.stepping.tm.v1.RetryPolicy buildPartial() {
       io.stepping.tm.v1.RetryPolicy result = new io.stepping.tm.v1.RetryPolicy(this);
+      buildPartialRepeatedFields(result);
       if (bitField0_ != 0) { buildPartial0(result); }
       onBuilt();
       return result;
+    }
+
+    private void buildPartialRepeatedFields(io.stepping.tm.v1.RetryPolicy result) {
+      if (((bitField0_ & 0x00000010) != 0)) {
+        nonRetryableCodes_ = nonRetryableCodes_.getUnmodifiableView();
+        bitField0_ = (bitField0_ & ~0x00000010);
+      }
+      result.nonRetryableCodes_ = nonRetryableCodes_;
     }
 
     private void buildPartial0(io.stepping.tm.v1.RetryPolicy result) {
@@ -512,6 +597,16 @@ private static final long serialVersionUID = 0L;
       if (other.getMaximumAttempts() != 0) {
         setMaximumAttempts(other.getMaximumAttempts());
       }
+      if (!other.nonRetryableCodes_.isEmpty()) {
+        if (nonRetryableCodes_.isEmpty()) {
+          nonRetryableCodes_ = other.nonRetryableCodes_;
+          bitField0_ = (bitField0_ & ~0x00000010);
+        } else {
+          ensureNonRetryableCodesIsMutable();
+          nonRetryableCodes_.addAll(other.nonRetryableCodes_);
+        }
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -562,6 +657,12 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000008;
               break;
             } // case 32
+            case 42: {
+              java.lang.String s = input.readStringRequireUtf8();
+              ensureNonRetryableCodesIsMutable();
+              nonRetryableCodes_.add(s);
+              break;
+            } // case 42
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -973,6 +1074,155 @@ private static final long serialVersionUID = 0L;
     public Builder clearMaximumAttempts() {
       bitField0_ = (bitField0_ & ~0x00000008);
       maximumAttempts_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.LazyStringList nonRetryableCodes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+    private void ensureNonRetryableCodesIsMutable() {
+      if (!((bitField0_ & 0x00000010) != 0)) {
+        nonRetryableCodes_ = new com.google.protobuf.LazyStringArrayList(nonRetryableCodes_);
+        bitField0_ |= 0x00000010;
+       }
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @return A list containing the nonRetryableCodes.
+     */
+    public com.google.protobuf.ProtocolStringList
+        getNonRetryableCodesList() {
+      return nonRetryableCodes_.getUnmodifiableView();
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @return The count of nonRetryableCodes.
+     */
+    public int getNonRetryableCodesCount() {
+      return nonRetryableCodes_.size();
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @param index The index of the element to return.
+     * @return The nonRetryableCodes at the given index.
+     */
+    public java.lang.String getNonRetryableCodes(int index) {
+      return nonRetryableCodes_.get(index);
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @param index The index of the value to return.
+     * @return The bytes of the nonRetryableCodes at the given index.
+     */
+    public com.google.protobuf.ByteString
+        getNonRetryableCodesBytes(int index) {
+      return nonRetryableCodes_.getByteString(index);
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @param index The index to set the value at.
+     * @param value The nonRetryableCodes to set.
+     * @return This builder for chaining.
+     */
+    public Builder setNonRetryableCodes(
+        int index, java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureNonRetryableCodesIsMutable();
+      nonRetryableCodes_.set(index, value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @param value The nonRetryableCodes to add.
+     * @return This builder for chaining.
+     */
+    public Builder addNonRetryableCodes(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      ensureNonRetryableCodesIsMutable();
+      nonRetryableCodes_.add(value);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @param values The nonRetryableCodes to add.
+     * @return This builder for chaining.
+     */
+    public Builder addAllNonRetryableCodes(
+        java.lang.Iterable<java.lang.String> values) {
+      ensureNonRetryableCodesIsMutable();
+      com.google.protobuf.AbstractMessageLite.Builder.addAll(
+          values, nonRetryableCodes_);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearNonRetryableCodes() {
+      nonRetryableCodes_ = com.google.protobuf.LazyStringArrayList.EMPTY;
+      bitField0_ = (bitField0_ & ~0x00000010);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+     * once instead of being retried. Unset: the TM's default list (see README).
+     * </pre>
+     *
+     * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+     * @param value The bytes of the nonRetryableCodes to add.
+     * @return This builder for chaining.
+     */
+    public Builder addNonRetryableCodesBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      ensureNonRetryableCodesIsMutable();
+      nonRetryableCodes_.add(value);
       onChanged();
       return this;
     }

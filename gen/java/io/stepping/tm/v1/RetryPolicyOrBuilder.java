@@ -80,4 +80,49 @@ public interface RetryPolicyOrBuilder extends
    * @return The maximumAttempts.
    */
   int getMaximumAttempts();
+
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @return A list containing the nonRetryableCodes.
+   */
+  java.util.List<java.lang.String>
+      getNonRetryableCodesList();
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @return The count of nonRetryableCodes.
+   */
+  int getNonRetryableCodesCount();
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @param index The index of the element to return.
+   * @return The nonRetryableCodes at the given index.
+   */
+  java.lang.String getNonRetryableCodes(int index);
+  /**
+   * <pre>
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   * </pre>
+   *
+   * <code>repeated string non_retryable_codes = 5 [json_name = "nonRetryableCodes"];</code>
+   * @param index The index of the value to return.
+   * @return The bytes of the nonRetryableCodes at the given index.
+   */
+  com.google.protobuf.ByteString
+      getNonRetryableCodesBytes(int index);
 }

@@ -24,6 +24,8 @@ private static final long serialVersionUID = 0L;
     status_ = 0;
     lastError_ = "";
     result_ = com.google.protobuf.ByteString.EMPTY;
+    history_ = java.util.Collections.emptyList();
+    payload_ = com.google.protobuf.ByteString.EMPTY;
   }
 
   @java.lang.Override
@@ -43,6 +45,18 @@ private static final long serialVersionUID = 0L;
     return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_StepState_descriptor;
   }
 
+  @SuppressWarnings({"rawtypes"})
+  @java.lang.Override
+  protected com.google.protobuf.MapField internalGetMapField(
+      int number) {
+    switch (number) {
+      case 10:
+        return internalGetHeaders();
+      default:
+        throw new RuntimeException(
+            "Invalid map field number: " + number);
+    }
+  }
   @java.lang.Override
   protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internalGetFieldAccessorTable() {
@@ -254,6 +268,334 @@ private static final long serialVersionUID = 0L;
     return nextAttemptTime_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : nextAttemptTime_;
   }
 
+  public static final int HISTORY_FIELD_NUMBER = 8;
+  @SuppressWarnings("serial")
+  private java.util.List<io.stepping.tm.v1.Attempt> history_;
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<io.stepping.tm.v1.Attempt> getHistoryList() {
+    return history_;
+  }
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<? extends io.stepping.tm.v1.AttemptOrBuilder> 
+      getHistoryOrBuilderList() {
+    return history_;
+  }
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  @java.lang.Override
+  public int getHistoryCount() {
+    return history_.size();
+  }
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.Attempt getHistory(int index) {
+    return history_.get(index);
+  }
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.AttemptOrBuilder getHistoryOrBuilder(
+      int index) {
+    return history_.get(index);
+  }
+
+  public static final int PAYLOAD_FIELD_NUMBER = 9;
+  private com.google.protobuf.ByteString payload_ = com.google.protobuf.ByteString.EMPTY;
+  /**
+   * <pre>
+   * The step's request bytes. GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>bytes payload = 9 [json_name = "payload"];</code>
+   * @return The payload.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString getPayload() {
+    return payload_;
+  }
+
+  public static final int HEADERS_FIELD_NUMBER = 10;
+  private static final class HeadersDefaultEntryHolder {
+    static final com.google.protobuf.MapEntry<
+        java.lang.String, java.lang.String> defaultEntry =
+            com.google.protobuf.MapEntry
+            .<java.lang.String, java.lang.String>newDefaultInstance(
+                io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_StepState_HeadersEntry_descriptor, 
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "",
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "");
+  }
+  @SuppressWarnings("serial")
+  private com.google.protobuf.MapField<
+      java.lang.String, java.lang.String> headers_;
+  private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+  internalGetHeaders() {
+    if (headers_ == null) {
+      return com.google.protobuf.MapField.emptyMapField(
+          HeadersDefaultEntryHolder.defaultEntry);
+    }
+    return headers_;
+  }
+  public int getHeadersCount() {
+    return internalGetHeaders().getMap().size();
+  }
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  @java.lang.Override
+  public boolean containsHeaders(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    return internalGetHeaders().getMap().containsKey(key);
+  }
+  /**
+   * Use {@link #getHeadersMap()} instead.
+   */
+  @java.lang.Override
+  @java.lang.Deprecated
+  public java.util.Map<java.lang.String, java.lang.String> getHeaders() {
+    return getHeadersMap();
+  }
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  @java.lang.Override
+  public java.util.Map<java.lang.String, java.lang.String> getHeadersMap() {
+    return internalGetHeaders().getMap();
+  }
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  @java.lang.Override
+  public /* nullable */
+java.lang.String getHeadersOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetHeaders().getMap();
+    return map.containsKey(key) ? map.get(key) : defaultValue;
+  }
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  @java.lang.Override
+  public java.lang.String getHeadersOrThrow(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetHeaders().getMap();
+    if (!map.containsKey(key)) {
+      throw new java.lang.IllegalArgumentException();
+    }
+    return map.get(key);
+  }
+
+  public static final int ACTION_FIELD_NUMBER = 11;
+  private io.stepping.tm.v1.Endpoint action_;
+  /**
+   * <pre>
+   * The endpoint that does the work.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+   * @return Whether the action field is set.
+   */
+  @java.lang.Override
+  public boolean hasAction() {
+    return action_ != null;
+  }
+  /**
+   * <pre>
+   * The endpoint that does the work.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+   * @return The action.
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.Endpoint getAction() {
+    return action_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : action_;
+  }
+  /**
+   * <pre>
+   * The endpoint that does the work.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.EndpointOrBuilder getActionOrBuilder() {
+    return action_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : action_;
+  }
+
+  public static final int COMPENSATION_FIELD_NUMBER = 12;
+  private io.stepping.tm.v1.Endpoint compensation_;
+  /**
+   * <pre>
+   * Saga: the endpoint that undoes it, if any.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+   * @return Whether the compensation field is set.
+   */
+  @java.lang.Override
+  public boolean hasCompensation() {
+    return compensation_ != null;
+  }
+  /**
+   * <pre>
+   * Saga: the endpoint that undoes it, if any.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+   * @return The compensation.
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.Endpoint getCompensation() {
+    return compensation_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : compensation_;
+  }
+  /**
+   * <pre>
+   * Saga: the endpoint that undoes it, if any.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.EndpointOrBuilder getCompensationOrBuilder() {
+    return compensation_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : compensation_;
+  }
+
+  public static final int RETRY_POLICY_FIELD_NUMBER = 13;
+  private io.stepping.tm.v1.RetryPolicy retryPolicy_;
+  /**
+   * <pre>
+   * The retry policy in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+   * @return Whether the retryPolicy field is set.
+   */
+  @java.lang.Override
+  public boolean hasRetryPolicy() {
+    return retryPolicy_ != null;
+  }
+  /**
+   * <pre>
+   * The retry policy in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+   * @return The retryPolicy.
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.RetryPolicy getRetryPolicy() {
+    return retryPolicy_ == null ? io.stepping.tm.v1.RetryPolicy.getDefaultInstance() : retryPolicy_;
+  }
+  /**
+   * <pre>
+   * The retry policy in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.RetryPolicyOrBuilder getRetryPolicyOrBuilder() {
+    return retryPolicy_ == null ? io.stepping.tm.v1.RetryPolicy.getDefaultInstance() : retryPolicy_;
+  }
+
+  public static final int TIMEOUT_FIELD_NUMBER = 14;
+  private com.google.protobuf.Duration timeout_;
+  /**
+   * <pre>
+   * Deadline of one call.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+   * @return Whether the timeout field is set.
+   */
+  @java.lang.Override
+  public boolean hasTimeout() {
+    return timeout_ != null;
+  }
+  /**
+   * <pre>
+   * Deadline of one call.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+   * @return The timeout.
+   */
+  @java.lang.Override
+  public com.google.protobuf.Duration getTimeout() {
+    return timeout_ == null ? com.google.protobuf.Duration.getDefaultInstance() : timeout_;
+  }
+  /**
+   * <pre>
+   * Deadline of one call.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+   */
+  @java.lang.Override
+  public com.google.protobuf.DurationOrBuilder getTimeoutOrBuilder() {
+    return timeout_ == null ? com.google.protobuf.Duration.getDefaultInstance() : timeout_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -288,6 +630,30 @@ private static final long serialVersionUID = 0L;
     }
     if (nextAttemptTime_ != null) {
       output.writeMessage(7, getNextAttemptTime());
+    }
+    for (int i = 0; i < history_.size(); i++) {
+      output.writeMessage(8, history_.get(i));
+    }
+    if (!payload_.isEmpty()) {
+      output.writeBytes(9, payload_);
+    }
+    com.google.protobuf.GeneratedMessageV3
+      .serializeStringMapTo(
+        output,
+        internalGetHeaders(),
+        HeadersDefaultEntryHolder.defaultEntry,
+        10);
+    if (action_ != null) {
+      output.writeMessage(11, getAction());
+    }
+    if (compensation_ != null) {
+      output.writeMessage(12, getCompensation());
+    }
+    if (retryPolicy_ != null) {
+      output.writeMessage(13, getRetryPolicy());
+    }
+    if (timeout_ != null) {
+      output.writeMessage(14, getTimeout());
     }
     getUnknownFields().writeTo(output);
   }
@@ -324,6 +690,40 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(7, getNextAttemptTime());
     }
+    for (int i = 0; i < history_.size(); i++) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(8, history_.get(i));
+    }
+    if (!payload_.isEmpty()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBytesSize(9, payload_);
+    }
+    for (java.util.Map.Entry<java.lang.String, java.lang.String> entry
+         : internalGetHeaders().getMap().entrySet()) {
+      com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+      headers__ = HeadersDefaultEntryHolder.defaultEntry.newBuilderForType()
+          .setKey(entry.getKey())
+          .setValue(entry.getValue())
+          .build();
+      size += com.google.protobuf.CodedOutputStream
+          .computeMessageSize(10, headers__);
+    }
+    if (action_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(11, getAction());
+    }
+    if (compensation_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(12, getCompensation());
+    }
+    if (retryPolicy_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(13, getRetryPolicy());
+    }
+    if (timeout_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(14, getTimeout());
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -355,6 +755,32 @@ private static final long serialVersionUID = 0L;
       if (!getNextAttemptTime()
           .equals(other.getNextAttemptTime())) return false;
     }
+    if (!getHistoryList()
+        .equals(other.getHistoryList())) return false;
+    if (!getPayload()
+        .equals(other.getPayload())) return false;
+    if (!internalGetHeaders().equals(
+        other.internalGetHeaders())) return false;
+    if (hasAction() != other.hasAction()) return false;
+    if (hasAction()) {
+      if (!getAction()
+          .equals(other.getAction())) return false;
+    }
+    if (hasCompensation() != other.hasCompensation()) return false;
+    if (hasCompensation()) {
+      if (!getCompensation()
+          .equals(other.getCompensation())) return false;
+    }
+    if (hasRetryPolicy() != other.hasRetryPolicy()) return false;
+    if (hasRetryPolicy()) {
+      if (!getRetryPolicy()
+          .equals(other.getRetryPolicy())) return false;
+    }
+    if (hasTimeout() != other.hasTimeout()) return false;
+    if (hasTimeout()) {
+      if (!getTimeout()
+          .equals(other.getTimeout())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -381,6 +807,32 @@ private static final long serialVersionUID = 0L;
     if (hasNextAttemptTime()) {
       hash = (37 * hash) + NEXT_ATTEMPT_TIME_FIELD_NUMBER;
       hash = (53 * hash) + getNextAttemptTime().hashCode();
+    }
+    if (getHistoryCount() > 0) {
+      hash = (37 * hash) + HISTORY_FIELD_NUMBER;
+      hash = (53 * hash) + getHistoryList().hashCode();
+    }
+    hash = (37 * hash) + PAYLOAD_FIELD_NUMBER;
+    hash = (53 * hash) + getPayload().hashCode();
+    if (!internalGetHeaders().getMap().isEmpty()) {
+      hash = (37 * hash) + HEADERS_FIELD_NUMBER;
+      hash = (53 * hash) + internalGetHeaders().hashCode();
+    }
+    if (hasAction()) {
+      hash = (37 * hash) + ACTION_FIELD_NUMBER;
+      hash = (53 * hash) + getAction().hashCode();
+    }
+    if (hasCompensation()) {
+      hash = (37 * hash) + COMPENSATION_FIELD_NUMBER;
+      hash = (53 * hash) + getCompensation().hashCode();
+    }
+    if (hasRetryPolicy()) {
+      hash = (37 * hash) + RETRY_POLICY_FIELD_NUMBER;
+      hash = (53 * hash) + getRetryPolicy().hashCode();
+    }
+    if (hasTimeout()) {
+      hash = (37 * hash) + TIMEOUT_FIELD_NUMBER;
+      hash = (53 * hash) + getTimeout().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -493,6 +945,28 @@ private static final long serialVersionUID = 0L;
       return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_StepState_descriptor;
     }
 
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMapField(
+        int number) {
+      switch (number) {
+        case 10:
+          return internalGetHeaders();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMutableMapField(
+        int number) {
+      switch (number) {
+        case 10:
+          return internalGetMutableHeaders();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
     @java.lang.Override
     protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
         internalGetFieldAccessorTable() {
@@ -526,6 +1000,35 @@ private static final long serialVersionUID = 0L;
         nextAttemptTimeBuilder_.dispose();
         nextAttemptTimeBuilder_ = null;
       }
+      if (historyBuilder_ == null) {
+        history_ = java.util.Collections.emptyList();
+      } else {
+        history_ = null;
+        historyBuilder_.clear();
+      }
+      bitField0_ = (bitField0_ & ~0x00000080);
+      payload_ = com.google.protobuf.ByteString.EMPTY;
+      internalGetMutableHeaders().clear();
+      action_ = null;
+      if (actionBuilder_ != null) {
+        actionBuilder_.dispose();
+        actionBuilder_ = null;
+      }
+      compensation_ = null;
+      if (compensationBuilder_ != null) {
+        compensationBuilder_.dispose();
+        compensationBuilder_ = null;
+      }
+      retryPolicy_ = null;
+      if (retryPolicyBuilder_ != null) {
+        retryPolicyBuilder_.dispose();
+        retryPolicyBuilder_ = null;
+      }
+      timeout_ = null;
+      if (timeoutBuilder_ != null) {
+        timeoutBuilder_.dispose();
+        timeoutBuilder_ = null;
+      }
       return this;
     }
 
@@ -552,9 +1055,22 @@ private static final long serialVersionUID = 0L;
     @java.lang.Override
     public io.stepping.tm.v1.StepState buildPartial() {
       io.stepping.tm.v1.StepState result = new io.stepping.tm.v1.StepState(this);
+      buildPartialRepeatedFields(result);
       if (bitField0_ != 0) { buildPartial0(result); }
       onBuilt();
       return result;
+    }
+
+    private void buildPartialRepeatedFields(io.stepping.tm.v1.StepState result) {
+      if (historyBuilder_ == null) {
+        if (((bitField0_ & 0x00000080) != 0)) {
+          history_ = java.util.Collections.unmodifiableList(history_);
+          bitField0_ = (bitField0_ & ~0x00000080);
+        }
+        result.history_ = history_;
+      } else {
+        result.history_ = historyBuilder_.build();
+      }
     }
 
     private void buildPartial0(io.stepping.tm.v1.StepState result) {
@@ -581,6 +1097,33 @@ private static final long serialVersionUID = 0L;
         result.nextAttemptTime_ = nextAttemptTimeBuilder_ == null
             ? nextAttemptTime_
             : nextAttemptTimeBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000100) != 0)) {
+        result.payload_ = payload_;
+      }
+      if (((from_bitField0_ & 0x00000200) != 0)) {
+        result.headers_ = internalGetHeaders();
+        result.headers_.makeImmutable();
+      }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.action_ = actionBuilder_ == null
+            ? action_
+            : actionBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000800) != 0)) {
+        result.compensation_ = compensationBuilder_ == null
+            ? compensation_
+            : compensationBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00001000) != 0)) {
+        result.retryPolicy_ = retryPolicyBuilder_ == null
+            ? retryPolicy_
+            : retryPolicyBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00002000) != 0)) {
+        result.timeout_ = timeoutBuilder_ == null
+            ? timeout_
+            : timeoutBuilder_.build();
       }
     }
 
@@ -653,6 +1196,50 @@ private static final long serialVersionUID = 0L;
       if (other.hasNextAttemptTime()) {
         mergeNextAttemptTime(other.getNextAttemptTime());
       }
+      if (historyBuilder_ == null) {
+        if (!other.history_.isEmpty()) {
+          if (history_.isEmpty()) {
+            history_ = other.history_;
+            bitField0_ = (bitField0_ & ~0x00000080);
+          } else {
+            ensureHistoryIsMutable();
+            history_.addAll(other.history_);
+          }
+          onChanged();
+        }
+      } else {
+        if (!other.history_.isEmpty()) {
+          if (historyBuilder_.isEmpty()) {
+            historyBuilder_.dispose();
+            historyBuilder_ = null;
+            history_ = other.history_;
+            bitField0_ = (bitField0_ & ~0x00000080);
+            historyBuilder_ = 
+              com.google.protobuf.GeneratedMessageV3.alwaysUseFieldBuilders ?
+                 getHistoryFieldBuilder() : null;
+          } else {
+            historyBuilder_.addAllMessages(other.history_);
+          }
+        }
+      }
+      if (other.getPayload() != com.google.protobuf.ByteString.EMPTY) {
+        setPayload(other.getPayload());
+      }
+      internalGetMutableHeaders().mergeFrom(
+          other.internalGetHeaders());
+      bitField0_ |= 0x00000200;
+      if (other.hasAction()) {
+        mergeAction(other.getAction());
+      }
+      if (other.hasCompensation()) {
+        mergeCompensation(other.getCompensation());
+      }
+      if (other.hasRetryPolicy()) {
+        mergeRetryPolicy(other.getRetryPolicy());
+      }
+      if (other.hasTimeout()) {
+        mergeTimeout(other.getTimeout());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -716,6 +1303,61 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000040;
               break;
             } // case 58
+            case 66: {
+              io.stepping.tm.v1.Attempt m =
+                  input.readMessage(
+                      io.stepping.tm.v1.Attempt.parser(),
+                      extensionRegistry);
+              if (historyBuilder_ == null) {
+                ensureHistoryIsMutable();
+                history_.add(m);
+              } else {
+                historyBuilder_.addMessage(m);
+              }
+              break;
+            } // case 66
+            case 74: {
+              payload_ = input.readBytes();
+              bitField0_ |= 0x00000100;
+              break;
+            } // case 74
+            case 82: {
+              com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+              headers__ = input.readMessage(
+                  HeadersDefaultEntryHolder.defaultEntry.getParserForType(), extensionRegistry);
+              internalGetMutableHeaders().getMutableMap().put(
+                  headers__.getKey(), headers__.getValue());
+              bitField0_ |= 0x00000200;
+              break;
+            } // case 82
+            case 90: {
+              input.readMessage(
+                  getActionFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 90
+            case 98: {
+              input.readMessage(
+                  getCompensationFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000800;
+              break;
+            } // case 98
+            case 106: {
+              input.readMessage(
+                  getRetryPolicyFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00001000;
+              break;
+            } // case 106
+            case 114: {
+              input.readMessage(
+                  getTimeoutFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00002000;
+              break;
+            } // case 114
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1275,6 +1917,1155 @@ private static final long serialVersionUID = 0L;
         nextAttemptTime_ = null;
       }
       return nextAttemptTimeBuilder_;
+    }
+
+    private java.util.List<io.stepping.tm.v1.Attempt> history_ =
+      java.util.Collections.emptyList();
+    private void ensureHistoryIsMutable() {
+      if (!((bitField0_ & 0x00000080) != 0)) {
+        history_ = new java.util.ArrayList<io.stepping.tm.v1.Attempt>(history_);
+        bitField0_ |= 0x00000080;
+       }
+    }
+
+    private com.google.protobuf.RepeatedFieldBuilderV3<
+        io.stepping.tm.v1.Attempt, io.stepping.tm.v1.Attempt.Builder, io.stepping.tm.v1.AttemptOrBuilder> historyBuilder_;
+
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public java.util.List<io.stepping.tm.v1.Attempt> getHistoryList() {
+      if (historyBuilder_ == null) {
+        return java.util.Collections.unmodifiableList(history_);
+      } else {
+        return historyBuilder_.getMessageList();
+      }
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public int getHistoryCount() {
+      if (historyBuilder_ == null) {
+        return history_.size();
+      } else {
+        return historyBuilder_.getCount();
+      }
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public io.stepping.tm.v1.Attempt getHistory(int index) {
+      if (historyBuilder_ == null) {
+        return history_.get(index);
+      } else {
+        return historyBuilder_.getMessage(index);
+      }
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder setHistory(
+        int index, io.stepping.tm.v1.Attempt value) {
+      if (historyBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureHistoryIsMutable();
+        history_.set(index, value);
+        onChanged();
+      } else {
+        historyBuilder_.setMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder setHistory(
+        int index, io.stepping.tm.v1.Attempt.Builder builderForValue) {
+      if (historyBuilder_ == null) {
+        ensureHistoryIsMutable();
+        history_.set(index, builderForValue.build());
+        onChanged();
+      } else {
+        historyBuilder_.setMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder addHistory(io.stepping.tm.v1.Attempt value) {
+      if (historyBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureHistoryIsMutable();
+        history_.add(value);
+        onChanged();
+      } else {
+        historyBuilder_.addMessage(value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder addHistory(
+        int index, io.stepping.tm.v1.Attempt value) {
+      if (historyBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureHistoryIsMutable();
+        history_.add(index, value);
+        onChanged();
+      } else {
+        historyBuilder_.addMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder addHistory(
+        io.stepping.tm.v1.Attempt.Builder builderForValue) {
+      if (historyBuilder_ == null) {
+        ensureHistoryIsMutable();
+        history_.add(builderForValue.build());
+        onChanged();
+      } else {
+        historyBuilder_.addMessage(builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder addHistory(
+        int index, io.stepping.tm.v1.Attempt.Builder builderForValue) {
+      if (historyBuilder_ == null) {
+        ensureHistoryIsMutable();
+        history_.add(index, builderForValue.build());
+        onChanged();
+      } else {
+        historyBuilder_.addMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder addAllHistory(
+        java.lang.Iterable<? extends io.stepping.tm.v1.Attempt> values) {
+      if (historyBuilder_ == null) {
+        ensureHistoryIsMutable();
+        com.google.protobuf.AbstractMessageLite.Builder.addAll(
+            values, history_);
+        onChanged();
+      } else {
+        historyBuilder_.addAllMessages(values);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder clearHistory() {
+      if (historyBuilder_ == null) {
+        history_ = java.util.Collections.emptyList();
+        bitField0_ = (bitField0_ & ~0x00000080);
+        onChanged();
+      } else {
+        historyBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public Builder removeHistory(int index) {
+      if (historyBuilder_ == null) {
+        ensureHistoryIsMutable();
+        history_.remove(index);
+        onChanged();
+      } else {
+        historyBuilder_.remove(index);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public io.stepping.tm.v1.Attempt.Builder getHistoryBuilder(
+        int index) {
+      return getHistoryFieldBuilder().getBuilder(index);
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public io.stepping.tm.v1.AttemptOrBuilder getHistoryOrBuilder(
+        int index) {
+      if (historyBuilder_ == null) {
+        return history_.get(index);  } else {
+        return historyBuilder_.getMessageOrBuilder(index);
+      }
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public java.util.List<? extends io.stepping.tm.v1.AttemptOrBuilder> 
+         getHistoryOrBuilderList() {
+      if (historyBuilder_ != null) {
+        return historyBuilder_.getMessageOrBuilderList();
+      } else {
+        return java.util.Collections.unmodifiableList(history_);
+      }
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public io.stepping.tm.v1.Attempt.Builder addHistoryBuilder() {
+      return getHistoryFieldBuilder().addBuilder(
+          io.stepping.tm.v1.Attempt.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public io.stepping.tm.v1.Attempt.Builder addHistoryBuilder(
+        int index) {
+      return getHistoryFieldBuilder().addBuilder(
+          index, io.stepping.tm.v1.Attempt.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * The calls made, oldest first (at most the last 50; `attempts` counts all).
+     * GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+     */
+    public java.util.List<io.stepping.tm.v1.Attempt.Builder> 
+         getHistoryBuilderList() {
+      return getHistoryFieldBuilder().getBuilderList();
+    }
+    private com.google.protobuf.RepeatedFieldBuilderV3<
+        io.stepping.tm.v1.Attempt, io.stepping.tm.v1.Attempt.Builder, io.stepping.tm.v1.AttemptOrBuilder> 
+        getHistoryFieldBuilder() {
+      if (historyBuilder_ == null) {
+        historyBuilder_ = new com.google.protobuf.RepeatedFieldBuilderV3<
+            io.stepping.tm.v1.Attempt, io.stepping.tm.v1.Attempt.Builder, io.stepping.tm.v1.AttemptOrBuilder>(
+                history_,
+                ((bitField0_ & 0x00000080) != 0),
+                getParentForChildren(),
+                isClean());
+        history_ = null;
+      }
+      return historyBuilder_;
+    }
+
+    private com.google.protobuf.ByteString payload_ = com.google.protobuf.ByteString.EMPTY;
+    /**
+     * <pre>
+     * The step's request bytes. GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>bytes payload = 9 [json_name = "payload"];</code>
+     * @return The payload.
+     */
+    @java.lang.Override
+    public com.google.protobuf.ByteString getPayload() {
+      return payload_;
+    }
+    /**
+     * <pre>
+     * The step's request bytes. GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>bytes payload = 9 [json_name = "payload"];</code>
+     * @param value The payload to set.
+     * @return This builder for chaining.
+     */
+    public Builder setPayload(com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      payload_ = value;
+      bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The step's request bytes. GetTransaction and WatchTransaction only.
+     * </pre>
+     *
+     * <code>bytes payload = 9 [json_name = "payload"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearPayload() {
+      bitField0_ = (bitField0_ & ~0x00000100);
+      payload_ = getDefaultInstance().getPayload();
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.MapField<
+        java.lang.String, java.lang.String> headers_;
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetHeaders() {
+      if (headers_ == null) {
+        return com.google.protobuf.MapField.emptyMapField(
+            HeadersDefaultEntryHolder.defaultEntry);
+      }
+      return headers_;
+    }
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetMutableHeaders() {
+      if (headers_ == null) {
+        headers_ = com.google.protobuf.MapField.newMapField(
+            HeadersDefaultEntryHolder.defaultEntry);
+      }
+      if (!headers_.isMutable()) {
+        headers_ = headers_.copy();
+      }
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return headers_;
+    }
+    public int getHeadersCount() {
+      return internalGetHeaders().getMap().size();
+    }
+    /**
+     * <pre>
+     * The step's call metadata as submitted.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+     */
+    @java.lang.Override
+    public boolean containsHeaders(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      return internalGetHeaders().getMap().containsKey(key);
+    }
+    /**
+     * Use {@link #getHeadersMap()} instead.
+     */
+    @java.lang.Override
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String> getHeaders() {
+      return getHeadersMap();
+    }
+    /**
+     * <pre>
+     * The step's call metadata as submitted.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+     */
+    @java.lang.Override
+    public java.util.Map<java.lang.String, java.lang.String> getHeadersMap() {
+      return internalGetHeaders().getMap();
+    }
+    /**
+     * <pre>
+     * The step's call metadata as submitted.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+     */
+    @java.lang.Override
+    public /* nullable */
+java.lang.String getHeadersOrDefault(
+        java.lang.String key,
+        /* nullable */
+java.lang.String defaultValue) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetHeaders().getMap();
+      return map.containsKey(key) ? map.get(key) : defaultValue;
+    }
+    /**
+     * <pre>
+     * The step's call metadata as submitted.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+     */
+    @java.lang.Override
+    public java.lang.String getHeadersOrThrow(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetHeaders().getMap();
+      if (!map.containsKey(key)) {
+        throw new java.lang.IllegalArgumentException();
+      }
+      return map.get(key);
+    }
+    public Builder clearHeaders() {
+      bitField0_ = (bitField0_ & ~0x00000200);
+      internalGetMutableHeaders().getMutableMap()
+          .clear();
+      return this;
+    }
+    /**
+     * <pre>
+     * The step's call metadata as submitted.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+     */
+    public Builder removeHeaders(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      internalGetMutableHeaders().getMutableMap()
+          .remove(key);
+      return this;
+    }
+    /**
+     * Use alternate mutation accessors instead.
+     */
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String>
+        getMutableHeaders() {
+      bitField0_ |= 0x00000200;
+      return internalGetMutableHeaders().getMutableMap();
+    }
+    /**
+     * <pre>
+     * The step's call metadata as submitted.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+     */
+    public Builder putHeaders(
+        java.lang.String key,
+        java.lang.String value) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      if (value == null) { throw new NullPointerException("map value"); }
+      internalGetMutableHeaders().getMutableMap()
+          .put(key, value);
+      bitField0_ |= 0x00000200;
+      return this;
+    }
+    /**
+     * <pre>
+     * The step's call metadata as submitted.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+     */
+    public Builder putAllHeaders(
+        java.util.Map<java.lang.String, java.lang.String> values) {
+      internalGetMutableHeaders().getMutableMap()
+          .putAll(values);
+      bitField0_ |= 0x00000200;
+      return this;
+    }
+
+    private io.stepping.tm.v1.Endpoint action_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder> actionBuilder_;
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     * @return Whether the action field is set.
+     */
+    public boolean hasAction() {
+      return ((bitField0_ & 0x00000400) != 0);
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     * @return The action.
+     */
+    public io.stepping.tm.v1.Endpoint getAction() {
+      if (actionBuilder_ == null) {
+        return action_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : action_;
+      } else {
+        return actionBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     */
+    public Builder setAction(io.stepping.tm.v1.Endpoint value) {
+      if (actionBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        action_ = value;
+      } else {
+        actionBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     */
+    public Builder setAction(
+        io.stepping.tm.v1.Endpoint.Builder builderForValue) {
+      if (actionBuilder_ == null) {
+        action_ = builderForValue.build();
+      } else {
+        actionBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     */
+    public Builder mergeAction(io.stepping.tm.v1.Endpoint value) {
+      if (actionBuilder_ == null) {
+        if (((bitField0_ & 0x00000400) != 0) &&
+          action_ != null &&
+          action_ != io.stepping.tm.v1.Endpoint.getDefaultInstance()) {
+          getActionBuilder().mergeFrom(value);
+        } else {
+          action_ = value;
+        }
+      } else {
+        actionBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     */
+    public Builder clearAction() {
+      bitField0_ = (bitField0_ & ~0x00000400);
+      action_ = null;
+      if (actionBuilder_ != null) {
+        actionBuilder_.dispose();
+        actionBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     */
+    public io.stepping.tm.v1.Endpoint.Builder getActionBuilder() {
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return getActionFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     */
+    public io.stepping.tm.v1.EndpointOrBuilder getActionOrBuilder() {
+      if (actionBuilder_ != null) {
+        return actionBuilder_.getMessageOrBuilder();
+      } else {
+        return action_ == null ?
+            io.stepping.tm.v1.Endpoint.getDefaultInstance() : action_;
+      }
+    }
+    /**
+     * <pre>
+     * The endpoint that does the work.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder> 
+        getActionFieldBuilder() {
+      if (actionBuilder_ == null) {
+        actionBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder>(
+                getAction(),
+                getParentForChildren(),
+                isClean());
+        action_ = null;
+      }
+      return actionBuilder_;
+    }
+
+    private io.stepping.tm.v1.Endpoint compensation_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder> compensationBuilder_;
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     * @return Whether the compensation field is set.
+     */
+    public boolean hasCompensation() {
+      return ((bitField0_ & 0x00000800) != 0);
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     * @return The compensation.
+     */
+    public io.stepping.tm.v1.Endpoint getCompensation() {
+      if (compensationBuilder_ == null) {
+        return compensation_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : compensation_;
+      } else {
+        return compensationBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     */
+    public Builder setCompensation(io.stepping.tm.v1.Endpoint value) {
+      if (compensationBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        compensation_ = value;
+      } else {
+        compensationBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     */
+    public Builder setCompensation(
+        io.stepping.tm.v1.Endpoint.Builder builderForValue) {
+      if (compensationBuilder_ == null) {
+        compensation_ = builderForValue.build();
+      } else {
+        compensationBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     */
+    public Builder mergeCompensation(io.stepping.tm.v1.Endpoint value) {
+      if (compensationBuilder_ == null) {
+        if (((bitField0_ & 0x00000800) != 0) &&
+          compensation_ != null &&
+          compensation_ != io.stepping.tm.v1.Endpoint.getDefaultInstance()) {
+          getCompensationBuilder().mergeFrom(value);
+        } else {
+          compensation_ = value;
+        }
+      } else {
+        compensationBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     */
+    public Builder clearCompensation() {
+      bitField0_ = (bitField0_ & ~0x00000800);
+      compensation_ = null;
+      if (compensationBuilder_ != null) {
+        compensationBuilder_.dispose();
+        compensationBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     */
+    public io.stepping.tm.v1.Endpoint.Builder getCompensationBuilder() {
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return getCompensationFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     */
+    public io.stepping.tm.v1.EndpointOrBuilder getCompensationOrBuilder() {
+      if (compensationBuilder_ != null) {
+        return compensationBuilder_.getMessageOrBuilder();
+      } else {
+        return compensation_ == null ?
+            io.stepping.tm.v1.Endpoint.getDefaultInstance() : compensation_;
+      }
+    }
+    /**
+     * <pre>
+     * Saga: the endpoint that undoes it, if any.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder> 
+        getCompensationFieldBuilder() {
+      if (compensationBuilder_ == null) {
+        compensationBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder>(
+                getCompensation(),
+                getParentForChildren(),
+                isClean());
+        compensation_ = null;
+      }
+      return compensationBuilder_;
+    }
+
+    private io.stepping.tm.v1.RetryPolicy retryPolicy_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.RetryPolicy, io.stepping.tm.v1.RetryPolicy.Builder, io.stepping.tm.v1.RetryPolicyOrBuilder> retryPolicyBuilder_;
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     * @return Whether the retryPolicy field is set.
+     */
+    public boolean hasRetryPolicy() {
+      return ((bitField0_ & 0x00001000) != 0);
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     * @return The retryPolicy.
+     */
+    public io.stepping.tm.v1.RetryPolicy getRetryPolicy() {
+      if (retryPolicyBuilder_ == null) {
+        return retryPolicy_ == null ? io.stepping.tm.v1.RetryPolicy.getDefaultInstance() : retryPolicy_;
+      } else {
+        return retryPolicyBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     */
+    public Builder setRetryPolicy(io.stepping.tm.v1.RetryPolicy value) {
+      if (retryPolicyBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        retryPolicy_ = value;
+      } else {
+        retryPolicyBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     */
+    public Builder setRetryPolicy(
+        io.stepping.tm.v1.RetryPolicy.Builder builderForValue) {
+      if (retryPolicyBuilder_ == null) {
+        retryPolicy_ = builderForValue.build();
+      } else {
+        retryPolicyBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     */
+    public Builder mergeRetryPolicy(io.stepping.tm.v1.RetryPolicy value) {
+      if (retryPolicyBuilder_ == null) {
+        if (((bitField0_ & 0x00001000) != 0) &&
+          retryPolicy_ != null &&
+          retryPolicy_ != io.stepping.tm.v1.RetryPolicy.getDefaultInstance()) {
+          getRetryPolicyBuilder().mergeFrom(value);
+        } else {
+          retryPolicy_ = value;
+        }
+      } else {
+        retryPolicyBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     */
+    public Builder clearRetryPolicy() {
+      bitField0_ = (bitField0_ & ~0x00001000);
+      retryPolicy_ = null;
+      if (retryPolicyBuilder_ != null) {
+        retryPolicyBuilder_.dispose();
+        retryPolicyBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     */
+    public io.stepping.tm.v1.RetryPolicy.Builder getRetryPolicyBuilder() {
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return getRetryPolicyFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     */
+    public io.stepping.tm.v1.RetryPolicyOrBuilder getRetryPolicyOrBuilder() {
+      if (retryPolicyBuilder_ != null) {
+        return retryPolicyBuilder_.getMessageOrBuilder();
+      } else {
+        return retryPolicy_ == null ?
+            io.stepping.tm.v1.RetryPolicy.getDefaultInstance() : retryPolicy_;
+      }
+    }
+    /**
+     * <pre>
+     * The retry policy in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.RetryPolicy, io.stepping.tm.v1.RetryPolicy.Builder, io.stepping.tm.v1.RetryPolicyOrBuilder> 
+        getRetryPolicyFieldBuilder() {
+      if (retryPolicyBuilder_ == null) {
+        retryPolicyBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            io.stepping.tm.v1.RetryPolicy, io.stepping.tm.v1.RetryPolicy.Builder, io.stepping.tm.v1.RetryPolicyOrBuilder>(
+                getRetryPolicy(),
+                getParentForChildren(),
+                isClean());
+        retryPolicy_ = null;
+      }
+      return retryPolicyBuilder_;
+    }
+
+    private com.google.protobuf.Duration timeout_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        com.google.protobuf.Duration, com.google.protobuf.Duration.Builder, com.google.protobuf.DurationOrBuilder> timeoutBuilder_;
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     * @return Whether the timeout field is set.
+     */
+    public boolean hasTimeout() {
+      return ((bitField0_ & 0x00002000) != 0);
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     * @return The timeout.
+     */
+    public com.google.protobuf.Duration getTimeout() {
+      if (timeoutBuilder_ == null) {
+        return timeout_ == null ? com.google.protobuf.Duration.getDefaultInstance() : timeout_;
+      } else {
+        return timeoutBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     */
+    public Builder setTimeout(com.google.protobuf.Duration value) {
+      if (timeoutBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        timeout_ = value;
+      } else {
+        timeoutBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     */
+    public Builder setTimeout(
+        com.google.protobuf.Duration.Builder builderForValue) {
+      if (timeoutBuilder_ == null) {
+        timeout_ = builderForValue.build();
+      } else {
+        timeoutBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     */
+    public Builder mergeTimeout(com.google.protobuf.Duration value) {
+      if (timeoutBuilder_ == null) {
+        if (((bitField0_ & 0x00002000) != 0) &&
+          timeout_ != null &&
+          timeout_ != com.google.protobuf.Duration.getDefaultInstance()) {
+          getTimeoutBuilder().mergeFrom(value);
+        } else {
+          timeout_ = value;
+        }
+      } else {
+        timeoutBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     */
+    public Builder clearTimeout() {
+      bitField0_ = (bitField0_ & ~0x00002000);
+      timeout_ = null;
+      if (timeoutBuilder_ != null) {
+        timeoutBuilder_.dispose();
+        timeoutBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     */
+    public com.google.protobuf.Duration.Builder getTimeoutBuilder() {
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return getTimeoutFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     */
+    public com.google.protobuf.DurationOrBuilder getTimeoutOrBuilder() {
+      if (timeoutBuilder_ != null) {
+        return timeoutBuilder_.getMessageOrBuilder();
+      } else {
+        return timeout_ == null ?
+            com.google.protobuf.Duration.getDefaultInstance() : timeout_;
+      }
+    }
+    /**
+     * <pre>
+     * Deadline of one call.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        com.google.protobuf.Duration, com.google.protobuf.Duration.Builder, com.google.protobuf.DurationOrBuilder> 
+        getTimeoutFieldBuilder() {
+      if (timeoutBuilder_ == null) {
+        timeoutBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            com.google.protobuf.Duration, com.google.protobuf.Duration.Builder, com.google.protobuf.DurationOrBuilder>(
+                getTimeout(),
+                getParentForChildren(),
+                isClean());
+        timeout_ = null;
+      }
+      return timeoutBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -122,4 +122,225 @@ public interface StepStateOrBuilder extends
    * <code>.google.protobuf.Timestamp next_attempt_time = 7 [json_name = "nextAttemptTime"];</code>
    */
   com.google.protobuf.TimestampOrBuilder getNextAttemptTimeOrBuilder();
+
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  java.util.List<io.stepping.tm.v1.Attempt> 
+      getHistoryList();
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  io.stepping.tm.v1.Attempt getHistory(int index);
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  int getHistoryCount();
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  java.util.List<? extends io.stepping.tm.v1.AttemptOrBuilder> 
+      getHistoryOrBuilderList();
+  /**
+   * <pre>
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt history = 8 [json_name = "history"];</code>
+   */
+  io.stepping.tm.v1.AttemptOrBuilder getHistoryOrBuilder(
+      int index);
+
+  /**
+   * <pre>
+   * The step's request bytes. GetTransaction and WatchTransaction only.
+   * </pre>
+   *
+   * <code>bytes payload = 9 [json_name = "payload"];</code>
+   * @return The payload.
+   */
+  com.google.protobuf.ByteString getPayload();
+
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  int getHeadersCount();
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  boolean containsHeaders(
+      java.lang.String key);
+  /**
+   * Use {@link #getHeadersMap()} instead.
+   */
+  @java.lang.Deprecated
+  java.util.Map<java.lang.String, java.lang.String>
+  getHeaders();
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  java.util.Map<java.lang.String, java.lang.String>
+  getHeadersMap();
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  /* nullable */
+java.lang.String getHeadersOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue);
+  /**
+   * <pre>
+   * The step's call metadata as submitted.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; headers = 10 [json_name = "headers"];</code>
+   */
+  java.lang.String getHeadersOrThrow(
+      java.lang.String key);
+
+  /**
+   * <pre>
+   * The endpoint that does the work.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+   * @return Whether the action field is set.
+   */
+  boolean hasAction();
+  /**
+   * <pre>
+   * The endpoint that does the work.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+   * @return The action.
+   */
+  io.stepping.tm.v1.Endpoint getAction();
+  /**
+   * <pre>
+   * The endpoint that does the work.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint action = 11 [json_name = "action"];</code>
+   */
+  io.stepping.tm.v1.EndpointOrBuilder getActionOrBuilder();
+
+  /**
+   * <pre>
+   * Saga: the endpoint that undoes it, if any.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+   * @return Whether the compensation field is set.
+   */
+  boolean hasCompensation();
+  /**
+   * <pre>
+   * Saga: the endpoint that undoes it, if any.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+   * @return The compensation.
+   */
+  io.stepping.tm.v1.Endpoint getCompensation();
+  /**
+   * <pre>
+   * Saga: the endpoint that undoes it, if any.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint compensation = 12 [json_name = "compensation"];</code>
+   */
+  io.stepping.tm.v1.EndpointOrBuilder getCompensationOrBuilder();
+
+  /**
+   * <pre>
+   * The retry policy in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+   * @return Whether the retryPolicy field is set.
+   */
+  boolean hasRetryPolicy();
+  /**
+   * <pre>
+   * The retry policy in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+   * @return The retryPolicy.
+   */
+  io.stepping.tm.v1.RetryPolicy getRetryPolicy();
+  /**
+   * <pre>
+   * The retry policy in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.RetryPolicy retry_policy = 13 [json_name = "retryPolicy"];</code>
+   */
+  io.stepping.tm.v1.RetryPolicyOrBuilder getRetryPolicyOrBuilder();
+
+  /**
+   * <pre>
+   * Deadline of one call.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+   * @return Whether the timeout field is set.
+   */
+  boolean hasTimeout();
+  /**
+   * <pre>
+   * Deadline of one call.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+   * @return The timeout.
+   */
+  com.google.protobuf.Duration getTimeout();
+  /**
+   * <pre>
+   * Deadline of one call.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration timeout = 14 [json_name = "timeout"];</code>
+   */
+  com.google.protobuf.DurationOrBuilder getTimeoutOrBuilder();
 }

@@ -41,6 +41,18 @@ private static final long serialVersionUID = 0L;
     return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_SubmitRequest_descriptor;
   }
 
+  @SuppressWarnings({"rawtypes"})
+  @java.lang.Override
+  protected com.google.protobuf.MapField internalGetMapField(
+      int number) {
+    switch (number) {
+      case 6:
+        return internalGetTags();
+      default:
+        throw new RuntimeException(
+            "Invalid map field number: " + number);
+    }
+  }
   @java.lang.Override
   protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internalGetFieldAccessorTable() {
@@ -251,6 +263,101 @@ private static final long serialVersionUID = 0L;
     return waitTimeout_ == null ? com.google.protobuf.Duration.getDefaultInstance() : waitTimeout_;
   }
 
+  public static final int TAGS_FIELD_NUMBER = 6;
+  private static final class TagsDefaultEntryHolder {
+    static final com.google.protobuf.MapEntry<
+        java.lang.String, java.lang.String> defaultEntry =
+            com.google.protobuf.MapEntry
+            .<java.lang.String, java.lang.String>newDefaultInstance(
+                io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_SubmitRequest_TagsEntry_descriptor, 
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "",
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "");
+  }
+  @SuppressWarnings("serial")
+  private com.google.protobuf.MapField<
+      java.lang.String, java.lang.String> tags_;
+  private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+  internalGetTags() {
+    if (tags_ == null) {
+      return com.google.protobuf.MapField.emptyMapField(
+          TagsDefaultEntryHolder.defaultEntry);
+    }
+    return tags_;
+  }
+  public int getTagsCount() {
+    return internalGetTags().getMap().size();
+  }
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public boolean containsTags(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    return internalGetTags().getMap().containsKey(key);
+  }
+  /**
+   * Use {@link #getTagsMap()} instead.
+   */
+  @java.lang.Override
+  @java.lang.Deprecated
+  public java.util.Map<java.lang.String, java.lang.String> getTags() {
+    return getTagsMap();
+  }
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public java.util.Map<java.lang.String, java.lang.String> getTagsMap() {
+    return internalGetTags().getMap();
+  }
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public /* nullable */
+java.lang.String getTagsOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetTags().getMap();
+    return map.containsKey(key) ? map.get(key) : defaultValue;
+  }
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public java.lang.String getTagsOrThrow(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetTags().getMap();
+    if (!map.containsKey(key)) {
+      throw new java.lang.IllegalArgumentException();
+    }
+    return map.get(key);
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -280,6 +387,12 @@ private static final long serialVersionUID = 0L;
     if (waitTimeout_ != null) {
       output.writeMessage(5, getWaitTimeout());
     }
+    com.google.protobuf.GeneratedMessageV3
+      .serializeStringMapTo(
+        output,
+        internalGetTags(),
+        TagsDefaultEntryHolder.defaultEntry,
+        6);
     getUnknownFields().writeTo(output);
   }
 
@@ -307,6 +420,16 @@ private static final long serialVersionUID = 0L;
     if (waitTimeout_ != null) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(5, getWaitTimeout());
+    }
+    for (java.util.Map.Entry<java.lang.String, java.lang.String> entry
+         : internalGetTags().getMap().entrySet()) {
+      com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+      tags__ = TagsDefaultEntryHolder.defaultEntry.newBuilderForType()
+          .setKey(entry.getKey())
+          .setValue(entry.getValue())
+          .build();
+      size += com.google.protobuf.CodedOutputStream
+          .computeMessageSize(6, tags__);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -339,6 +462,8 @@ private static final long serialVersionUID = 0L;
       if (!getWaitTimeout()
           .equals(other.getWaitTimeout())) return false;
     }
+    if (!internalGetTags().equals(
+        other.internalGetTags())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -366,6 +491,10 @@ private static final long serialVersionUID = 0L;
     if (hasWaitTimeout()) {
       hash = (37 * hash) + WAIT_TIMEOUT_FIELD_NUMBER;
       hash = (53 * hash) + getWaitTimeout().hashCode();
+    }
+    if (!internalGetTags().getMap().isEmpty()) {
+      hash = (37 * hash) + TAGS_FIELD_NUMBER;
+      hash = (53 * hash) + internalGetTags().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -478,6 +607,28 @@ private static final long serialVersionUID = 0L;
       return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_SubmitRequest_descriptor;
     }
 
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMapField(
+        int number) {
+      switch (number) {
+        case 6:
+          return internalGetTags();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMutableMapField(
+        int number) {
+      switch (number) {
+        case 6:
+          return internalGetMutableTags();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
     @java.lang.Override
     protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
         internalGetFieldAccessorTable() {
@@ -519,6 +670,7 @@ private static final long serialVersionUID = 0L;
         waitTimeoutBuilder_.dispose();
         waitTimeoutBuilder_ = null;
       }
+      internalGetMutableTags().clear();
       return this;
     }
 
@@ -580,6 +732,10 @@ private static final long serialVersionUID = 0L;
         result.waitTimeout_ = waitTimeoutBuilder_ == null
             ? waitTimeout_
             : waitTimeoutBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.tags_ = internalGetTags();
+        result.tags_.makeImmutable();
       }
     }
 
@@ -667,6 +823,9 @@ private static final long serialVersionUID = 0L;
       if (other.hasWaitTimeout()) {
         mergeWaitTimeout(other.getWaitTimeout());
       }
+      internalGetMutableTags().mergeFrom(
+          other.internalGetTags());
+      bitField0_ |= 0x00000020;
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -730,6 +889,15 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 42
+            case 50: {
+              com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+              tags__ = input.readMessage(
+                  TagsDefaultEntryHolder.defaultEntry.getParserForType(), extensionRegistry);
+              internalGetMutableTags().getMutableMap().put(
+                  tags__.getKey(), tags__.getValue());
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 50
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1512,6 +1680,161 @@ private static final long serialVersionUID = 0L;
         waitTimeout_ = null;
       }
       return waitTimeoutBuilder_;
+    }
+
+    private com.google.protobuf.MapField<
+        java.lang.String, java.lang.String> tags_;
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetTags() {
+      if (tags_ == null) {
+        return com.google.protobuf.MapField.emptyMapField(
+            TagsDefaultEntryHolder.defaultEntry);
+      }
+      return tags_;
+    }
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetMutableTags() {
+      if (tags_ == null) {
+        tags_ = com.google.protobuf.MapField.newMapField(
+            TagsDefaultEntryHolder.defaultEntry);
+      }
+      if (!tags_.isMutable()) {
+        tags_ = tags_.copy();
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return tags_;
+    }
+    public int getTagsCount() {
+      return internalGetTags().getMap().size();
+    }
+    /**
+     * <pre>
+     * Only for a job that was not prepared: business keys to search by.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public boolean containsTags(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      return internalGetTags().getMap().containsKey(key);
+    }
+    /**
+     * Use {@link #getTagsMap()} instead.
+     */
+    @java.lang.Override
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String> getTags() {
+      return getTagsMap();
+    }
+    /**
+     * <pre>
+     * Only for a job that was not prepared: business keys to search by.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public java.util.Map<java.lang.String, java.lang.String> getTagsMap() {
+      return internalGetTags().getMap();
+    }
+    /**
+     * <pre>
+     * Only for a job that was not prepared: business keys to search by.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public /* nullable */
+java.lang.String getTagsOrDefault(
+        java.lang.String key,
+        /* nullable */
+java.lang.String defaultValue) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetTags().getMap();
+      return map.containsKey(key) ? map.get(key) : defaultValue;
+    }
+    /**
+     * <pre>
+     * Only for a job that was not prepared: business keys to search by.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public java.lang.String getTagsOrThrow(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetTags().getMap();
+      if (!map.containsKey(key)) {
+        throw new java.lang.IllegalArgumentException();
+      }
+      return map.get(key);
+    }
+    public Builder clearTags() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      internalGetMutableTags().getMutableMap()
+          .clear();
+      return this;
+    }
+    /**
+     * <pre>
+     * Only for a job that was not prepared: business keys to search by.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    public Builder removeTags(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      internalGetMutableTags().getMutableMap()
+          .remove(key);
+      return this;
+    }
+    /**
+     * Use alternate mutation accessors instead.
+     */
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String>
+        getMutableTags() {
+      bitField0_ |= 0x00000020;
+      return internalGetMutableTags().getMutableMap();
+    }
+    /**
+     * <pre>
+     * Only for a job that was not prepared: business keys to search by.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    public Builder putTags(
+        java.lang.String key,
+        java.lang.String value) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      if (value == null) { throw new NullPointerException("map value"); }
+      internalGetMutableTags().getMutableMap()
+          .put(key, value);
+      bitField0_ |= 0x00000020;
+      return this;
+    }
+    /**
+     * <pre>
+     * Only for a job that was not prepared: business keys to search by.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+     */
+    public Builder putAllTags(
+        java.util.Map<java.lang.String, java.lang.String> values) {
+      internalGetMutableTags().getMutableMap()
+          .putAll(values);
+      bitField0_ |= 0x00000020;
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -137,4 +137,58 @@ public interface SubmitRequestOrBuilder extends
    * <code>.google.protobuf.Duration wait_timeout = 5 [json_name = "waitTimeout"];</code>
    */
   com.google.protobuf.DurationOrBuilder getWaitTimeoutOrBuilder();
+
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  int getTagsCount();
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  boolean containsTags(
+      java.lang.String key);
+  /**
+   * Use {@link #getTagsMap()} instead.
+   */
+  @java.lang.Deprecated
+  java.util.Map<java.lang.String, java.lang.String>
+  getTags();
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  java.util.Map<java.lang.String, java.lang.String>
+  getTagsMap();
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  /* nullable */
+java.lang.String getTagsOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue);
+  /**
+   * <pre>
+   * Only for a job that was not prepared: business keys to search by.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 6 [json_name = "tags"];</code>
+   */
+  java.lang.String getTagsOrThrow(
+      java.lang.String key);
 }

@@ -55,6 +55,11 @@ public final class Tm {
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_stepping_tm_v1_PrepareRequest_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_PrepareRequest_TagsEntry_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_PrepareRequest_TagsEntry_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_stepping_tm_v1_PrepareResponse_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
@@ -64,6 +69,11 @@ public final class Tm {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_stepping_tm_v1_SubmitRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_SubmitRequest_TagsEntry_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_SubmitRequest_TagsEntry_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
     internal_static_stepping_tm_v1_SubmitResponse_descriptor;
   static final 
@@ -95,20 +105,100 @@ public final class Tm {
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_stepping_tm_v1_ListTransactionsRequest_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_TransactionFilter_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_TransactionFilter_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_TransactionFilter_TagsEntry_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_TransactionFilter_TagsEntry_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_stepping_tm_v1_ListTransactionsResponse_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_stepping_tm_v1_ListTransactionsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_CancelRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_CancelRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_CancelResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_CancelResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_ResumeRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_ResumeRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_ResumeResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_ResumeResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_CountTransactionsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_CountTransactionsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_StatusCount_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_StatusCount_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_CountTransactionsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_CountTransactionsResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_WatchTransactionRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_WatchTransactionRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_WatchTransactionResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_WatchTransactionResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_PurgeTransactionsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_PurgeTransactionsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_PurgeTransactionsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_PurgeTransactionsResponse_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
     internal_static_stepping_tm_v1_StepState_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_stepping_tm_v1_StepState_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_StepState_HeadersEntry_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_StepState_HeadersEntry_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_Attempt_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_Attempt_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_stepping_tm_v1_Transaction_descriptor;
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_stepping_tm_v1_Transaction_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_stepping_tm_v1_Transaction_TagsEntry_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_stepping_tm_v1_Transaction_TagsEntry_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -122,115 +212,206 @@ public final class Tm {
       "1\032\036google/protobuf/duration.proto\032\037googl" +
       "e/protobuf/timestamp.proto\":\n\010Endpoint\022\026" +
       "\n\006target\030\001 \001(\tR\006target\022\026\n\006method\030\002 \001(\tR\006" +
-      "method\"\365\001\n\013RetryPolicy\022D\n\020initial_interv" +
+      "method\"\245\002\n\013RetryPolicy\022D\n\020initial_interv" +
       "al\030\001 \001(\0132\031.google.protobuf.DurationR\017ini" +
       "tialInterval\022/\n\023backoff_coefficient\030\002 \001(" +
       "\001R\022backoffCoefficient\022D\n\020maximum_interva" +
       "l\030\003 \001(\0132\031.google.protobuf.DurationR\017maxi" +
       "mumInterval\022)\n\020maximum_attempts\030\004 \001(\005R\017m" +
-      "aximumAttempts\"\222\003\n\004Step\022\022\n\004name\030\001 \001(\tR\004n" +
-      "ame\0220\n\006action\030\002 \001(\0132\030.stepping.tm.v1.End" +
-      "pointR\006action\022<\n\014compensation\030\003 \001(\0132\030.st" +
-      "epping.tm.v1.EndpointR\014compensation\022\030\n\007p" +
-      "ayload\030\004 \001(\014R\007payload\022;\n\007headers\030\005 \003(\0132!" +
-      ".stepping.tm.v1.Step.HeadersEntryR\007heade" +
-      "rs\022>\n\014retry_policy\030\006 \001(\0132\033.stepping.tm.v" +
-      "1.RetryPolicyR\013retryPolicy\0223\n\007timeout\030\007 " +
+      "aximumAttempts\022.\n\023non_retryable_codes\030\005 " +
+      "\003(\tR\021nonRetryableCodes\"\222\003\n\004Step\022\022\n\004name\030" +
+      "\001 \001(\tR\004name\0220\n\006action\030\002 \001(\0132\030.stepping.t" +
+      "m.v1.EndpointR\006action\022<\n\014compensation\030\003 " +
+      "\001(\0132\030.stepping.tm.v1.EndpointR\014compensat" +
+      "ion\022\030\n\007payload\030\004 \001(\014R\007payload\022;\n\007headers" +
+      "\030\005 \003(\0132!.stepping.tm.v1.Step.HeadersEntr" +
+      "yR\007headers\022>\n\014retry_policy\030\006 \001(\0132\033.stepp" +
+      "ing.tm.v1.RetryPolicyR\013retryPolicy\0223\n\007ti" +
+      "meout\030\007 \001(\0132\031.google.protobuf.DurationR\007" +
+      "timeout\032:\n\014HeadersEntry\022\020\n\003key\030\001 \001(\tR\003ke" +
+      "y\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"\340\002\n\022Transact" +
+      "ionOptions\022(\n\004mode\030\001 \001(\0162\024.stepping.tm.v" +
+      "1.ModeR\004mode\022>\n\014retry_policy\030\002 \001(\0132\033.ste" +
+      "pping.tm.v1.RetryPolicyR\013retryPolicy\022<\n\014" +
+      "step_timeout\030\003 \001(\0132\031.google.protobuf.Dur" +
+      "ationR\013stepTimeout\022K\n\024check_prepared_aft" +
+      "er\030\004 \001(\0132\031.google.protobuf.DurationR\022che" +
+      "ckPreparedAfter\0225\n\010deadline\030\005 \001(\0132\031.goog" +
+      "le.protobuf.DurationR\010deadline\022\036\n\nconcur" +
+      "rent\030\006 \001(\010R\nconcurrent\"\017\n\rNewGidRequest\"" +
+      "\"\n\016NewGidResponse\022\020\n\003gid\030\001 \001(\tR\003gid\"\340\002\n\016" +
+      "PrepareRequest\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005step" +
+      "s\030\002 \003(\0132\024.stepping.tm.v1.StepR\005steps\022?\n\016" +
+      "query_prepared\030\003 \001(\0132\030.stepping.tm.v1.En" +
+      "dpointR\rqueryPrepared\022<\n\007options\030\004 \001(\0132\"" +
+      ".stepping.tm.v1.TransactionOptionsR\007opti" +
+      "ons\022\032\n\010database\030\005 \001(\tR\010database\022<\n\004tags\030" +
+      "\006 \003(\0132(.stepping.tm.v1.PrepareRequest.Ta" +
+      "gsEntryR\004tags\0327\n\tTagsEntry\022\020\n\003key\030\001 \001(\tR" +
+      "\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"P\n\017Prepar" +
+      "eResponse\022=\n\013transaction\030\001 \001(\0132\033.steppin" +
+      "g.tm.v1.TransactionR\013transaction\"\340\002\n\rSub" +
+      "mitRequest\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005steps\030\002 " +
+      "\003(\0132\024.stepping.tm.v1.StepR\005steps\022<\n\007opti" +
+      "ons\030\003 \001(\0132\".stepping.tm.v1.TransactionOp" +
+      "tionsR\007options\022\037\n\013wait_result\030\004 \001(\010R\nwai" +
+      "tResult\022<\n\014wait_timeout\030\005 \001(\0132\031.google.p" +
+      "rotobuf.DurationR\013waitTimeout\022;\n\004tags\030\006 " +
+      "\003(\0132\'.stepping.tm.v1.SubmitRequest.TagsE" +
+      "ntryR\004tags\0327\n\tTagsEntry\022\020\n\003key\030\001 \001(\tR\003ke" +
+      "y\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"O\n\016SubmitRes" +
+      "ponse\022=\n\013transaction\030\001 \001(\0132\033.stepping.tm" +
+      ".v1.TransactionR\013transaction\"8\n\014AbortReq" +
+      "uest\022\020\n\003gid\030\001 \001(\tR\003gid\022\026\n\006reason\030\002 \001(\tR\006" +
+      "reason\"N\n\rAbortResponse\022=\n\013transaction\030\001" +
+      " \001(\0132\033.stepping.tm.v1.TransactionR\013trans" +
+      "action\")\n\025GetTransactionRequest\022\020\n\003gid\030\001" +
+      " \001(\tR\003gid\"W\n\026GetTransactionResponse\022=\n\013t" +
+      "ransaction\030\001 \001(\0132\033.stepping.tm.v1.Transa" +
+      "ctionR\013transaction\"\317\001\n\027ListTransactionsR" +
+      "equest\022=\n\010statuses\030\001 \003(\0162!.stepping.tm.v" +
+      "1.TransactionStatusR\010statuses\022\033\n\tpage_si" +
+      "ze\030\002 \001(\005R\010pageSize\022\035\n\npage_token\030\003 \001(\tR\t" +
+      "pageToken\0229\n\006filter\030\004 \001(\0132!.stepping.tm." +
+      "v1.TransactionFilterR\006filter\"\342\004\n\021Transac" +
+      "tionFilter\022?\n\004tags\030\001 \003(\0132+.stepping.tm.v" +
+      "1.TransactionFilter.TagsEntryR\004tags\022?\n\rc" +
+      "reated_after\030\002 \001(\0132\032.google.protobuf.Tim" +
+      "estampR\014createdAfter\022A\n\016created_before\030\003" +
+      " \001(\0132\032.google.protobuf.TimestampR\rcreate" +
+      "dBefore\022A\n\016finished_after\030\004 \001(\0132\032.google" +
+      ".protobuf.TimestampR\rfinishedAfter\022C\n\017fi" +
+      "nished_before\030\005 \001(\0132\032.google.protobuf.Ti" +
+      "mestampR\016finishedBefore\022\035\n\ngid_prefix\030\006 " +
+      "\001(\tR\tgidPrefix\022\026\n\006target\030\007 \001(\tR\006target\022\026" +
+      "\n\006method\030\010 \001(\tR\006method\022%\n\016error_contains" +
+      "\030\t \001(\tR\rerrorContains\022(\n\004mode\030\n \001(\0162\024.st" +
+      "epping.tm.v1.ModeR\004mode\022\'\n\017needs_attenti" +
+      "on\030\013 \001(\010R\016needsAttention\0327\n\tTagsEntry\022\020\n" +
+      "\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028" +
+      "\001\"\203\001\n\030ListTransactionsResponse\022?\n\014transa" +
+      "ctions\030\001 \003(\0132\033.stepping.tm.v1.Transactio" +
+      "nR\014transactions\022&\n\017next_page_token\030\002 \001(\t" +
+      "R\rnextPageToken\"9\n\rCancelRequest\022\020\n\003gid\030" +
+      "\001 \001(\tR\003gid\022\026\n\006reason\030\002 \001(\tR\006reason\"O\n\016Ca" +
+      "ncelResponse\022=\n\013transaction\030\001 \001(\0132\033.step" +
+      "ping.tm.v1.TransactionR\013transaction\"!\n\rR" +
+      "esumeRequest\022\020\n\003gid\030\001 \001(\tR\003gid\"O\n\016Resume" +
+      "Response\022=\n\013transaction\030\001 \001(\0132\033.stepping" +
+      ".tm.v1.TransactionR\013transaction\"U\n\030Count" +
+      "TransactionsRequest\0229\n\006filter\030\001 \001(\0132!.st" +
+      "epping.tm.v1.TransactionFilterR\006filter\"^" +
+      "\n\013StatusCount\0229\n\006status\030\001 \001(\0162!.stepping" +
+      ".tm.v1.TransactionStatusR\006status\022\024\n\005coun" +
+      "t\030\002 \001(\003R\005count\"f\n\031CountTransactionsRespo" +
+      "nse\0223\n\006counts\030\001 \003(\0132\033.stepping.tm.v1.Sta" +
+      "tusCountR\006counts\022\024\n\005total\030\002 \001(\003R\005total\"+" +
+      "\n\027WatchTransactionRequest\022\020\n\003gid\030\001 \001(\tR\003" +
+      "gid\"Y\n\030WatchTransactionResponse\022=\n\013trans" +
+      "action\030\001 \001(\0132\033.stepping.tm.v1.Transactio" +
+      "nR\013transaction\"\254\001\n\030PurgeTransactionsRequ" +
+      "est\0228\n\nolder_than\030\001 \001(\0132\031.google.protobu" +
+      "f.DurationR\tolderThan\022=\n\010statuses\030\002 \003(\0162" +
+      "!.stepping.tm.v1.TransactionStatusR\010stat" +
+      "uses\022\027\n\007dry_run\030\003 \001(\010R\006dryRun\"5\n\031PurgeTr" +
+      "ansactionsResponse\022\030\n\007deleted\030\001 \001(\003R\007del" +
+      "eted\"\264\005\n\tStepState\022\024\n\005index\030\001 \001(\005R\005index" +
+      "\022\022\n\004name\030\002 \001(\tR\004name\0222\n\006status\030\003 \001(\0162\032.s" +
+      "tepping.tm.v1.StepStatusR\006status\022\032\n\010atte" +
+      "mpts\030\004 \001(\005R\010attempts\022\035\n\nlast_error\030\005 \001(\t" +
+      "R\tlastError\022\026\n\006result\030\006 \001(\014R\006result\022F\n\021n" +
+      "ext_attempt_time\030\007 \001(\0132\032.google.protobuf" +
+      ".TimestampR\017nextAttemptTime\0221\n\007history\030\010" +
+      " \003(\0132\027.stepping.tm.v1.AttemptR\007history\022\030" +
+      "\n\007payload\030\t \001(\014R\007payload\022@\n\007headers\030\n \003(" +
+      "\0132&.stepping.tm.v1.StepState.HeadersEntr" +
+      "yR\007headers\0220\n\006action\030\013 \001(\0132\030.stepping.tm" +
+      ".v1.EndpointR\006action\022<\n\014compensation\030\014 \001" +
+      "(\0132\030.stepping.tm.v1.EndpointR\014compensati" +
+      "on\022>\n\014retry_policy\030\r \001(\0132\033.stepping.tm.v" +
+      "1.RetryPolicyR\013retryPolicy\0223\n\007timeout\030\016 " +
       "\001(\0132\031.google.protobuf.DurationR\007timeout\032" +
       ":\n\014HeadersEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005val" +
-      "ue\030\002 \001(\tR\005value:\0028\001\"\340\002\n\022TransactionOptio" +
-      "ns\022(\n\004mode\030\001 \001(\0162\024.stepping.tm.v1.ModeR\004" +
-      "mode\022>\n\014retry_policy\030\002 \001(\0132\033.stepping.tm" +
-      ".v1.RetryPolicyR\013retryPolicy\022<\n\014step_tim" +
-      "eout\030\003 \001(\0132\031.google.protobuf.DurationR\013s" +
-      "tepTimeout\022K\n\024check_prepared_after\030\004 \001(\013" +
-      "2\031.google.protobuf.DurationR\022checkPrepar" +
-      "edAfter\0225\n\010deadline\030\005 \001(\0132\031.google.proto" +
-      "buf.DurationR\010deadline\022\036\n\nconcurrent\030\006 \001" +
-      "(\010R\nconcurrent\"\017\n\rNewGidRequest\"\"\n\016NewGi" +
-      "dResponse\022\020\n\003gid\030\001 \001(\tR\003gid\"\351\001\n\016PrepareR" +
-      "equest\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005steps\030\002 \003(\0132" +
-      "\024.stepping.tm.v1.StepR\005steps\022?\n\016query_pr" +
-      "epared\030\003 \001(\0132\030.stepping.tm.v1.EndpointR\r" +
-      "queryPrepared\022<\n\007options\030\004 \001(\0132\".steppin" +
-      "g.tm.v1.TransactionOptionsR\007options\022\032\n\010d" +
-      "atabase\030\005 \001(\tR\010database\"P\n\017PrepareRespon" +
-      "se\022=\n\013transaction\030\001 \001(\0132\033.stepping.tm.v1" +
-      ".TransactionR\013transaction\"\352\001\n\rSubmitRequ" +
-      "est\022\020\n\003gid\030\001 \001(\tR\003gid\022*\n\005steps\030\002 \003(\0132\024.s" +
-      "tepping.tm.v1.StepR\005steps\022<\n\007options\030\003 \001" +
-      "(\0132\".stepping.tm.v1.TransactionOptionsR\007" +
-      "options\022\037\n\013wait_result\030\004 \001(\010R\nwaitResult" +
-      "\022<\n\014wait_timeout\030\005 \001(\0132\031.google.protobuf" +
-      ".DurationR\013waitTimeout\"O\n\016SubmitResponse" +
-      "\022=\n\013transaction\030\001 \001(\0132\033.stepping.tm.v1.T" +
-      "ransactionR\013transaction\"8\n\014AbortRequest\022" +
-      "\020\n\003gid\030\001 \001(\tR\003gid\022\026\n\006reason\030\002 \001(\tR\006reaso" +
-      "n\"N\n\rAbortResponse\022=\n\013transaction\030\001 \001(\0132" +
-      "\033.stepping.tm.v1.TransactionR\013transactio" +
-      "n\")\n\025GetTransactionRequest\022\020\n\003gid\030\001 \001(\tR" +
-      "\003gid\"W\n\026GetTransactionResponse\022=\n\013transa" +
-      "ction\030\001 \001(\0132\033.stepping.tm.v1.Transaction" +
-      "R\013transaction\"\224\001\n\027ListTransactionsReques" +
-      "t\022=\n\010statuses\030\001 \003(\0162!.stepping.tm.v1.Tra" +
-      "nsactionStatusR\010statuses\022\033\n\tpage_size\030\002 " +
-      "\001(\005R\010pageSize\022\035\n\npage_token\030\003 \001(\tR\tpageT" +
-      "oken\"\203\001\n\030ListTransactionsResponse\022?\n\014tra" +
-      "nsactions\030\001 \003(\0132\033.stepping.tm.v1.Transac" +
-      "tionR\014transactions\022&\n\017next_page_token\030\002 " +
-      "\001(\tR\rnextPageToken\"\204\002\n\tStepState\022\024\n\005inde" +
-      "x\030\001 \001(\005R\005index\022\022\n\004name\030\002 \001(\tR\004name\0222\n\006st" +
-      "atus\030\003 \001(\0162\032.stepping.tm.v1.StepStatusR\006" +
-      "status\022\032\n\010attempts\030\004 \001(\005R\010attempts\022\035\n\nla" +
-      "st_error\030\005 \001(\tR\tlastError\022\026\n\006result\030\006 \001(" +
-      "\014R\006result\022F\n\021next_attempt_time\030\007 \001(\0132\032.g" +
-      "oogle.protobuf.TimestampR\017nextAttemptTim" +
-      "e\"\230\003\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gid\022(\n\004m" +
-      "ode\030\002 \001(\0162\024.stepping.tm.v1.ModeR\004mode\0229\n" +
-      "\006status\030\003 \001(\0162!.stepping.tm.v1.Transacti" +
-      "onStatusR\006status\022/\n\005steps\030\004 \003(\0132\031.steppi" +
-      "ng.tm.v1.StepStateR\005steps\022\024\n\005error\030\005 \001(\t" +
-      "R\005error\022;\n\013create_time\030\006 \001(\0132\032.google.pr" +
-      "otobuf.TimestampR\ncreateTime\022;\n\013update_t" +
-      "ime\030\007 \001(\0132\032.google.protobuf.TimestampR\nu" +
-      "pdateTime\022;\n\013finish_time\030\010 \001(\0132\032.google." +
-      "protobuf.TimestampR\nfinishTime\022\024\n\005owner\030" +
-      "\t \001(\tR\005owner*=\n\004Mode\022\024\n\020MODE_UNSPECIFIED" +
-      "\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021" +
-      "TransactionStatus\022\"\n\036TRANSACTION_STATUS_" +
-      "UNSPECIFIED\020\000\022\037\n\033TRANSACTION_STATUS_PREP" +
-      "ARED\020\001\022 \n\034TRANSACTION_STATUS_SUBMITTED\020\002" +
-      "\022 \n\034TRANSACTION_STATUS_SUCCEEDED\020\003\022\036\n\032TR" +
-      "ANSACTION_STATUS_ABORTED\020\004\022#\n\037TRANSACTIO" +
-      "N_STATUS_COMPENSATING\020\005\022\035\n\031TRANSACTION_S" +
-      "TATUS_FAILED\020\006*\222\001\n\nStepStatus\022\033\n\027STEP_ST" +
-      "ATUS_UNSPECIFIED\020\000\022\027\n\023STEP_STATUS_PENDIN" +
-      "G\020\001\022\031\n\025STEP_STATUS_SUCCEEDED\020\002\022\026\n\022STEP_S" +
-      "TATUS_FAILED\020\003\022\033\n\027STEP_STATUS_COMPENSATE" +
-      "D\020\004*\277\002\n\013ErrorReason\022\034\n\030ERROR_REASON_UNSP" +
-      "ECIFIED\020\000\022&\n\"ERROR_REASON_TRANSACTION_NO" +
-      "T_FOUND\020\001\022\035\n\031ERROR_REASON_GID_CONFLICT\020\002" +
-      "\022\036\n\032ERROR_REASON_INVALID_STATE\020\003\022!\n\035ERRO" +
-      "R_REASON_INVALID_ARGUMENT\020\004\022\036\n\032ERROR_REA" +
-      "SON_SHUTTING_DOWN\020\005\022\"\n\036ERROR_REASON_STOR" +
-      "E_UNAVAILABLE\020\006\022 \n\034ERROR_REASON_UNAUTHEN" +
-      "TICATED\020\007\022\"\n\036ERROR_REASON_PERMISSION_DEN" +
-      "IED\020\0102\207\004\n\031TransactionManagerService\022G\n\006N" +
-      "ewGid\022\035.stepping.tm.v1.NewGidRequest\032\036.s" +
-      "tepping.tm.v1.NewGidResponse\022J\n\007Prepare\022" +
-      "\036.stepping.tm.v1.PrepareRequest\032\037.steppi" +
-      "ng.tm.v1.PrepareResponse\022G\n\006Submit\022\035.ste" +
-      "pping.tm.v1.SubmitRequest\032\036.stepping.tm." +
-      "v1.SubmitResponse\022D\n\005Abort\022\034.stepping.tm" +
-      ".v1.AbortRequest\032\035.stepping.tm.v1.AbortR" +
-      "esponse\022_\n\016GetTransaction\022%.stepping.tm." +
-      "v1.GetTransactionRequest\032&.stepping.tm.v" +
-      "1.GetTransactionResponse\022e\n\020ListTransact" +
-      "ions\022\'.stepping.tm.v1.ListTransactionsRe" +
-      "quest\032(.stepping.tm.v1.ListTransactionsR" +
-      "esponseBQ\n\021io.stepping.tm.v1P\001Z:github.c" +
-      "om/stepping-tm/stepping/gen/go/stepping/" +
-      "tm/v1;tmv1b\006proto3"
+      "ue\030\002 \001(\tR\005value:\0028\001\"\350\001\n\007Attempt\022\026\n\006numbe" +
+      "r\030\001 \001(\005R\006number\022)\n\002op\030\002 \001(\0162\031.stepping.t" +
+      "m.v1.AttemptOpR\002op\0229\n\nstart_time\030\003 \001(\0132\032" +
+      ".google.protobuf.TimestampR\tstartTime\0225\n" +
+      "\010duration\030\004 \001(\0132\031.google.protobuf.Durati" +
+      "onR\010duration\022\022\n\004code\030\005 \001(\005R\004code\022\024\n\005erro" +
+      "r\030\006 \001(\tR\005error\"\204\007\n\013Transaction\022\020\n\003gid\030\001 " +
+      "\001(\tR\003gid\022(\n\004mode\030\002 \001(\0162\024.stepping.tm.v1." +
+      "ModeR\004mode\0229\n\006status\030\003 \001(\0162!.stepping.tm" +
+      ".v1.TransactionStatusR\006status\022/\n\005steps\030\004" +
+      " \003(\0132\031.stepping.tm.v1.StepStateR\005steps\022\024" +
+      "\n\005error\030\005 \001(\tR\005error\022;\n\013create_time\030\006 \001(" +
+      "\0132\032.google.protobuf.TimestampR\ncreateTim" +
+      "e\022;\n\013update_time\030\007 \001(\0132\032.google.protobuf" +
+      ".TimestampR\nupdateTime\022;\n\013finish_time\030\010 " +
+      "\001(\0132\032.google.protobuf.TimestampR\nfinishT" +
+      "ime\022\024\n\005owner\030\t \001(\tR\005owner\0229\n\004tags\030\n \003(\0132" +
+      "%.stepping.tm.v1.Transaction.TagsEntryR\004" +
+      "tags\022<\n\007options\030\013 \001(\0132\".stepping.tm.v1.T" +
+      "ransactionOptionsR\007options\022?\n\rdeadline_t" +
+      "ime\030\014 \001(\0132\032.google.protobuf.TimestampR\014d" +
+      "eadlineTime\022\031\n\010trace_id\030\r \001(\tR\007traceId\022?" +
+      "\n\016query_prepared\030\016 \001(\0132\030.stepping.tm.v1." +
+      "EndpointR\rqueryPrepared\022M\n\026query_prepare" +
+      "d_history\030\017 \003(\0132\027.stepping.tm.v1.Attempt" +
+      "R\024queryPreparedHistory\022\'\n\017needs_attentio" +
+      "n\030\020 \001(\tR\016needsAttention\022#\n\rcancel_reason" +
+      "\030\021 \001(\tR\014cancelReason\0327\n\tTagsEntry\022\020\n\003key" +
+      "\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001*=\n" +
+      "\004Mode\022\024\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESS" +
+      "AGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStat" +
+      "us\022\"\n\036TRANSACTION_STATUS_UNSPECIFIED\020\000\022\037" +
+      "\n\033TRANSACTION_STATUS_PREPARED\020\001\022 \n\034TRANS" +
+      "ACTION_STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION" +
+      "_STATUS_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATU" +
+      "S_ABORTED\020\004\022#\n\037TRANSACTION_STATUS_COMPEN" +
+      "SATING\020\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*" +
+      "\222\001\n\nStepStatus\022\033\n\027STEP_STATUS_UNSPECIFIE" +
+      "D\020\000\022\027\n\023STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STA" +
+      "TUS_SUCCEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022" +
+      "\033\n\027STEP_STATUS_COMPENSATED\020\004*z\n\tAttemptO" +
+      "p\022\032\n\026ATTEMPT_OP_UNSPECIFIED\020\000\022\025\n\021ATTEMPT" +
+      "_OP_ACTION\020\001\022\033\n\027ATTEMPT_OP_COMPENSATION\020" +
+      "\002\022\035\n\031ATTEMPT_OP_QUERY_PREPARED\020\003*\337\002\n\013Err" +
+      "orReason\022\034\n\030ERROR_REASON_UNSPECIFIED\020\000\022&" +
+      "\n\"ERROR_REASON_TRANSACTION_NOT_FOUND\020\001\022\035" +
+      "\n\031ERROR_REASON_GID_CONFLICT\020\002\022\036\n\032ERROR_R" +
+      "EASON_INVALID_STATE\020\003\022!\n\035ERROR_REASON_IN" +
+      "VALID_ARGUMENT\020\004\022\036\n\032ERROR_REASON_SHUTTIN" +
+      "G_DOWN\020\005\022\"\n\036ERROR_REASON_STORE_UNAVAILAB" +
+      "LE\020\006\022 \n\034ERROR_REASON_UNAUTHENTICATED\020\007\022\"" +
+      "\n\036ERROR_REASON_PERMISSION_DENIED\020\010\022\036\n\032ER" +
+      "ROR_REASON_NOT_RESUMABLE\020\t2\326\007\n\031Transacti" +
+      "onManagerService\022G\n\006NewGid\022\035.stepping.tm" +
+      ".v1.NewGidRequest\032\036.stepping.tm.v1.NewGi" +
+      "dResponse\022J\n\007Prepare\022\036.stepping.tm.v1.Pr" +
+      "epareRequest\032\037.stepping.tm.v1.PrepareRes" +
+      "ponse\022G\n\006Submit\022\035.stepping.tm.v1.SubmitR" +
+      "equest\032\036.stepping.tm.v1.SubmitResponse\022D" +
+      "\n\005Abort\022\034.stepping.tm.v1.AbortRequest\032\035." +
+      "stepping.tm.v1.AbortResponse\022_\n\016GetTrans" +
+      "action\022%.stepping.tm.v1.GetTransactionRe" +
+      "quest\032&.stepping.tm.v1.GetTransactionRes" +
+      "ponse\022e\n\020ListTransactions\022\'.stepping.tm." +
+      "v1.ListTransactionsRequest\032(.stepping.tm" +
+      ".v1.ListTransactionsResponse\022G\n\006Cancel\022\035" +
+      ".stepping.tm.v1.CancelRequest\032\036.stepping" +
+      ".tm.v1.CancelResponse\022G\n\006Resume\022\035.steppi" +
+      "ng.tm.v1.ResumeRequest\032\036.stepping.tm.v1." +
+      "ResumeResponse\022h\n\021CountTransactions\022(.st" +
+      "epping.tm.v1.CountTransactionsRequest\032)." +
+      "stepping.tm.v1.CountTransactionsResponse" +
+      "\022g\n\020WatchTransaction\022\'.stepping.tm.v1.Wa" +
+      "tchTransactionRequest\032(.stepping.tm.v1.W" +
+      "atchTransactionResponse0\001\022h\n\021PurgeTransa" +
+      "ctions\022(.stepping.tm.v1.PurgeTransaction" +
+      "sRequest\032).stepping.tm.v1.PurgeTransacti" +
+      "onsResponseBQ\n\021io.stepping.tm.v1P\001Z:gith" +
+      "ub.com/stepping-tm/stepping/gen/go/stepp" +
+      "ing/tm/v1;tmv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -249,7 +430,7 @@ public final class Tm {
     internal_static_stepping_tm_v1_RetryPolicy_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_RetryPolicy_descriptor,
-        new java.lang.String[] { "InitialInterval", "BackoffCoefficient", "MaximumInterval", "MaximumAttempts", });
+        new java.lang.String[] { "InitialInterval", "BackoffCoefficient", "MaximumInterval", "MaximumAttempts", "NonRetryableCodes", });
     internal_static_stepping_tm_v1_Step_descriptor =
       getDescriptor().getMessageTypes().get(2);
     internal_static_stepping_tm_v1_Step_fieldAccessorTable = new
@@ -285,7 +466,13 @@ public final class Tm {
     internal_static_stepping_tm_v1_PrepareRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_PrepareRequest_descriptor,
-        new java.lang.String[] { "Gid", "Steps", "QueryPrepared", "Options", "Database", });
+        new java.lang.String[] { "Gid", "Steps", "QueryPrepared", "Options", "Database", "Tags", });
+    internal_static_stepping_tm_v1_PrepareRequest_TagsEntry_descriptor =
+      internal_static_stepping_tm_v1_PrepareRequest_descriptor.getNestedTypes().get(0);
+    internal_static_stepping_tm_v1_PrepareRequest_TagsEntry_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_PrepareRequest_TagsEntry_descriptor,
+        new java.lang.String[] { "Key", "Value", });
     internal_static_stepping_tm_v1_PrepareResponse_descriptor =
       getDescriptor().getMessageTypes().get(7);
     internal_static_stepping_tm_v1_PrepareResponse_fieldAccessorTable = new
@@ -297,7 +484,13 @@ public final class Tm {
     internal_static_stepping_tm_v1_SubmitRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_SubmitRequest_descriptor,
-        new java.lang.String[] { "Gid", "Steps", "Options", "WaitResult", "WaitTimeout", });
+        new java.lang.String[] { "Gid", "Steps", "Options", "WaitResult", "WaitTimeout", "Tags", });
+    internal_static_stepping_tm_v1_SubmitRequest_TagsEntry_descriptor =
+      internal_static_stepping_tm_v1_SubmitRequest_descriptor.getNestedTypes().get(0);
+    internal_static_stepping_tm_v1_SubmitRequest_TagsEntry_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_SubmitRequest_TagsEntry_descriptor,
+        new java.lang.String[] { "Key", "Value", });
     internal_static_stepping_tm_v1_SubmitResponse_descriptor =
       getDescriptor().getMessageTypes().get(9);
     internal_static_stepping_tm_v1_SubmitResponse_fieldAccessorTable = new
@@ -333,25 +526,121 @@ public final class Tm {
     internal_static_stepping_tm_v1_ListTransactionsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_ListTransactionsRequest_descriptor,
-        new java.lang.String[] { "Statuses", "PageSize", "PageToken", });
-    internal_static_stepping_tm_v1_ListTransactionsResponse_descriptor =
+        new java.lang.String[] { "Statuses", "PageSize", "PageToken", "Filter", });
+    internal_static_stepping_tm_v1_TransactionFilter_descriptor =
       getDescriptor().getMessageTypes().get(15);
+    internal_static_stepping_tm_v1_TransactionFilter_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_TransactionFilter_descriptor,
+        new java.lang.String[] { "Tags", "CreatedAfter", "CreatedBefore", "FinishedAfter", "FinishedBefore", "GidPrefix", "Target", "Method", "ErrorContains", "Mode", "NeedsAttention", });
+    internal_static_stepping_tm_v1_TransactionFilter_TagsEntry_descriptor =
+      internal_static_stepping_tm_v1_TransactionFilter_descriptor.getNestedTypes().get(0);
+    internal_static_stepping_tm_v1_TransactionFilter_TagsEntry_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_TransactionFilter_TagsEntry_descriptor,
+        new java.lang.String[] { "Key", "Value", });
+    internal_static_stepping_tm_v1_ListTransactionsResponse_descriptor =
+      getDescriptor().getMessageTypes().get(16);
     internal_static_stepping_tm_v1_ListTransactionsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_ListTransactionsResponse_descriptor,
         new java.lang.String[] { "Transactions", "NextPageToken", });
+    internal_static_stepping_tm_v1_CancelRequest_descriptor =
+      getDescriptor().getMessageTypes().get(17);
+    internal_static_stepping_tm_v1_CancelRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_CancelRequest_descriptor,
+        new java.lang.String[] { "Gid", "Reason", });
+    internal_static_stepping_tm_v1_CancelResponse_descriptor =
+      getDescriptor().getMessageTypes().get(18);
+    internal_static_stepping_tm_v1_CancelResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_CancelResponse_descriptor,
+        new java.lang.String[] { "Transaction", });
+    internal_static_stepping_tm_v1_ResumeRequest_descriptor =
+      getDescriptor().getMessageTypes().get(19);
+    internal_static_stepping_tm_v1_ResumeRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_ResumeRequest_descriptor,
+        new java.lang.String[] { "Gid", });
+    internal_static_stepping_tm_v1_ResumeResponse_descriptor =
+      getDescriptor().getMessageTypes().get(20);
+    internal_static_stepping_tm_v1_ResumeResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_ResumeResponse_descriptor,
+        new java.lang.String[] { "Transaction", });
+    internal_static_stepping_tm_v1_CountTransactionsRequest_descriptor =
+      getDescriptor().getMessageTypes().get(21);
+    internal_static_stepping_tm_v1_CountTransactionsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_CountTransactionsRequest_descriptor,
+        new java.lang.String[] { "Filter", });
+    internal_static_stepping_tm_v1_StatusCount_descriptor =
+      getDescriptor().getMessageTypes().get(22);
+    internal_static_stepping_tm_v1_StatusCount_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_StatusCount_descriptor,
+        new java.lang.String[] { "Status", "Count", });
+    internal_static_stepping_tm_v1_CountTransactionsResponse_descriptor =
+      getDescriptor().getMessageTypes().get(23);
+    internal_static_stepping_tm_v1_CountTransactionsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_CountTransactionsResponse_descriptor,
+        new java.lang.String[] { "Counts", "Total", });
+    internal_static_stepping_tm_v1_WatchTransactionRequest_descriptor =
+      getDescriptor().getMessageTypes().get(24);
+    internal_static_stepping_tm_v1_WatchTransactionRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_WatchTransactionRequest_descriptor,
+        new java.lang.String[] { "Gid", });
+    internal_static_stepping_tm_v1_WatchTransactionResponse_descriptor =
+      getDescriptor().getMessageTypes().get(25);
+    internal_static_stepping_tm_v1_WatchTransactionResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_WatchTransactionResponse_descriptor,
+        new java.lang.String[] { "Transaction", });
+    internal_static_stepping_tm_v1_PurgeTransactionsRequest_descriptor =
+      getDescriptor().getMessageTypes().get(26);
+    internal_static_stepping_tm_v1_PurgeTransactionsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_PurgeTransactionsRequest_descriptor,
+        new java.lang.String[] { "OlderThan", "Statuses", "DryRun", });
+    internal_static_stepping_tm_v1_PurgeTransactionsResponse_descriptor =
+      getDescriptor().getMessageTypes().get(27);
+    internal_static_stepping_tm_v1_PurgeTransactionsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_PurgeTransactionsResponse_descriptor,
+        new java.lang.String[] { "Deleted", });
     internal_static_stepping_tm_v1_StepState_descriptor =
-      getDescriptor().getMessageTypes().get(16);
+      getDescriptor().getMessageTypes().get(28);
     internal_static_stepping_tm_v1_StepState_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_StepState_descriptor,
-        new java.lang.String[] { "Index", "Name", "Status", "Attempts", "LastError", "Result", "NextAttemptTime", });
+        new java.lang.String[] { "Index", "Name", "Status", "Attempts", "LastError", "Result", "NextAttemptTime", "History", "Payload", "Headers", "Action", "Compensation", "RetryPolicy", "Timeout", });
+    internal_static_stepping_tm_v1_StepState_HeadersEntry_descriptor =
+      internal_static_stepping_tm_v1_StepState_descriptor.getNestedTypes().get(0);
+    internal_static_stepping_tm_v1_StepState_HeadersEntry_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_StepState_HeadersEntry_descriptor,
+        new java.lang.String[] { "Key", "Value", });
+    internal_static_stepping_tm_v1_Attempt_descriptor =
+      getDescriptor().getMessageTypes().get(29);
+    internal_static_stepping_tm_v1_Attempt_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_Attempt_descriptor,
+        new java.lang.String[] { "Number", "Op", "StartTime", "Duration", "Code", "Error", });
     internal_static_stepping_tm_v1_Transaction_descriptor =
-      getDescriptor().getMessageTypes().get(17);
+      getDescriptor().getMessageTypes().get(30);
     internal_static_stepping_tm_v1_Transaction_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_Transaction_descriptor,
-        new java.lang.String[] { "Gid", "Mode", "Status", "Steps", "Error", "CreateTime", "UpdateTime", "FinishTime", "Owner", });
+        new java.lang.String[] { "Gid", "Mode", "Status", "Steps", "Error", "CreateTime", "UpdateTime", "FinishTime", "Owner", "Tags", "Options", "DeadlineTime", "TraceId", "QueryPrepared", "QueryPreparedHistory", "NeedsAttention", "CancelReason", });
+    internal_static_stepping_tm_v1_Transaction_TagsEntry_descriptor =
+      internal_static_stepping_tm_v1_Transaction_descriptor.getNestedTypes().get(0);
+    internal_static_stepping_tm_v1_Transaction_TagsEntry_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_stepping_tm_v1_Transaction_TagsEntry_descriptor,
+        new java.lang.String[] { "Key", "Value", });
     com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.TimestampProto.getDescriptor();
   }

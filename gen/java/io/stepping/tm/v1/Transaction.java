@@ -26,6 +26,10 @@ private static final long serialVersionUID = 0L;
     steps_ = java.util.Collections.emptyList();
     error_ = "";
     owner_ = "";
+    traceId_ = "";
+    queryPreparedHistory_ = java.util.Collections.emptyList();
+    needsAttention_ = "";
+    cancelReason_ = "";
   }
 
   @java.lang.Override
@@ -45,6 +49,18 @@ private static final long serialVersionUID = 0L;
     return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_Transaction_descriptor;
   }
 
+  @SuppressWarnings({"rawtypes"})
+  @java.lang.Override
+  protected com.google.protobuf.MapField internalGetMapField(
+      int number) {
+    switch (number) {
+      case 10:
+        return internalGetTags();
+      default:
+        throw new RuntimeException(
+            "Invalid map field number: " + number);
+    }
+  }
   @java.lang.Override
   protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internalGetFieldAccessorTable() {
@@ -423,6 +439,419 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int TAGS_FIELD_NUMBER = 10;
+  private static final class TagsDefaultEntryHolder {
+    static final com.google.protobuf.MapEntry<
+        java.lang.String, java.lang.String> defaultEntry =
+            com.google.protobuf.MapEntry
+            .<java.lang.String, java.lang.String>newDefaultInstance(
+                io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_Transaction_TagsEntry_descriptor, 
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "",
+                com.google.protobuf.WireFormat.FieldType.STRING,
+                "");
+  }
+  @SuppressWarnings("serial")
+  private com.google.protobuf.MapField<
+      java.lang.String, java.lang.String> tags_;
+  private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+  internalGetTags() {
+    if (tags_ == null) {
+      return com.google.protobuf.MapField.emptyMapField(
+          TagsDefaultEntryHolder.defaultEntry);
+    }
+    return tags_;
+  }
+  public int getTagsCount() {
+    return internalGetTags().getMap().size();
+  }
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public boolean containsTags(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    return internalGetTags().getMap().containsKey(key);
+  }
+  /**
+   * Use {@link #getTagsMap()} instead.
+   */
+  @java.lang.Override
+  @java.lang.Deprecated
+  public java.util.Map<java.lang.String, java.lang.String> getTags() {
+    return getTagsMap();
+  }
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public java.util.Map<java.lang.String, java.lang.String> getTagsMap() {
+    return internalGetTags().getMap();
+  }
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public /* nullable */
+java.lang.String getTagsOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetTags().getMap();
+    return map.containsKey(key) ? map.get(key) : defaultValue;
+  }
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  @java.lang.Override
+  public java.lang.String getTagsOrThrow(
+      java.lang.String key) {
+    if (key == null) { throw new NullPointerException("map key"); }
+    java.util.Map<java.lang.String, java.lang.String> map =
+        internalGetTags().getMap();
+    if (!map.containsKey(key)) {
+      throw new java.lang.IllegalArgumentException();
+    }
+    return map.get(key);
+  }
+
+  public static final int OPTIONS_FIELD_NUMBER = 11;
+  private io.stepping.tm.v1.TransactionOptions options_;
+  /**
+   * <pre>
+   * The options in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+   * @return Whether the options field is set.
+   */
+  @java.lang.Override
+  public boolean hasOptions() {
+    return options_ != null;
+  }
+  /**
+   * <pre>
+   * The options in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+   * @return The options.
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.TransactionOptions getOptions() {
+    return options_ == null ? io.stepping.tm.v1.TransactionOptions.getDefaultInstance() : options_;
+  }
+  /**
+   * <pre>
+   * The options in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.TransactionOptionsOrBuilder getOptionsOrBuilder() {
+    return options_ == null ? io.stepping.tm.v1.TransactionOptions.getDefaultInstance() : options_;
+  }
+
+  public static final int DEADLINE_TIME_FIELD_NUMBER = 12;
+  private com.google.protobuf.Timestamp deadlineTime_;
+  /**
+   * <pre>
+   * When the whole-job deadline passes, if it has one and was submitted.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+   * @return Whether the deadlineTime field is set.
+   */
+  @java.lang.Override
+  public boolean hasDeadlineTime() {
+    return deadlineTime_ != null;
+  }
+  /**
+   * <pre>
+   * When the whole-job deadline passes, if it has one and was submitted.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+   * @return The deadlineTime.
+   */
+  @java.lang.Override
+  public com.google.protobuf.Timestamp getDeadlineTime() {
+    return deadlineTime_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : deadlineTime_;
+  }
+  /**
+   * <pre>
+   * When the whole-job deadline passes, if it has one and was submitted.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+   */
+  @java.lang.Override
+  public com.google.protobuf.TimestampOrBuilder getDeadlineTimeOrBuilder() {
+    return deadlineTime_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : deadlineTime_;
+  }
+
+  public static final int TRACE_ID_FIELD_NUMBER = 13;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object traceId_ = "";
+  /**
+   * <pre>
+   * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+   * </pre>
+   *
+   * <code>string trace_id = 13 [json_name = "traceId"];</code>
+   * @return The traceId.
+   */
+  @java.lang.Override
+  public java.lang.String getTraceId() {
+    java.lang.Object ref = traceId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      traceId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+   * </pre>
+   *
+   * <code>string trace_id = 13 [json_name = "traceId"];</code>
+   * @return The bytes for traceId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getTraceIdBytes() {
+    java.lang.Object ref = traceId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      traceId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int QUERY_PREPARED_FIELD_NUMBER = 14;
+  private io.stepping.tm.v1.Endpoint queryPrepared_;
+  /**
+   * <pre>
+   * Prepared jobs: where the back-check asks.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+   * @return Whether the queryPrepared field is set.
+   */
+  @java.lang.Override
+  public boolean hasQueryPrepared() {
+    return queryPrepared_ != null;
+  }
+  /**
+   * <pre>
+   * Prepared jobs: where the back-check asks.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+   * @return The queryPrepared.
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.Endpoint getQueryPrepared() {
+    return queryPrepared_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : queryPrepared_;
+  }
+  /**
+   * <pre>
+   * Prepared jobs: where the back-check asks.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.EndpointOrBuilder getQueryPreparedOrBuilder() {
+    return queryPrepared_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : queryPrepared_;
+  }
+
+  public static final int QUERY_PREPARED_HISTORY_FIELD_NUMBER = 15;
+  @SuppressWarnings("serial")
+  private java.util.List<io.stepping.tm.v1.Attempt> queryPreparedHistory_;
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<io.stepping.tm.v1.Attempt> getQueryPreparedHistoryList() {
+    return queryPreparedHistory_;
+  }
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<? extends io.stepping.tm.v1.AttemptOrBuilder> 
+      getQueryPreparedHistoryOrBuilderList() {
+    return queryPreparedHistory_;
+  }
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  @java.lang.Override
+  public int getQueryPreparedHistoryCount() {
+    return queryPreparedHistory_.size();
+  }
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.Attempt getQueryPreparedHistory(int index) {
+    return queryPreparedHistory_.get(index);
+  }
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  @java.lang.Override
+  public io.stepping.tm.v1.AttemptOrBuilder getQueryPreparedHistoryOrBuilder(
+      int index) {
+    return queryPreparedHistory_.get(index);
+  }
+
+  public static final int NEEDS_ATTENTION_FIELD_NUMBER = 16;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object needsAttention_ = "";
+  /**
+   * <pre>
+   * Set when the TM stopped retrying and waits for an operator (for example a
+   * saga whose compensation is not implemented): the reason. Cancel or Resume.
+   * </pre>
+   *
+   * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+   * @return The needsAttention.
+   */
+  @java.lang.Override
+  public java.lang.String getNeedsAttention() {
+    java.lang.Object ref = needsAttention_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      needsAttention_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * Set when the TM stopped retrying and waits for an operator (for example a
+   * saga whose compensation is not implemented): the reason. Cancel or Resume.
+   * </pre>
+   *
+   * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+   * @return The bytes for needsAttention.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getNeedsAttentionBytes() {
+    java.lang.Object ref = needsAttention_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      needsAttention_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int CANCEL_REASON_FIELD_NUMBER = 17;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object cancelReason_ = "";
+  /**
+   * <pre>
+   * The Cancel that was requested, if any (the job may still be compensating).
+   * </pre>
+   *
+   * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+   * @return The cancelReason.
+   */
+  @java.lang.Override
+  public java.lang.String getCancelReason() {
+    java.lang.Object ref = cancelReason_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      cancelReason_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The Cancel that was requested, if any (the job may still be compensating).
+   * </pre>
+   *
+   * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+   * @return The bytes for cancelReason.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getCancelReasonBytes() {
+    java.lang.Object ref = cancelReason_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      cancelReason_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -463,6 +892,33 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(owner_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 9, owner_);
+    }
+    com.google.protobuf.GeneratedMessageV3
+      .serializeStringMapTo(
+        output,
+        internalGetTags(),
+        TagsDefaultEntryHolder.defaultEntry,
+        10);
+    if (options_ != null) {
+      output.writeMessage(11, getOptions());
+    }
+    if (deadlineTime_ != null) {
+      output.writeMessage(12, getDeadlineTime());
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(traceId_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 13, traceId_);
+    }
+    if (queryPrepared_ != null) {
+      output.writeMessage(14, getQueryPrepared());
+    }
+    for (int i = 0; i < queryPreparedHistory_.size(); i++) {
+      output.writeMessage(15, queryPreparedHistory_.get(i));
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(needsAttention_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 16, needsAttention_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(cancelReason_)) {
+      com.google.protobuf.GeneratedMessageV3.writeString(output, 17, cancelReason_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -506,6 +962,41 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(owner_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(9, owner_);
     }
+    for (java.util.Map.Entry<java.lang.String, java.lang.String> entry
+         : internalGetTags().getMap().entrySet()) {
+      com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+      tags__ = TagsDefaultEntryHolder.defaultEntry.newBuilderForType()
+          .setKey(entry.getKey())
+          .setValue(entry.getValue())
+          .build();
+      size += com.google.protobuf.CodedOutputStream
+          .computeMessageSize(10, tags__);
+    }
+    if (options_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(11, getOptions());
+    }
+    if (deadlineTime_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(12, getDeadlineTime());
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(traceId_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(13, traceId_);
+    }
+    if (queryPrepared_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(14, getQueryPrepared());
+    }
+    for (int i = 0; i < queryPreparedHistory_.size(); i++) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(15, queryPreparedHistory_.get(i));
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(needsAttention_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(16, needsAttention_);
+    }
+    if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(cancelReason_)) {
+      size += com.google.protobuf.GeneratedMessageV3.computeStringSize(17, cancelReason_);
+    }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
     return size;
@@ -546,6 +1037,31 @@ private static final long serialVersionUID = 0L;
     }
     if (!getOwner()
         .equals(other.getOwner())) return false;
+    if (!internalGetTags().equals(
+        other.internalGetTags())) return false;
+    if (hasOptions() != other.hasOptions()) return false;
+    if (hasOptions()) {
+      if (!getOptions()
+          .equals(other.getOptions())) return false;
+    }
+    if (hasDeadlineTime() != other.hasDeadlineTime()) return false;
+    if (hasDeadlineTime()) {
+      if (!getDeadlineTime()
+          .equals(other.getDeadlineTime())) return false;
+    }
+    if (!getTraceId()
+        .equals(other.getTraceId())) return false;
+    if (hasQueryPrepared() != other.hasQueryPrepared()) return false;
+    if (hasQueryPrepared()) {
+      if (!getQueryPrepared()
+          .equals(other.getQueryPrepared())) return false;
+    }
+    if (!getQueryPreparedHistoryList()
+        .equals(other.getQueryPreparedHistoryList())) return false;
+    if (!getNeedsAttention()
+        .equals(other.getNeedsAttention())) return false;
+    if (!getCancelReason()
+        .equals(other.getCancelReason())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -583,6 +1099,32 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + OWNER_FIELD_NUMBER;
     hash = (53 * hash) + getOwner().hashCode();
+    if (!internalGetTags().getMap().isEmpty()) {
+      hash = (37 * hash) + TAGS_FIELD_NUMBER;
+      hash = (53 * hash) + internalGetTags().hashCode();
+    }
+    if (hasOptions()) {
+      hash = (37 * hash) + OPTIONS_FIELD_NUMBER;
+      hash = (53 * hash) + getOptions().hashCode();
+    }
+    if (hasDeadlineTime()) {
+      hash = (37 * hash) + DEADLINE_TIME_FIELD_NUMBER;
+      hash = (53 * hash) + getDeadlineTime().hashCode();
+    }
+    hash = (37 * hash) + TRACE_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getTraceId().hashCode();
+    if (hasQueryPrepared()) {
+      hash = (37 * hash) + QUERY_PREPARED_FIELD_NUMBER;
+      hash = (53 * hash) + getQueryPrepared().hashCode();
+    }
+    if (getQueryPreparedHistoryCount() > 0) {
+      hash = (37 * hash) + QUERY_PREPARED_HISTORY_FIELD_NUMBER;
+      hash = (53 * hash) + getQueryPreparedHistoryList().hashCode();
+    }
+    hash = (37 * hash) + NEEDS_ATTENTION_FIELD_NUMBER;
+    hash = (53 * hash) + getNeedsAttention().hashCode();
+    hash = (37 * hash) + CANCEL_REASON_FIELD_NUMBER;
+    hash = (53 * hash) + getCancelReason().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -694,6 +1236,28 @@ private static final long serialVersionUID = 0L;
       return io.stepping.tm.v1.Tm.internal_static_stepping_tm_v1_Transaction_descriptor;
     }
 
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMapField(
+        int number) {
+      switch (number) {
+        case 10:
+          return internalGetTags();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
+    @SuppressWarnings({"rawtypes"})
+    protected com.google.protobuf.MapField internalGetMutableMapField(
+        int number) {
+      switch (number) {
+        case 10:
+          return internalGetMutableTags();
+        default:
+          throw new RuntimeException(
+              "Invalid map field number: " + number);
+      }
+    }
     @java.lang.Override
     protected com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
         internalGetFieldAccessorTable() {
@@ -743,6 +1307,32 @@ private static final long serialVersionUID = 0L;
         finishTimeBuilder_ = null;
       }
       owner_ = "";
+      internalGetMutableTags().clear();
+      options_ = null;
+      if (optionsBuilder_ != null) {
+        optionsBuilder_.dispose();
+        optionsBuilder_ = null;
+      }
+      deadlineTime_ = null;
+      if (deadlineTimeBuilder_ != null) {
+        deadlineTimeBuilder_.dispose();
+        deadlineTimeBuilder_ = null;
+      }
+      traceId_ = "";
+      queryPrepared_ = null;
+      if (queryPreparedBuilder_ != null) {
+        queryPreparedBuilder_.dispose();
+        queryPreparedBuilder_ = null;
+      }
+      if (queryPreparedHistoryBuilder_ == null) {
+        queryPreparedHistory_ = java.util.Collections.emptyList();
+      } else {
+        queryPreparedHistory_ = null;
+        queryPreparedHistoryBuilder_.clear();
+      }
+      bitField0_ = (bitField0_ & ~0x00004000);
+      needsAttention_ = "";
+      cancelReason_ = "";
       return this;
     }
 
@@ -785,6 +1375,15 @@ private static final long serialVersionUID = 0L;
       } else {
         result.steps_ = stepsBuilder_.build();
       }
+      if (queryPreparedHistoryBuilder_ == null) {
+        if (((bitField0_ & 0x00004000) != 0)) {
+          queryPreparedHistory_ = java.util.Collections.unmodifiableList(queryPreparedHistory_);
+          bitField0_ = (bitField0_ & ~0x00004000);
+        }
+        result.queryPreparedHistory_ = queryPreparedHistory_;
+      } else {
+        result.queryPreparedHistory_ = queryPreparedHistoryBuilder_.build();
+      }
     }
 
     private void buildPartial0(io.stepping.tm.v1.Transaction result) {
@@ -818,6 +1417,34 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000100) != 0)) {
         result.owner_ = owner_;
+      }
+      if (((from_bitField0_ & 0x00000200) != 0)) {
+        result.tags_ = internalGetTags();
+        result.tags_.makeImmutable();
+      }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.options_ = optionsBuilder_ == null
+            ? options_
+            : optionsBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000800) != 0)) {
+        result.deadlineTime_ = deadlineTimeBuilder_ == null
+            ? deadlineTime_
+            : deadlineTimeBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00001000) != 0)) {
+        result.traceId_ = traceId_;
+      }
+      if (((from_bitField0_ & 0x00002000) != 0)) {
+        result.queryPrepared_ = queryPreparedBuilder_ == null
+            ? queryPrepared_
+            : queryPreparedBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00008000) != 0)) {
+        result.needsAttention_ = needsAttention_;
+      }
+      if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.cancelReason_ = cancelReason_;
       }
     }
 
@@ -921,6 +1548,59 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000100;
         onChanged();
       }
+      internalGetMutableTags().mergeFrom(
+          other.internalGetTags());
+      bitField0_ |= 0x00000200;
+      if (other.hasOptions()) {
+        mergeOptions(other.getOptions());
+      }
+      if (other.hasDeadlineTime()) {
+        mergeDeadlineTime(other.getDeadlineTime());
+      }
+      if (!other.getTraceId().isEmpty()) {
+        traceId_ = other.traceId_;
+        bitField0_ |= 0x00001000;
+        onChanged();
+      }
+      if (other.hasQueryPrepared()) {
+        mergeQueryPrepared(other.getQueryPrepared());
+      }
+      if (queryPreparedHistoryBuilder_ == null) {
+        if (!other.queryPreparedHistory_.isEmpty()) {
+          if (queryPreparedHistory_.isEmpty()) {
+            queryPreparedHistory_ = other.queryPreparedHistory_;
+            bitField0_ = (bitField0_ & ~0x00004000);
+          } else {
+            ensureQueryPreparedHistoryIsMutable();
+            queryPreparedHistory_.addAll(other.queryPreparedHistory_);
+          }
+          onChanged();
+        }
+      } else {
+        if (!other.queryPreparedHistory_.isEmpty()) {
+          if (queryPreparedHistoryBuilder_.isEmpty()) {
+            queryPreparedHistoryBuilder_.dispose();
+            queryPreparedHistoryBuilder_ = null;
+            queryPreparedHistory_ = other.queryPreparedHistory_;
+            bitField0_ = (bitField0_ & ~0x00004000);
+            queryPreparedHistoryBuilder_ = 
+              com.google.protobuf.GeneratedMessageV3.alwaysUseFieldBuilders ?
+                 getQueryPreparedHistoryFieldBuilder() : null;
+          } else {
+            queryPreparedHistoryBuilder_.addAllMessages(other.queryPreparedHistory_);
+          }
+        }
+      }
+      if (!other.getNeedsAttention().isEmpty()) {
+        needsAttention_ = other.needsAttention_;
+        bitField0_ |= 0x00008000;
+        onChanged();
+      }
+      if (!other.getCancelReason().isEmpty()) {
+        cancelReason_ = other.cancelReason_;
+        bitField0_ |= 0x00010000;
+        onChanged();
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -1006,6 +1686,64 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000100;
               break;
             } // case 74
+            case 82: {
+              com.google.protobuf.MapEntry<java.lang.String, java.lang.String>
+              tags__ = input.readMessage(
+                  TagsDefaultEntryHolder.defaultEntry.getParserForType(), extensionRegistry);
+              internalGetMutableTags().getMutableMap().put(
+                  tags__.getKey(), tags__.getValue());
+              bitField0_ |= 0x00000200;
+              break;
+            } // case 82
+            case 90: {
+              input.readMessage(
+                  getOptionsFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 90
+            case 98: {
+              input.readMessage(
+                  getDeadlineTimeFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000800;
+              break;
+            } // case 98
+            case 106: {
+              traceId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00001000;
+              break;
+            } // case 106
+            case 114: {
+              input.readMessage(
+                  getQueryPreparedFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00002000;
+              break;
+            } // case 114
+            case 122: {
+              io.stepping.tm.v1.Attempt m =
+                  input.readMessage(
+                      io.stepping.tm.v1.Attempt.parser(),
+                      extensionRegistry);
+              if (queryPreparedHistoryBuilder_ == null) {
+                ensureQueryPreparedHistoryIsMutable();
+                queryPreparedHistory_.add(m);
+              } else {
+                queryPreparedHistoryBuilder_.addMessage(m);
+              }
+              break;
+            } // case 122
+            case 130: {
+              needsAttention_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00008000;
+              break;
+            } // case 130
+            case 138: {
+              cancelReason_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 138
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2223,6 +2961,1219 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       owner_ = value;
       bitField0_ |= 0x00000100;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.MapField<
+        java.lang.String, java.lang.String> tags_;
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetTags() {
+      if (tags_ == null) {
+        return com.google.protobuf.MapField.emptyMapField(
+            TagsDefaultEntryHolder.defaultEntry);
+      }
+      return tags_;
+    }
+    private com.google.protobuf.MapField<java.lang.String, java.lang.String>
+        internalGetMutableTags() {
+      if (tags_ == null) {
+        tags_ = com.google.protobuf.MapField.newMapField(
+            TagsDefaultEntryHolder.defaultEntry);
+      }
+      if (!tags_.isMutable()) {
+        tags_ = tags_.copy();
+      }
+      bitField0_ |= 0x00000200;
+      onChanged();
+      return tags_;
+    }
+    public int getTagsCount() {
+      return internalGetTags().getMap().size();
+    }
+    /**
+     * <pre>
+     * Its business keys, as given to Prepare or Submit.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public boolean containsTags(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      return internalGetTags().getMap().containsKey(key);
+    }
+    /**
+     * Use {@link #getTagsMap()} instead.
+     */
+    @java.lang.Override
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String> getTags() {
+      return getTagsMap();
+    }
+    /**
+     * <pre>
+     * Its business keys, as given to Prepare or Submit.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public java.util.Map<java.lang.String, java.lang.String> getTagsMap() {
+      return internalGetTags().getMap();
+    }
+    /**
+     * <pre>
+     * Its business keys, as given to Prepare or Submit.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public /* nullable */
+java.lang.String getTagsOrDefault(
+        java.lang.String key,
+        /* nullable */
+java.lang.String defaultValue) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetTags().getMap();
+      return map.containsKey(key) ? map.get(key) : defaultValue;
+    }
+    /**
+     * <pre>
+     * Its business keys, as given to Prepare or Submit.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+     */
+    @java.lang.Override
+    public java.lang.String getTagsOrThrow(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      java.util.Map<java.lang.String, java.lang.String> map =
+          internalGetTags().getMap();
+      if (!map.containsKey(key)) {
+        throw new java.lang.IllegalArgumentException();
+      }
+      return map.get(key);
+    }
+    public Builder clearTags() {
+      bitField0_ = (bitField0_ & ~0x00000200);
+      internalGetMutableTags().getMutableMap()
+          .clear();
+      return this;
+    }
+    /**
+     * <pre>
+     * Its business keys, as given to Prepare or Submit.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+     */
+    public Builder removeTags(
+        java.lang.String key) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      internalGetMutableTags().getMutableMap()
+          .remove(key);
+      return this;
+    }
+    /**
+     * Use alternate mutation accessors instead.
+     */
+    @java.lang.Deprecated
+    public java.util.Map<java.lang.String, java.lang.String>
+        getMutableTags() {
+      bitField0_ |= 0x00000200;
+      return internalGetMutableTags().getMutableMap();
+    }
+    /**
+     * <pre>
+     * Its business keys, as given to Prepare or Submit.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+     */
+    public Builder putTags(
+        java.lang.String key,
+        java.lang.String value) {
+      if (key == null) { throw new NullPointerException("map key"); }
+      if (value == null) { throw new NullPointerException("map value"); }
+      internalGetMutableTags().getMutableMap()
+          .put(key, value);
+      bitField0_ |= 0x00000200;
+      return this;
+    }
+    /**
+     * <pre>
+     * Its business keys, as given to Prepare or Submit.
+     * </pre>
+     *
+     * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+     */
+    public Builder putAllTags(
+        java.util.Map<java.lang.String, java.lang.String> values) {
+      internalGetMutableTags().getMutableMap()
+          .putAll(values);
+      bitField0_ |= 0x00000200;
+      return this;
+    }
+
+    private io.stepping.tm.v1.TransactionOptions options_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.TransactionOptions, io.stepping.tm.v1.TransactionOptions.Builder, io.stepping.tm.v1.TransactionOptionsOrBuilder> optionsBuilder_;
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     * @return Whether the options field is set.
+     */
+    public boolean hasOptions() {
+      return ((bitField0_ & 0x00000400) != 0);
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     * @return The options.
+     */
+    public io.stepping.tm.v1.TransactionOptions getOptions() {
+      if (optionsBuilder_ == null) {
+        return options_ == null ? io.stepping.tm.v1.TransactionOptions.getDefaultInstance() : options_;
+      } else {
+        return optionsBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     */
+    public Builder setOptions(io.stepping.tm.v1.TransactionOptions value) {
+      if (optionsBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        options_ = value;
+      } else {
+        optionsBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     */
+    public Builder setOptions(
+        io.stepping.tm.v1.TransactionOptions.Builder builderForValue) {
+      if (optionsBuilder_ == null) {
+        options_ = builderForValue.build();
+      } else {
+        optionsBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     */
+    public Builder mergeOptions(io.stepping.tm.v1.TransactionOptions value) {
+      if (optionsBuilder_ == null) {
+        if (((bitField0_ & 0x00000400) != 0) &&
+          options_ != null &&
+          options_ != io.stepping.tm.v1.TransactionOptions.getDefaultInstance()) {
+          getOptionsBuilder().mergeFrom(value);
+        } else {
+          options_ = value;
+        }
+      } else {
+        optionsBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     */
+    public Builder clearOptions() {
+      bitField0_ = (bitField0_ & ~0x00000400);
+      options_ = null;
+      if (optionsBuilder_ != null) {
+        optionsBuilder_.dispose();
+        optionsBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     */
+    public io.stepping.tm.v1.TransactionOptions.Builder getOptionsBuilder() {
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return getOptionsFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     */
+    public io.stepping.tm.v1.TransactionOptionsOrBuilder getOptionsOrBuilder() {
+      if (optionsBuilder_ != null) {
+        return optionsBuilder_.getMessageOrBuilder();
+      } else {
+        return options_ == null ?
+            io.stepping.tm.v1.TransactionOptions.getDefaultInstance() : options_;
+      }
+    }
+    /**
+     * <pre>
+     * The options in force (the TM's defaults filled in).
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.TransactionOptions, io.stepping.tm.v1.TransactionOptions.Builder, io.stepping.tm.v1.TransactionOptionsOrBuilder> 
+        getOptionsFieldBuilder() {
+      if (optionsBuilder_ == null) {
+        optionsBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            io.stepping.tm.v1.TransactionOptions, io.stepping.tm.v1.TransactionOptions.Builder, io.stepping.tm.v1.TransactionOptionsOrBuilder>(
+                getOptions(),
+                getParentForChildren(),
+                isClean());
+        options_ = null;
+      }
+      return optionsBuilder_;
+    }
+
+    private com.google.protobuf.Timestamp deadlineTime_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> deadlineTimeBuilder_;
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     * @return Whether the deadlineTime field is set.
+     */
+    public boolean hasDeadlineTime() {
+      return ((bitField0_ & 0x00000800) != 0);
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     * @return The deadlineTime.
+     */
+    public com.google.protobuf.Timestamp getDeadlineTime() {
+      if (deadlineTimeBuilder_ == null) {
+        return deadlineTime_ == null ? com.google.protobuf.Timestamp.getDefaultInstance() : deadlineTime_;
+      } else {
+        return deadlineTimeBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     */
+    public Builder setDeadlineTime(com.google.protobuf.Timestamp value) {
+      if (deadlineTimeBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        deadlineTime_ = value;
+      } else {
+        deadlineTimeBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     */
+    public Builder setDeadlineTime(
+        com.google.protobuf.Timestamp.Builder builderForValue) {
+      if (deadlineTimeBuilder_ == null) {
+        deadlineTime_ = builderForValue.build();
+      } else {
+        deadlineTimeBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     */
+    public Builder mergeDeadlineTime(com.google.protobuf.Timestamp value) {
+      if (deadlineTimeBuilder_ == null) {
+        if (((bitField0_ & 0x00000800) != 0) &&
+          deadlineTime_ != null &&
+          deadlineTime_ != com.google.protobuf.Timestamp.getDefaultInstance()) {
+          getDeadlineTimeBuilder().mergeFrom(value);
+        } else {
+          deadlineTime_ = value;
+        }
+      } else {
+        deadlineTimeBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     */
+    public Builder clearDeadlineTime() {
+      bitField0_ = (bitField0_ & ~0x00000800);
+      deadlineTime_ = null;
+      if (deadlineTimeBuilder_ != null) {
+        deadlineTimeBuilder_.dispose();
+        deadlineTimeBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     */
+    public com.google.protobuf.Timestamp.Builder getDeadlineTimeBuilder() {
+      bitField0_ |= 0x00000800;
+      onChanged();
+      return getDeadlineTimeFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     */
+    public com.google.protobuf.TimestampOrBuilder getDeadlineTimeOrBuilder() {
+      if (deadlineTimeBuilder_ != null) {
+        return deadlineTimeBuilder_.getMessageOrBuilder();
+      } else {
+        return deadlineTime_ == null ?
+            com.google.protobuf.Timestamp.getDefaultInstance() : deadlineTime_;
+      }
+    }
+    /**
+     * <pre>
+     * When the whole-job deadline passes, if it has one and was submitted.
+     * </pre>
+     *
+     * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> 
+        getDeadlineTimeFieldBuilder() {
+      if (deadlineTimeBuilder_ == null) {
+        deadlineTimeBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder>(
+                getDeadlineTime(),
+                getParentForChildren(),
+                isClean());
+        deadlineTime_ = null;
+      }
+      return deadlineTimeBuilder_;
+    }
+
+    private java.lang.Object traceId_ = "";
+    /**
+     * <pre>
+     * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+     * </pre>
+     *
+     * <code>string trace_id = 13 [json_name = "traceId"];</code>
+     * @return The traceId.
+     */
+    public java.lang.String getTraceId() {
+      java.lang.Object ref = traceId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        traceId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+     * </pre>
+     *
+     * <code>string trace_id = 13 [json_name = "traceId"];</code>
+     * @return The bytes for traceId.
+     */
+    public com.google.protobuf.ByteString
+        getTraceIdBytes() {
+      java.lang.Object ref = traceId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        traceId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+     * </pre>
+     *
+     * <code>string trace_id = 13 [json_name = "traceId"];</code>
+     * @param value The traceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setTraceId(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      traceId_ = value;
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+     * </pre>
+     *
+     * <code>string trace_id = 13 [json_name = "traceId"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearTraceId() {
+      traceId_ = getDefaultInstance().getTraceId();
+      bitField0_ = (bitField0_ & ~0x00001000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+     * </pre>
+     *
+     * <code>string trace_id = 13 [json_name = "traceId"];</code>
+     * @param value The bytes for traceId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setTraceIdBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      traceId_ = value;
+      bitField0_ |= 0x00001000;
+      onChanged();
+      return this;
+    }
+
+    private io.stepping.tm.v1.Endpoint queryPrepared_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder> queryPreparedBuilder_;
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     * @return Whether the queryPrepared field is set.
+     */
+    public boolean hasQueryPrepared() {
+      return ((bitField0_ & 0x00002000) != 0);
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     * @return The queryPrepared.
+     */
+    public io.stepping.tm.v1.Endpoint getQueryPrepared() {
+      if (queryPreparedBuilder_ == null) {
+        return queryPrepared_ == null ? io.stepping.tm.v1.Endpoint.getDefaultInstance() : queryPrepared_;
+      } else {
+        return queryPreparedBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     */
+    public Builder setQueryPrepared(io.stepping.tm.v1.Endpoint value) {
+      if (queryPreparedBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        queryPrepared_ = value;
+      } else {
+        queryPreparedBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     */
+    public Builder setQueryPrepared(
+        io.stepping.tm.v1.Endpoint.Builder builderForValue) {
+      if (queryPreparedBuilder_ == null) {
+        queryPrepared_ = builderForValue.build();
+      } else {
+        queryPreparedBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     */
+    public Builder mergeQueryPrepared(io.stepping.tm.v1.Endpoint value) {
+      if (queryPreparedBuilder_ == null) {
+        if (((bitField0_ & 0x00002000) != 0) &&
+          queryPrepared_ != null &&
+          queryPrepared_ != io.stepping.tm.v1.Endpoint.getDefaultInstance()) {
+          getQueryPreparedBuilder().mergeFrom(value);
+        } else {
+          queryPrepared_ = value;
+        }
+      } else {
+        queryPreparedBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     */
+    public Builder clearQueryPrepared() {
+      bitField0_ = (bitField0_ & ~0x00002000);
+      queryPrepared_ = null;
+      if (queryPreparedBuilder_ != null) {
+        queryPreparedBuilder_.dispose();
+        queryPreparedBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     */
+    public io.stepping.tm.v1.Endpoint.Builder getQueryPreparedBuilder() {
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return getQueryPreparedFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     */
+    public io.stepping.tm.v1.EndpointOrBuilder getQueryPreparedOrBuilder() {
+      if (queryPreparedBuilder_ != null) {
+        return queryPreparedBuilder_.getMessageOrBuilder();
+      } else {
+        return queryPrepared_ == null ?
+            io.stepping.tm.v1.Endpoint.getDefaultInstance() : queryPrepared_;
+      }
+    }
+    /**
+     * <pre>
+     * Prepared jobs: where the back-check asks.
+     * </pre>
+     *
+     * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder> 
+        getQueryPreparedFieldBuilder() {
+      if (queryPreparedBuilder_ == null) {
+        queryPreparedBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            io.stepping.tm.v1.Endpoint, io.stepping.tm.v1.Endpoint.Builder, io.stepping.tm.v1.EndpointOrBuilder>(
+                getQueryPrepared(),
+                getParentForChildren(),
+                isClean());
+        queryPrepared_ = null;
+      }
+      return queryPreparedBuilder_;
+    }
+
+    private java.util.List<io.stepping.tm.v1.Attempt> queryPreparedHistory_ =
+      java.util.Collections.emptyList();
+    private void ensureQueryPreparedHistoryIsMutable() {
+      if (!((bitField0_ & 0x00004000) != 0)) {
+        queryPreparedHistory_ = new java.util.ArrayList<io.stepping.tm.v1.Attempt>(queryPreparedHistory_);
+        bitField0_ |= 0x00004000;
+       }
+    }
+
+    private com.google.protobuf.RepeatedFieldBuilderV3<
+        io.stepping.tm.v1.Attempt, io.stepping.tm.v1.Attempt.Builder, io.stepping.tm.v1.AttemptOrBuilder> queryPreparedHistoryBuilder_;
+
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public java.util.List<io.stepping.tm.v1.Attempt> getQueryPreparedHistoryList() {
+      if (queryPreparedHistoryBuilder_ == null) {
+        return java.util.Collections.unmodifiableList(queryPreparedHistory_);
+      } else {
+        return queryPreparedHistoryBuilder_.getMessageList();
+      }
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public int getQueryPreparedHistoryCount() {
+      if (queryPreparedHistoryBuilder_ == null) {
+        return queryPreparedHistory_.size();
+      } else {
+        return queryPreparedHistoryBuilder_.getCount();
+      }
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public io.stepping.tm.v1.Attempt getQueryPreparedHistory(int index) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        return queryPreparedHistory_.get(index);
+      } else {
+        return queryPreparedHistoryBuilder_.getMessage(index);
+      }
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder setQueryPreparedHistory(
+        int index, io.stepping.tm.v1.Attempt value) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureQueryPreparedHistoryIsMutable();
+        queryPreparedHistory_.set(index, value);
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.setMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder setQueryPreparedHistory(
+        int index, io.stepping.tm.v1.Attempt.Builder builderForValue) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        ensureQueryPreparedHistoryIsMutable();
+        queryPreparedHistory_.set(index, builderForValue.build());
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.setMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder addQueryPreparedHistory(io.stepping.tm.v1.Attempt value) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureQueryPreparedHistoryIsMutable();
+        queryPreparedHistory_.add(value);
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.addMessage(value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder addQueryPreparedHistory(
+        int index, io.stepping.tm.v1.Attempt value) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        ensureQueryPreparedHistoryIsMutable();
+        queryPreparedHistory_.add(index, value);
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.addMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder addQueryPreparedHistory(
+        io.stepping.tm.v1.Attempt.Builder builderForValue) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        ensureQueryPreparedHistoryIsMutable();
+        queryPreparedHistory_.add(builderForValue.build());
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.addMessage(builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder addQueryPreparedHistory(
+        int index, io.stepping.tm.v1.Attempt.Builder builderForValue) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        ensureQueryPreparedHistoryIsMutable();
+        queryPreparedHistory_.add(index, builderForValue.build());
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.addMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder addAllQueryPreparedHistory(
+        java.lang.Iterable<? extends io.stepping.tm.v1.Attempt> values) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        ensureQueryPreparedHistoryIsMutable();
+        com.google.protobuf.AbstractMessageLite.Builder.addAll(
+            values, queryPreparedHistory_);
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.addAllMessages(values);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder clearQueryPreparedHistory() {
+      if (queryPreparedHistoryBuilder_ == null) {
+        queryPreparedHistory_ = java.util.Collections.emptyList();
+        bitField0_ = (bitField0_ & ~0x00004000);
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public Builder removeQueryPreparedHistory(int index) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        ensureQueryPreparedHistoryIsMutable();
+        queryPreparedHistory_.remove(index);
+        onChanged();
+      } else {
+        queryPreparedHistoryBuilder_.remove(index);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public io.stepping.tm.v1.Attempt.Builder getQueryPreparedHistoryBuilder(
+        int index) {
+      return getQueryPreparedHistoryFieldBuilder().getBuilder(index);
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public io.stepping.tm.v1.AttemptOrBuilder getQueryPreparedHistoryOrBuilder(
+        int index) {
+      if (queryPreparedHistoryBuilder_ == null) {
+        return queryPreparedHistory_.get(index);  } else {
+        return queryPreparedHistoryBuilder_.getMessageOrBuilder(index);
+      }
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public java.util.List<? extends io.stepping.tm.v1.AttemptOrBuilder> 
+         getQueryPreparedHistoryOrBuilderList() {
+      if (queryPreparedHistoryBuilder_ != null) {
+        return queryPreparedHistoryBuilder_.getMessageOrBuilderList();
+      } else {
+        return java.util.Collections.unmodifiableList(queryPreparedHistory_);
+      }
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public io.stepping.tm.v1.Attempt.Builder addQueryPreparedHistoryBuilder() {
+      return getQueryPreparedHistoryFieldBuilder().addBuilder(
+          io.stepping.tm.v1.Attempt.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public io.stepping.tm.v1.Attempt.Builder addQueryPreparedHistoryBuilder(
+        int index) {
+      return getQueryPreparedHistoryFieldBuilder().addBuilder(
+          index, io.stepping.tm.v1.Attempt.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+     * </pre>
+     *
+     * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+     */
+    public java.util.List<io.stepping.tm.v1.Attempt.Builder> 
+         getQueryPreparedHistoryBuilderList() {
+      return getQueryPreparedHistoryFieldBuilder().getBuilderList();
+    }
+    private com.google.protobuf.RepeatedFieldBuilderV3<
+        io.stepping.tm.v1.Attempt, io.stepping.tm.v1.Attempt.Builder, io.stepping.tm.v1.AttemptOrBuilder> 
+        getQueryPreparedHistoryFieldBuilder() {
+      if (queryPreparedHistoryBuilder_ == null) {
+        queryPreparedHistoryBuilder_ = new com.google.protobuf.RepeatedFieldBuilderV3<
+            io.stepping.tm.v1.Attempt, io.stepping.tm.v1.Attempt.Builder, io.stepping.tm.v1.AttemptOrBuilder>(
+                queryPreparedHistory_,
+                ((bitField0_ & 0x00004000) != 0),
+                getParentForChildren(),
+                isClean());
+        queryPreparedHistory_ = null;
+      }
+      return queryPreparedHistoryBuilder_;
+    }
+
+    private java.lang.Object needsAttention_ = "";
+    /**
+     * <pre>
+     * Set when the TM stopped retrying and waits for an operator (for example a
+     * saga whose compensation is not implemented): the reason. Cancel or Resume.
+     * </pre>
+     *
+     * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+     * @return The needsAttention.
+     */
+    public java.lang.String getNeedsAttention() {
+      java.lang.Object ref = needsAttention_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        needsAttention_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Set when the TM stopped retrying and waits for an operator (for example a
+     * saga whose compensation is not implemented): the reason. Cancel or Resume.
+     * </pre>
+     *
+     * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+     * @return The bytes for needsAttention.
+     */
+    public com.google.protobuf.ByteString
+        getNeedsAttentionBytes() {
+      java.lang.Object ref = needsAttention_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        needsAttention_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * Set when the TM stopped retrying and waits for an operator (for example a
+     * saga whose compensation is not implemented): the reason. Cancel or Resume.
+     * </pre>
+     *
+     * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+     * @param value The needsAttention to set.
+     * @return This builder for chaining.
+     */
+    public Builder setNeedsAttention(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      needsAttention_ = value;
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Set when the TM stopped retrying and waits for an operator (for example a
+     * saga whose compensation is not implemented): the reason. Cancel or Resume.
+     * </pre>
+     *
+     * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearNeedsAttention() {
+      needsAttention_ = getDefaultInstance().getNeedsAttention();
+      bitField0_ = (bitField0_ & ~0x00008000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Set when the TM stopped retrying and waits for an operator (for example a
+     * saga whose compensation is not implemented): the reason. Cancel or Resume.
+     * </pre>
+     *
+     * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+     * @param value The bytes for needsAttention to set.
+     * @return This builder for chaining.
+     */
+    public Builder setNeedsAttentionBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      needsAttention_ = value;
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object cancelReason_ = "";
+    /**
+     * <pre>
+     * The Cancel that was requested, if any (the job may still be compensating).
+     * </pre>
+     *
+     * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+     * @return The cancelReason.
+     */
+    public java.lang.String getCancelReason() {
+      java.lang.Object ref = cancelReason_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        cancelReason_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The Cancel that was requested, if any (the job may still be compensating).
+     * </pre>
+     *
+     * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+     * @return The bytes for cancelReason.
+     */
+    public com.google.protobuf.ByteString
+        getCancelReasonBytes() {
+      java.lang.Object ref = cancelReason_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        cancelReason_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The Cancel that was requested, if any (the job may still be compensating).
+     * </pre>
+     *
+     * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+     * @param value The cancelReason to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCancelReason(
+        java.lang.String value) {
+      if (value == null) { throw new NullPointerException(); }
+      cancelReason_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The Cancel that was requested, if any (the job may still be compensating).
+     * </pre>
+     *
+     * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCancelReason() {
+      cancelReason_ = getDefaultInstance().getCancelReason();
+      bitField0_ = (bitField0_ & ~0x00010000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The Cancel that was requested, if any (the job may still be compensating).
+     * </pre>
+     *
+     * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+     * @param value The bytes for cancelReason to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCancelReasonBytes(
+        com.google.protobuf.ByteString value) {
+      if (value == null) { throw new NullPointerException(); }
+      checkByteStringIsUtf8(value);
+      cancelReason_ = value;
+      bitField0_ |= 0x00010000;
       onChanged();
       return this;
     }

@@ -212,6 +212,161 @@ public final class TransactionManagerServiceGrpc {
     return getListTransactionsMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.CancelRequest,
+      io.stepping.tm.v1.CancelResponse> getCancelMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Cancel",
+      requestType = io.stepping.tm.v1.CancelRequest.class,
+      responseType = io.stepping.tm.v1.CancelResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.CancelRequest,
+      io.stepping.tm.v1.CancelResponse> getCancelMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.CancelRequest, io.stepping.tm.v1.CancelResponse> getCancelMethod;
+    if ((getCancelMethod = TransactionManagerServiceGrpc.getCancelMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getCancelMethod = TransactionManagerServiceGrpc.getCancelMethod) == null) {
+          TransactionManagerServiceGrpc.getCancelMethod = getCancelMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.CancelRequest, io.stepping.tm.v1.CancelResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Cancel"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.CancelRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.CancelResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("Cancel"))
+              .build();
+        }
+      }
+    }
+    return getCancelMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.ResumeRequest,
+      io.stepping.tm.v1.ResumeResponse> getResumeMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Resume",
+      requestType = io.stepping.tm.v1.ResumeRequest.class,
+      responseType = io.stepping.tm.v1.ResumeResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.ResumeRequest,
+      io.stepping.tm.v1.ResumeResponse> getResumeMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.ResumeRequest, io.stepping.tm.v1.ResumeResponse> getResumeMethod;
+    if ((getResumeMethod = TransactionManagerServiceGrpc.getResumeMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getResumeMethod = TransactionManagerServiceGrpc.getResumeMethod) == null) {
+          TransactionManagerServiceGrpc.getResumeMethod = getResumeMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.ResumeRequest, io.stepping.tm.v1.ResumeResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Resume"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.ResumeRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.ResumeResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("Resume"))
+              .build();
+        }
+      }
+    }
+    return getResumeMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.CountTransactionsRequest,
+      io.stepping.tm.v1.CountTransactionsResponse> getCountTransactionsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "CountTransactions",
+      requestType = io.stepping.tm.v1.CountTransactionsRequest.class,
+      responseType = io.stepping.tm.v1.CountTransactionsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.CountTransactionsRequest,
+      io.stepping.tm.v1.CountTransactionsResponse> getCountTransactionsMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.CountTransactionsRequest, io.stepping.tm.v1.CountTransactionsResponse> getCountTransactionsMethod;
+    if ((getCountTransactionsMethod = TransactionManagerServiceGrpc.getCountTransactionsMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getCountTransactionsMethod = TransactionManagerServiceGrpc.getCountTransactionsMethod) == null) {
+          TransactionManagerServiceGrpc.getCountTransactionsMethod = getCountTransactionsMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.CountTransactionsRequest, io.stepping.tm.v1.CountTransactionsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "CountTransactions"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.CountTransactionsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.CountTransactionsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("CountTransactions"))
+              .build();
+        }
+      }
+    }
+    return getCountTransactionsMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.WatchTransactionRequest,
+      io.stepping.tm.v1.WatchTransactionResponse> getWatchTransactionMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "WatchTransaction",
+      requestType = io.stepping.tm.v1.WatchTransactionRequest.class,
+      responseType = io.stepping.tm.v1.WatchTransactionResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.WatchTransactionRequest,
+      io.stepping.tm.v1.WatchTransactionResponse> getWatchTransactionMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.WatchTransactionRequest, io.stepping.tm.v1.WatchTransactionResponse> getWatchTransactionMethod;
+    if ((getWatchTransactionMethod = TransactionManagerServiceGrpc.getWatchTransactionMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getWatchTransactionMethod = TransactionManagerServiceGrpc.getWatchTransactionMethod) == null) {
+          TransactionManagerServiceGrpc.getWatchTransactionMethod = getWatchTransactionMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.WatchTransactionRequest, io.stepping.tm.v1.WatchTransactionResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.SERVER_STREAMING)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "WatchTransaction"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.WatchTransactionRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.WatchTransactionResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("WatchTransaction"))
+              .build();
+        }
+      }
+    }
+    return getWatchTransactionMethod;
+  }
+
+  private static volatile io.grpc.MethodDescriptor<io.stepping.tm.v1.PurgeTransactionsRequest,
+      io.stepping.tm.v1.PurgeTransactionsResponse> getPurgeTransactionsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "PurgeTransactions",
+      requestType = io.stepping.tm.v1.PurgeTransactionsRequest.class,
+      responseType = io.stepping.tm.v1.PurgeTransactionsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.stepping.tm.v1.PurgeTransactionsRequest,
+      io.stepping.tm.v1.PurgeTransactionsResponse> getPurgeTransactionsMethod() {
+    io.grpc.MethodDescriptor<io.stepping.tm.v1.PurgeTransactionsRequest, io.stepping.tm.v1.PurgeTransactionsResponse> getPurgeTransactionsMethod;
+    if ((getPurgeTransactionsMethod = TransactionManagerServiceGrpc.getPurgeTransactionsMethod) == null) {
+      synchronized (TransactionManagerServiceGrpc.class) {
+        if ((getPurgeTransactionsMethod = TransactionManagerServiceGrpc.getPurgeTransactionsMethod) == null) {
+          TransactionManagerServiceGrpc.getPurgeTransactionsMethod = getPurgeTransactionsMethod =
+              io.grpc.MethodDescriptor.<io.stepping.tm.v1.PurgeTransactionsRequest, io.stepping.tm.v1.PurgeTransactionsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "PurgeTransactions"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.PurgeTransactionsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.stepping.tm.v1.PurgeTransactionsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new TransactionManagerServiceMethodDescriptorSupplier("PurgeTransactions"))
+              .build();
+        }
+      }
+    }
+    return getPurgeTransactionsMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -333,6 +488,62 @@ public final class TransactionManagerServiceGrpc {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListTransactionsMethod(), responseObserver);
     }
 
+    /**
+     * <pre>
+     * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
+     * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
+     * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
+     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * </pre>
+     */
+    public void cancel(io.stepping.tm.v1.CancelRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.CancelResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getCancelMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Resume runs a FAILED message job (or a saga that failed before anything was
+     * compensated) again from its first step that did not succeed, with fresh
+     * attempts; steps that succeeded are not called again. Idempotent.
+     * </pre>
+     */
+    public void resume(io.stepping.tm.v1.ResumeRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.ResumeResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getResumeMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * CountTransactions counts the jobs matching a filter, per status.
+     * </pre>
+     */
+    public void countTransactions(io.stepping.tm.v1.CountTransactionsRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.CountTransactionsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getCountTransactionsMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * WatchTransaction streams a job's state: first as it is, then after every
+     * change, until it is final (the last message) or the call ends.
+     * </pre>
+     */
+    public void watchTransaction(io.stepping.tm.v1.WatchTransactionRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.WatchTransactionResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getWatchTransactionMethod(), responseObserver);
+    }
+
+    /**
+     * <pre>
+     * PurgeTransactions deletes finished jobs older than a limit (admin only).
+     * </pre>
+     */
+    public void purgeTransactions(io.stepping.tm.v1.PurgeTransactionsRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.PurgeTransactionsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getPurgeTransactionsMethod(), responseObserver);
+    }
+
     @java.lang.Override public final io.grpc.ServerServiceDefinition bindService() {
       return io.grpc.ServerServiceDefinition.builder(getServiceDescriptor())
           .addMethod(
@@ -377,6 +588,41 @@ public final class TransactionManagerServiceGrpc {
                 io.stepping.tm.v1.ListTransactionsRequest,
                 io.stepping.tm.v1.ListTransactionsResponse>(
                   this, METHODID_LIST_TRANSACTIONS)))
+          .addMethod(
+            getCancelMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.CancelRequest,
+                io.stepping.tm.v1.CancelResponse>(
+                  this, METHODID_CANCEL)))
+          .addMethod(
+            getResumeMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.ResumeRequest,
+                io.stepping.tm.v1.ResumeResponse>(
+                  this, METHODID_RESUME)))
+          .addMethod(
+            getCountTransactionsMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.CountTransactionsRequest,
+                io.stepping.tm.v1.CountTransactionsResponse>(
+                  this, METHODID_COUNT_TRANSACTIONS)))
+          .addMethod(
+            getWatchTransactionMethod(),
+            io.grpc.stub.ServerCalls.asyncServerStreamingCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.WatchTransactionRequest,
+                io.stepping.tm.v1.WatchTransactionResponse>(
+                  this, METHODID_WATCH_TRANSACTION)))
+          .addMethod(
+            getPurgeTransactionsMethod(),
+            io.grpc.stub.ServerCalls.asyncUnaryCall(
+              new MethodHandlers<
+                io.stepping.tm.v1.PurgeTransactionsRequest,
+                io.stepping.tm.v1.PurgeTransactionsResponse>(
+                  this, METHODID_PURGE_TRANSACTIONS)))
           .build();
     }
   }
@@ -473,6 +719,67 @@ public final class TransactionManagerServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getListTransactionsMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
+     * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
+     * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
+     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * </pre>
+     */
+    public void cancel(io.stepping.tm.v1.CancelRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.CancelResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getCancelMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * Resume runs a FAILED message job (or a saga that failed before anything was
+     * compensated) again from its first step that did not succeed, with fresh
+     * attempts; steps that succeeded are not called again. Idempotent.
+     * </pre>
+     */
+    public void resume(io.stepping.tm.v1.ResumeRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.ResumeResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getResumeMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * CountTransactions counts the jobs matching a filter, per status.
+     * </pre>
+     */
+    public void countTransactions(io.stepping.tm.v1.CountTransactionsRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.CountTransactionsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getCountTransactionsMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * WatchTransaction streams a job's state: first as it is, then after every
+     * change, until it is final (the last message) or the call ends.
+     * </pre>
+     */
+    public void watchTransaction(io.stepping.tm.v1.WatchTransactionRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.WatchTransactionResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncServerStreamingCall(
+          getChannel().newCall(getWatchTransactionMethod(), getCallOptions()), request, responseObserver);
+    }
+
+    /**
+     * <pre>
+     * PurgeTransactions deletes finished jobs older than a limit (admin only).
+     * </pre>
+     */
+    public void purgeTransactions(io.stepping.tm.v1.PurgeTransactionsRequest request,
+        io.grpc.stub.StreamObserver<io.stepping.tm.v1.PurgeTransactionsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getPurgeTransactionsMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -560,6 +867,63 @@ public final class TransactionManagerServiceGrpc {
     public io.stepping.tm.v1.ListTransactionsResponse listTransactions(io.stepping.tm.v1.ListTransactionsRequest request) {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getListTransactionsMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
+     * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
+     * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
+     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * </pre>
+     */
+    public io.stepping.tm.v1.CancelResponse cancel(io.stepping.tm.v1.CancelRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getCancelMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Resume runs a FAILED message job (or a saga that failed before anything was
+     * compensated) again from its first step that did not succeed, with fresh
+     * attempts; steps that succeeded are not called again. Idempotent.
+     * </pre>
+     */
+    public io.stepping.tm.v1.ResumeResponse resume(io.stepping.tm.v1.ResumeRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getResumeMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * CountTransactions counts the jobs matching a filter, per status.
+     * </pre>
+     */
+    public io.stepping.tm.v1.CountTransactionsResponse countTransactions(io.stepping.tm.v1.CountTransactionsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getCountTransactionsMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * WatchTransaction streams a job's state: first as it is, then after every
+     * change, until it is final (the last message) or the call ends.
+     * </pre>
+     */
+    public java.util.Iterator<io.stepping.tm.v1.WatchTransactionResponse> watchTransaction(
+        io.stepping.tm.v1.WatchTransactionRequest request) {
+      return io.grpc.stub.ClientCalls.blockingServerStreamingCall(
+          getChannel(), getWatchTransactionMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * PurgeTransactions deletes finished jobs older than a limit (admin only).
+     * </pre>
+     */
+    public io.stepping.tm.v1.PurgeTransactionsResponse purgeTransactions(io.stepping.tm.v1.PurgeTransactionsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getPurgeTransactionsMethod(), getCallOptions(), request);
     }
   }
 
@@ -655,6 +1019,55 @@ public final class TransactionManagerServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getListTransactionsMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
+     * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
+     * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
+     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.CancelResponse> cancel(
+        io.stepping.tm.v1.CancelRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getCancelMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * Resume runs a FAILED message job (or a saga that failed before anything was
+     * compensated) again from its first step that did not succeed, with fresh
+     * attempts; steps that succeeded are not called again. Idempotent.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.ResumeResponse> resume(
+        io.stepping.tm.v1.ResumeRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getResumeMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * CountTransactions counts the jobs matching a filter, per status.
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.CountTransactionsResponse> countTransactions(
+        io.stepping.tm.v1.CountTransactionsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getCountTransactionsMethod(), getCallOptions()), request);
+    }
+
+    /**
+     * <pre>
+     * PurgeTransactions deletes finished jobs older than a limit (admin only).
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.PurgeTransactionsResponse> purgeTransactions(
+        io.stepping.tm.v1.PurgeTransactionsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getPurgeTransactionsMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_NEW_GID = 0;
@@ -663,6 +1076,11 @@ public final class TransactionManagerServiceGrpc {
   private static final int METHODID_ABORT = 3;
   private static final int METHODID_GET_TRANSACTION = 4;
   private static final int METHODID_LIST_TRANSACTIONS = 5;
+  private static final int METHODID_CANCEL = 6;
+  private static final int METHODID_RESUME = 7;
+  private static final int METHODID_COUNT_TRANSACTIONS = 8;
+  private static final int METHODID_WATCH_TRANSACTION = 9;
+  private static final int METHODID_PURGE_TRANSACTIONS = 10;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -704,6 +1122,26 @@ public final class TransactionManagerServiceGrpc {
         case METHODID_LIST_TRANSACTIONS:
           serviceImpl.listTransactions((io.stepping.tm.v1.ListTransactionsRequest) request,
               (io.grpc.stub.StreamObserver<io.stepping.tm.v1.ListTransactionsResponse>) responseObserver);
+          break;
+        case METHODID_CANCEL:
+          serviceImpl.cancel((io.stepping.tm.v1.CancelRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.CancelResponse>) responseObserver);
+          break;
+        case METHODID_RESUME:
+          serviceImpl.resume((io.stepping.tm.v1.ResumeRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.ResumeResponse>) responseObserver);
+          break;
+        case METHODID_COUNT_TRANSACTIONS:
+          serviceImpl.countTransactions((io.stepping.tm.v1.CountTransactionsRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.CountTransactionsResponse>) responseObserver);
+          break;
+        case METHODID_WATCH_TRANSACTION:
+          serviceImpl.watchTransaction((io.stepping.tm.v1.WatchTransactionRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.WatchTransactionResponse>) responseObserver);
+          break;
+        case METHODID_PURGE_TRANSACTIONS:
+          serviceImpl.purgeTransactions((io.stepping.tm.v1.PurgeTransactionsRequest) request,
+              (io.grpc.stub.StreamObserver<io.stepping.tm.v1.PurgeTransactionsResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -772,6 +1210,11 @@ public final class TransactionManagerServiceGrpc {
               .addMethod(getAbortMethod())
               .addMethod(getGetTransactionMethod())
               .addMethod(getListTransactionsMethod())
+              .addMethod(getCancelMethod())
+              .addMethod(getResumeMethod())
+              .addMethod(getCountTransactionsMethod())
+              .addMethod(getWatchTransactionMethod())
+              .addMethod(getPurgeTransactionsMethod())
               .build();
         }
       }

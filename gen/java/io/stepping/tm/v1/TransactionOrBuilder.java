@@ -231,4 +231,245 @@ public interface TransactionOrBuilder extends
    */
   com.google.protobuf.ByteString
       getOwnerBytes();
+
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  int getTagsCount();
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  boolean containsTags(
+      java.lang.String key);
+  /**
+   * Use {@link #getTagsMap()} instead.
+   */
+  @java.lang.Deprecated
+  java.util.Map<java.lang.String, java.lang.String>
+  getTags();
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  java.util.Map<java.lang.String, java.lang.String>
+  getTagsMap();
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  /* nullable */
+java.lang.String getTagsOrDefault(
+      java.lang.String key,
+      /* nullable */
+java.lang.String defaultValue);
+  /**
+   * <pre>
+   * Its business keys, as given to Prepare or Submit.
+   * </pre>
+   *
+   * <code>map&lt;string, string&gt; tags = 10 [json_name = "tags"];</code>
+   */
+  java.lang.String getTagsOrThrow(
+      java.lang.String key);
+
+  /**
+   * <pre>
+   * The options in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+   * @return Whether the options field is set.
+   */
+  boolean hasOptions();
+  /**
+   * <pre>
+   * The options in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+   * @return The options.
+   */
+  io.stepping.tm.v1.TransactionOptions getOptions();
+  /**
+   * <pre>
+   * The options in force (the TM's defaults filled in).
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.TransactionOptions options = 11 [json_name = "options"];</code>
+   */
+  io.stepping.tm.v1.TransactionOptionsOrBuilder getOptionsOrBuilder();
+
+  /**
+   * <pre>
+   * When the whole-job deadline passes, if it has one and was submitted.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+   * @return Whether the deadlineTime field is set.
+   */
+  boolean hasDeadlineTime();
+  /**
+   * <pre>
+   * When the whole-job deadline passes, if it has one and was submitted.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+   * @return The deadlineTime.
+   */
+  com.google.protobuf.Timestamp getDeadlineTime();
+  /**
+   * <pre>
+   * When the whole-job deadline passes, if it has one and was submitted.
+   * </pre>
+   *
+   * <code>.google.protobuf.Timestamp deadline_time = 12 [json_name = "deadlineTime"];</code>
+   */
+  com.google.protobuf.TimestampOrBuilder getDeadlineTimeOrBuilder();
+
+  /**
+   * <pre>
+   * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+   * </pre>
+   *
+   * <code>string trace_id = 13 [json_name = "traceId"];</code>
+   * @return The traceId.
+   */
+  java.lang.String getTraceId();
+  /**
+   * <pre>
+   * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+   * </pre>
+   *
+   * <code>string trace_id = 13 [json_name = "traceId"];</code>
+   * @return The bytes for traceId.
+   */
+  com.google.protobuf.ByteString
+      getTraceIdBytes();
+
+  /**
+   * <pre>
+   * Prepared jobs: where the back-check asks.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+   * @return Whether the queryPrepared field is set.
+   */
+  boolean hasQueryPrepared();
+  /**
+   * <pre>
+   * Prepared jobs: where the back-check asks.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+   * @return The queryPrepared.
+   */
+  io.stepping.tm.v1.Endpoint getQueryPrepared();
+  /**
+   * <pre>
+   * Prepared jobs: where the back-check asks.
+   * </pre>
+   *
+   * <code>.stepping.tm.v1.Endpoint query_prepared = 14 [json_name = "queryPrepared"];</code>
+   */
+  io.stepping.tm.v1.EndpointOrBuilder getQueryPreparedOrBuilder();
+
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  java.util.List<io.stepping.tm.v1.Attempt> 
+      getQueryPreparedHistoryList();
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  io.stepping.tm.v1.Attempt getQueryPreparedHistory(int index);
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  int getQueryPreparedHistoryCount();
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  java.util.List<? extends io.stepping.tm.v1.AttemptOrBuilder> 
+      getQueryPreparedHistoryOrBuilderList();
+  /**
+   * <pre>
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   * </pre>
+   *
+   * <code>repeated .stepping.tm.v1.Attempt query_prepared_history = 15 [json_name = "queryPreparedHistory"];</code>
+   */
+  io.stepping.tm.v1.AttemptOrBuilder getQueryPreparedHistoryOrBuilder(
+      int index);
+
+  /**
+   * <pre>
+   * Set when the TM stopped retrying and waits for an operator (for example a
+   * saga whose compensation is not implemented): the reason. Cancel or Resume.
+   * </pre>
+   *
+   * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+   * @return The needsAttention.
+   */
+  java.lang.String getNeedsAttention();
+  /**
+   * <pre>
+   * Set when the TM stopped retrying and waits for an operator (for example a
+   * saga whose compensation is not implemented): the reason. Cancel or Resume.
+   * </pre>
+   *
+   * <code>string needs_attention = 16 [json_name = "needsAttention"];</code>
+   * @return The bytes for needsAttention.
+   */
+  com.google.protobuf.ByteString
+      getNeedsAttentionBytes();
+
+  /**
+   * <pre>
+   * The Cancel that was requested, if any (the job may still be compensating).
+   * </pre>
+   *
+   * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+   * @return The cancelReason.
+   */
+  java.lang.String getCancelReason();
+  /**
+   * <pre>
+   * The Cancel that was requested, if any (the job may still be compensating).
+   * </pre>
+   *
+   * <code>string cancel_reason = 17 [json_name = "cancelReason"];</code>
+   * @return The bytes for cancelReason.
+   */
+  com.google.protobuf.ByteString
+      getCancelReasonBytes();
 }

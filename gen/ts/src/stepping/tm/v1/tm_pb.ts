@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file stepping/tm/v1/tm.proto.
  */
 export const file_stepping_tm_v1_tm: GenFile = /*@__PURE__*/
-  fileDesc("ChdzdGVwcGluZy90bS92MS90bS5wcm90bxIOc3RlcHBpbmcudG0udjEiKgoIRW5kcG9pbnQSDgoGdGFyZ2V0GAEgASgJEg4KBm1ldGhvZBgCIAEoCSKuAQoLUmV0cnlQb2xpY3kSMwoQaW5pdGlhbF9pbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNiYWNrb2ZmX2NvZWZmaWNpZW50GAIgASgBEjMKEG1heGltdW1faW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbWF4aW11bV9hdHRlbXB0cxgEIAEoBSLCAgoEU3RlcBIMCgRuYW1lGAEgASgJEigKBmFjdGlvbhgCIAEoCzIYLnN0ZXBwaW5nLnRtLnYxLkVuZHBvaW50Ei4KDGNvbXBlbnNhdGlvbhgDIAEoCzIYLnN0ZXBwaW5nLnRtLnYxLkVuZHBvaW50Eg8KB3BheWxvYWQYBCABKAwSMgoHaGVhZGVycxgFIAMoCzIhLnN0ZXBwaW5nLnRtLnYxLlN0ZXAuSGVhZGVyc0VudHJ5EjEKDHJldHJ5X3BvbGljeRgGIAEoCzIbLnN0ZXBwaW5nLnRtLnYxLlJldHJ5UG9saWN5EioKB3RpbWVvdXQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aLgoMSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilgIKElRyYW5zYWN0aW9uT3B0aW9ucxIiCgRtb2RlGAEgASgOMhQuc3RlcHBpbmcudG0udjEuTW9kZRIxCgxyZXRyeV9wb2xpY3kYAiABKAsyGy5zdGVwcGluZy50bS52MS5SZXRyeVBvbGljeRIvCgxzdGVwX3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNwoUY2hlY2tfcHJlcGFyZWRfYWZ0ZXIYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKY29uY3VycmVudBgGIAEoCCIPCg1OZXdHaWRSZXF1ZXN0Ih0KDk5ld0dpZFJlc3BvbnNlEgsKA2dpZBgBIAEoCSK7AQoOUHJlcGFyZVJlcXVlc3QSCwoDZ2lkGAEgASgJEiMKBXN0ZXBzGAIgAygLMhQuc3RlcHBpbmcudG0udjEuU3RlcBIwCg5xdWVyeV9wcmVwYXJlZBgDIAEoCzIYLnN0ZXBwaW5nLnRtLnYxLkVuZHBvaW50EjMKB29wdGlvbnMYBCABKAsyIi5zdGVwcGluZy50bS52MS5UcmFuc2FjdGlvbk9wdGlvbnMSEAoIZGF0YWJhc2UYBSABKAkiQwoPUHJlcGFyZVJlc3BvbnNlEjAKC3RyYW5zYWN0aW9uGAEgASgLMhsuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb24ivAEKDVN1Ym1pdFJlcXVlc3QSCwoDZ2lkGAEgASgJEiMKBXN0ZXBzGAIgAygLMhQuc3RlcHBpbmcudG0udjEuU3RlcBIzCgdvcHRpb25zGAMgASgLMiIuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb25PcHRpb25zEhMKC3dhaXRfcmVzdWx0GAQgASgIEi8KDHdhaXRfdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJCCg5TdWJtaXRSZXNwb25zZRIwCgt0cmFuc2FjdGlvbhgBIAEoCzIbLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uIisKDEFib3J0UmVxdWVzdBILCgNnaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkEKDUFib3J0UmVzcG9uc2USMAoLdHJhbnNhY3Rpb24YASABKAsyGy5zdGVwcGluZy50bS52MS5UcmFuc2FjdGlvbiIkChVHZXRUcmFuc2FjdGlvblJlcXVlc3QSCwoDZ2lkGAEgASgJIkoKFkdldFRyYW5zYWN0aW9uUmVzcG9uc2USMAoLdHJhbnNhY3Rpb24YASABKAsyGy5zdGVwcGluZy50bS52MS5UcmFuc2FjdGlvbiJ1ChdMaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBIzCghzdGF0dXNlcxgBIAMoDjIhLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uU3RhdHVzEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImYKGExpc3RUcmFuc2FjdGlvbnNSZXNwb25zZRIxCgx0cmFuc2FjdGlvbnMYASADKAsyGy5zdGVwcGluZy50bS52MS5UcmFuc2FjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwQEKCVN0ZXBTdGF0ZRINCgVpbmRleBgBIAEoBRIMCgRuYW1lGAIgASgJEioKBnN0YXR1cxgDIAEoDjIaLnN0ZXBwaW5nLnRtLnYxLlN0ZXBTdGF0dXMSEAoIYXR0ZW1wdHMYBCABKAUSEgoKbGFzdF9lcnJvchgFIAEoCRIOCgZyZXN1bHQYBiABKAwSNQoRbmV4dF9hdHRlbXB0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIswCCgtUcmFuc2FjdGlvbhILCgNnaWQYASABKAkSIgoEbW9kZRgCIAEoDjIULnN0ZXBwaW5nLnRtLnYxLk1vZGUSMQoGc3RhdHVzGAMgASgOMiEuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb25TdGF0dXMSKAoFc3RlcHMYBCADKAsyGS5zdGVwcGluZy50bS52MS5TdGVwU3RhdGUSDQoFZXJyb3IYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFb3duZXIYCSABKAkqPQoETW9kZRIUChBNT0RFX1VOU1BFQ0lGSUVEEAASEAoMTU9ERV9NRVNTQUdFEAESDQoJTU9ERV9TQUdBEAIqgAIKEVRyYW5zYWN0aW9uU3RhdHVzEiIKHlRSQU5TQUNUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG1RSQU5TQUNUSU9OX1NUQVRVU19QUkVQQVJFRBABEiAKHFRSQU5TQUNUSU9OX1NUQVRVU19TVUJNSVRURUQQAhIgChxUUkFOU0FDVElPTl9TVEFUVVNfU1VDQ0VFREVEEAMSHgoaVFJBTlNBQ1RJT05fU1RBVFVTX0FCT1JURUQQBBIjCh9UUkFOU0FDVElPTl9TVEFUVVNfQ09NUEVOU0FUSU5HEAUSHQoZVFJBTlNBQ1RJT05fU1RBVFVTX0ZBSUxFRBAGKpIBCgpTdGVwU3RhdHVzEhsKF1NURVBfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTU1RFUF9TVEFUVVNfUEVORElORxABEhkKFVNURVBfU1RBVFVTX1NVQ0NFRURFRBACEhYKElNURVBfU1RBVFVTX0ZBSUxFRBADEhsKF1NURVBfU1RBVFVTX0NPTVBFTlNBVEVEEAQqvwIKC0Vycm9yUmVhc29uEhwKGEVSUk9SX1JFQVNPTl9VTlNQRUNJRklFRBAAEiYKIkVSUk9SX1JFQVNPTl9UUkFOU0FDVElPTl9OT1RfRk9VTkQQARIdChlFUlJPUl9SRUFTT05fR0lEX0NPTkZMSUNUEAISHgoaRVJST1JfUkVBU09OX0lOVkFMSURfU1RBVEUQAxIhCh1FUlJPUl9SRUFTT05fSU5WQUxJRF9BUkdVTUVOVBAEEh4KGkVSUk9SX1JFQVNPTl9TSFVUVElOR19ET1dOEAUSIgoeRVJST1JfUkVBU09OX1NUT1JFX1VOQVZBSUxBQkxFEAYSIAocRVJST1JfUkVBU09OX1VOQVVUSEVOVElDQVRFRBAHEiIKHkVSUk9SX1JFQVNPTl9QRVJNSVNTSU9OX0RFTklFRBAIMocEChlUcmFuc2FjdGlvbk1hbmFnZXJTZXJ2aWNlEkcKBk5ld0dpZBIdLnN0ZXBwaW5nLnRtLnYxLk5ld0dpZFJlcXVlc3QaHi5zdGVwcGluZy50bS52MS5OZXdHaWRSZXNwb25zZRJKCgdQcmVwYXJlEh4uc3RlcHBpbmcudG0udjEuUHJlcGFyZVJlcXVlc3QaHy5zdGVwcGluZy50bS52MS5QcmVwYXJlUmVzcG9uc2USRwoGU3VibWl0Eh0uc3RlcHBpbmcudG0udjEuU3VibWl0UmVxdWVzdBoeLnN0ZXBwaW5nLnRtLnYxLlN1Ym1pdFJlc3BvbnNlEkQKBUFib3J0Ehwuc3RlcHBpbmcudG0udjEuQWJvcnRSZXF1ZXN0Gh0uc3RlcHBpbmcudG0udjEuQWJvcnRSZXNwb25zZRJfCg5HZXRUcmFuc2FjdGlvbhIlLnN0ZXBwaW5nLnRtLnYxLkdldFRyYW5zYWN0aW9uUmVxdWVzdBomLnN0ZXBwaW5nLnRtLnYxLkdldFRyYW5zYWN0aW9uUmVzcG9uc2USZQoQTGlzdFRyYW5zYWN0aW9ucxInLnN0ZXBwaW5nLnRtLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXF1ZXN0Giguc3RlcHBpbmcudG0udjEuTGlzdFRyYW5zYWN0aW9uc1Jlc3BvbnNlQlEKEWlvLnN0ZXBwaW5nLnRtLnYxUAFaOmdpdGh1Yi5jb20vc3RlcHBpbmctdG0vc3RlcHBpbmcvZ2VuL2dvL3N0ZXBwaW5nL3RtL3YxO3RtdjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChdzdGVwcGluZy90bS92MS90bS5wcm90bxIOc3RlcHBpbmcudG0udjEiKgoIRW5kcG9pbnQSDgoGdGFyZ2V0GAEgASgJEg4KBm1ldGhvZBgCIAEoCSLLAQoLUmV0cnlQb2xpY3kSMwoQaW5pdGlhbF9pbnRlcnZhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNiYWNrb2ZmX2NvZWZmaWNpZW50GAIgASgBEjMKEG1heGltdW1faW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbWF4aW11bV9hdHRlbXB0cxgEIAEoBRIbChNub25fcmV0cnlhYmxlX2NvZGVzGAUgAygJIsICCgRTdGVwEgwKBG5hbWUYASABKAkSKAoGYWN0aW9uGAIgASgLMhguc3RlcHBpbmcudG0udjEuRW5kcG9pbnQSLgoMY29tcGVuc2F0aW9uGAMgASgLMhguc3RlcHBpbmcudG0udjEuRW5kcG9pbnQSDwoHcGF5bG9hZBgEIAEoDBIyCgdoZWFkZXJzGAUgAygLMiEuc3RlcHBpbmcudG0udjEuU3RlcC5IZWFkZXJzRW50cnkSMQoMcmV0cnlfcG9saWN5GAYgASgLMhsuc3RlcHBpbmcudG0udjEuUmV0cnlQb2xpY3kSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKWAgoSVHJhbnNhY3Rpb25PcHRpb25zEiIKBG1vZGUYASABKA4yFC5zdGVwcGluZy50bS52MS5Nb2RlEjEKDHJldHJ5X3BvbGljeRgCIAEoCzIbLnN0ZXBwaW5nLnRtLnYxLlJldHJ5UG9saWN5Ei8KDHN0ZXBfdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI3ChRjaGVja19wcmVwYXJlZF9hZnRlchgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIrCghkZWFkbGluZRgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpjb25jdXJyZW50GAYgASgIIg8KDU5ld0dpZFJlcXVlc3QiHQoOTmV3R2lkUmVzcG9uc2USCwoDZ2lkGAEgASgJIqACCg5QcmVwYXJlUmVxdWVzdBILCgNnaWQYASABKAkSIwoFc3RlcHMYAiADKAsyFC5zdGVwcGluZy50bS52MS5TdGVwEjAKDnF1ZXJ5X3ByZXBhcmVkGAMgASgLMhguc3RlcHBpbmcudG0udjEuRW5kcG9pbnQSMwoHb3B0aW9ucxgEIAEoCzIiLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uT3B0aW9ucxIQCghkYXRhYmFzZRgFIAEoCRI2CgR0YWdzGAYgAygLMiguc3RlcHBpbmcudG0udjEuUHJlcGFyZVJlcXVlc3QuVGFnc0VudHJ5GisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKD1ByZXBhcmVSZXNwb25zZRIwCgt0cmFuc2FjdGlvbhgBIAEoCzIbLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uIqACCg1TdWJtaXRSZXF1ZXN0EgsKA2dpZBgBIAEoCRIjCgVzdGVwcxgCIAMoCzIULnN0ZXBwaW5nLnRtLnYxLlN0ZXASMwoHb3B0aW9ucxgDIAEoCzIiLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uT3B0aW9ucxITCgt3YWl0X3Jlc3VsdBgEIAEoCBIvCgx3YWl0X3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNQoEdGFncxgGIAMoCzInLnN0ZXBwaW5nLnRtLnYxLlN1Ym1pdFJlcXVlc3QuVGFnc0VudHJ5GisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkIKDlN1Ym1pdFJlc3BvbnNlEjAKC3RyYW5zYWN0aW9uGAEgASgLMhsuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb24iKwoMQWJvcnRSZXF1ZXN0EgsKA2dpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiQQoNQWJvcnRSZXNwb25zZRIwCgt0cmFuc2FjdGlvbhgBIAEoCzIbLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uIiQKFUdldFRyYW5zYWN0aW9uUmVxdWVzdBILCgNnaWQYASABKAkiSgoWR2V0VHJhbnNhY3Rpb25SZXNwb25zZRIwCgt0cmFuc2FjdGlvbhgBIAEoCzIbLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uIqgBChdMaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBIzCghzdGF0dXNlcxgBIAMoDjIhLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uU3RhdHVzEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEjEKBmZpbHRlchgEIAEoCzIhLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uRmlsdGVyItQDChFUcmFuc2FjdGlvbkZpbHRlchI5CgR0YWdzGAEgAygLMisuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb25GaWx0ZXIuVGFnc0VudHJ5EjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5maW5pc2hlZF9hZnRlchgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPZmluaXNoZWRfYmVmb3JlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpnaWRfcHJlZml4GAYgASgJEg4KBnRhcmdldBgHIAEoCRIOCgZtZXRob2QYCCABKAkSFgoOZXJyb3JfY29udGFpbnMYCSABKAkSIgoEbW9kZRgKIAEoDjIULnN0ZXBwaW5nLnRtLnYxLk1vZGUSFwoPbmVlZHNfYXR0ZW50aW9uGAsgASgIGisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImYKGExpc3RUcmFuc2FjdGlvbnNSZXNwb25zZRIxCgx0cmFuc2FjdGlvbnMYASADKAsyGy5zdGVwcGluZy50bS52MS5UcmFuc2FjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiLAoNQ2FuY2VsUmVxdWVzdBILCgNnaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkIKDkNhbmNlbFJlc3BvbnNlEjAKC3RyYW5zYWN0aW9uGAEgASgLMhsuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb24iHAoNUmVzdW1lUmVxdWVzdBILCgNnaWQYASABKAkiQgoOUmVzdW1lUmVzcG9uc2USMAoLdHJhbnNhY3Rpb24YASABKAsyGy5zdGVwcGluZy50bS52MS5UcmFuc2FjdGlvbiJNChhDb3VudFRyYW5zYWN0aW9uc1JlcXVlc3QSMQoGZmlsdGVyGAEgASgLMiEuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb25GaWx0ZXIiTwoLU3RhdHVzQ291bnQSMQoGc3RhdHVzGAEgASgOMiEuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb25TdGF0dXMSDQoFY291bnQYAiABKAMiVwoZQ291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRIrCgZjb3VudHMYASADKAsyGy5zdGVwcGluZy50bS52MS5TdGF0dXNDb3VudBINCgV0b3RhbBgCIAEoAyImChdXYXRjaFRyYW5zYWN0aW9uUmVxdWVzdBILCgNnaWQYASABKAkiTAoYV2F0Y2hUcmFuc2FjdGlvblJlc3BvbnNlEjAKC3RyYW5zYWN0aW9uGAEgASgLMhsuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb24ijwEKGFB1cmdlVHJhbnNhY3Rpb25zUmVxdWVzdBItCgpvbGRlcl90aGFuGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjMKCHN0YXR1c2VzGAIgAygOMiEuc3RlcHBpbmcudG0udjEuVHJhbnNhY3Rpb25TdGF0dXMSDwoHZHJ5X3J1bhgDIAEoCCIsChlQdXJnZVRyYW5zYWN0aW9uc1Jlc3BvbnNlEg8KB2RlbGV0ZWQYASABKAMingQKCVN0ZXBTdGF0ZRINCgVpbmRleBgBIAEoBRIMCgRuYW1lGAIgASgJEioKBnN0YXR1cxgDIAEoDjIaLnN0ZXBwaW5nLnRtLnYxLlN0ZXBTdGF0dXMSEAoIYXR0ZW1wdHMYBCABKAUSEgoKbGFzdF9lcnJvchgFIAEoCRIOCgZyZXN1bHQYBiABKAwSNQoRbmV4dF9hdHRlbXB0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2hpc3RvcnkYCCADKAsyFy5zdGVwcGluZy50bS52MS5BdHRlbXB0Eg8KB3BheWxvYWQYCSABKAwSNwoHaGVhZGVycxgKIAMoCzImLnN0ZXBwaW5nLnRtLnYxLlN0ZXBTdGF0ZS5IZWFkZXJzRW50cnkSKAoGYWN0aW9uGAsgASgLMhguc3RlcHBpbmcudG0udjEuRW5kcG9pbnQSLgoMY29tcGVuc2F0aW9uGAwgASgLMhguc3RlcHBpbmcudG0udjEuRW5kcG9pbnQSMQoMcmV0cnlfcG9saWN5GA0gASgLMhsuc3RlcHBpbmcudG0udjEuUmV0cnlQb2xpY3kSKgoHdGltZW91dBgOIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASK6AQoHQXR0ZW1wdBIOCgZudW1iZXIYASABKAUSJQoCb3AYAiABKA4yGS5zdGVwcGluZy50bS52MS5BdHRlbXB0T3ASLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDAoEY29kZRgFIAEoBRINCgVlcnJvchgGIAEoCSLDBQoLVHJhbnNhY3Rpb24SCwoDZ2lkGAEgASgJEiIKBG1vZGUYAiABKA4yFC5zdGVwcGluZy50bS52MS5Nb2RlEjEKBnN0YXR1cxgDIAEoDjIhLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uU3RhdHVzEigKBXN0ZXBzGAQgAygLMhkuc3RlcHBpbmcudG0udjEuU3RlcFN0YXRlEg0KBWVycm9yGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBW93bmVyGAkgASgJEjMKBHRhZ3MYCiADKAsyJS5zdGVwcGluZy50bS52MS5UcmFuc2FjdGlvbi5UYWdzRW50cnkSMwoHb3B0aW9ucxgLIAEoCzIiLnN0ZXBwaW5nLnRtLnYxLlRyYW5zYWN0aW9uT3B0aW9ucxIxCg1kZWFkbGluZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCgh0cmFjZV9pZBgNIAEoCRIwCg5xdWVyeV9wcmVwYXJlZBgOIAEoCzIYLnN0ZXBwaW5nLnRtLnYxLkVuZHBvaW50EjcKFnF1ZXJ5X3ByZXBhcmVkX2hpc3RvcnkYDyADKAsyFy5zdGVwcGluZy50bS52MS5BdHRlbXB0EhcKD25lZWRzX2F0dGVudGlvbhgQIAEoCRIVCg1jYW5jZWxfcmVhc29uGBEgASgJGisKCVRhZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKj0KBE1vZGUSFAoQTU9ERV9VTlNQRUNJRklFRBAAEhAKDE1PREVfTUVTU0FHRRABEg0KCU1PREVfU0FHQRACKoACChFUcmFuc2FjdGlvblN0YXR1cxIiCh5UUkFOU0FDVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtUUkFOU0FDVElPTl9TVEFUVVNfUFJFUEFSRUQQARIgChxUUkFOU0FDVElPTl9TVEFUVVNfU1VCTUlUVEVEEAISIAocVFJBTlNBQ1RJT05fU1RBVFVTX1NVQ0NFRURFRBADEh4KGlRSQU5TQUNUSU9OX1NUQVRVU19BQk9SVEVEEAQSIwofVFJBTlNBQ1RJT05fU1RBVFVTX0NPTVBFTlNBVElORxAFEh0KGVRSQU5TQUNUSU9OX1NUQVRVU19GQUlMRUQQBiqSAQoKU3RlcFN0YXR1cxIbChdTVEVQX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1NURVBfU1RBVFVTX1BFTkRJTkcQARIZChVTVEVQX1NUQVRVU19TVUNDRUVERUQQAhIWChJTVEVQX1NUQVRVU19GQUlMRUQQAxIbChdTVEVQX1NUQVRVU19DT01QRU5TQVRFRBAEKnoKCUF0dGVtcHRPcBIaChZBVFRFTVBUX09QX1VOU1BFQ0lGSUVEEAASFQoRQVRURU1QVF9PUF9BQ1RJT04QARIbChdBVFRFTVBUX09QX0NPTVBFTlNBVElPThACEh0KGUFUVEVNUFRfT1BfUVVFUllfUFJFUEFSRUQQAyrfAgoLRXJyb3JSZWFzb24SHAoYRVJST1JfUkVBU09OX1VOU1BFQ0lGSUVEEAASJgoiRVJST1JfUkVBU09OX1RSQU5TQUNUSU9OX05PVF9GT1VORBABEh0KGUVSUk9SX1JFQVNPTl9HSURfQ09ORkxJQ1QQAhIeChpFUlJPUl9SRUFTT05fSU5WQUxJRF9TVEFURRADEiEKHUVSUk9SX1JFQVNPTl9JTlZBTElEX0FSR1VNRU5UEAQSHgoaRVJST1JfUkVBU09OX1NIVVRUSU5HX0RPV04QBRIiCh5FUlJPUl9SRUFTT05fU1RPUkVfVU5BVkFJTEFCTEUQBhIgChxFUlJPUl9SRUFTT05fVU5BVVRIRU5USUNBVEVEEAcSIgoeRVJST1JfUkVBU09OX1BFUk1JU1NJT05fREVOSUVEEAgSHgoaRVJST1JfUkVBU09OX05PVF9SRVNVTUFCTEUQCTLWBwoZVHJhbnNhY3Rpb25NYW5hZ2VyU2VydmljZRJHCgZOZXdHaWQSHS5zdGVwcGluZy50bS52MS5OZXdHaWRSZXF1ZXN0Gh4uc3RlcHBpbmcudG0udjEuTmV3R2lkUmVzcG9uc2USSgoHUHJlcGFyZRIeLnN0ZXBwaW5nLnRtLnYxLlByZXBhcmVSZXF1ZXN0Gh8uc3RlcHBpbmcudG0udjEuUHJlcGFyZVJlc3BvbnNlEkcKBlN1Ym1pdBIdLnN0ZXBwaW5nLnRtLnYxLlN1Ym1pdFJlcXVlc3QaHi5zdGVwcGluZy50bS52MS5TdWJtaXRSZXNwb25zZRJECgVBYm9ydBIcLnN0ZXBwaW5nLnRtLnYxLkFib3J0UmVxdWVzdBodLnN0ZXBwaW5nLnRtLnYxLkFib3J0UmVzcG9uc2USXwoOR2V0VHJhbnNhY3Rpb24SJS5zdGVwcGluZy50bS52MS5HZXRUcmFuc2FjdGlvblJlcXVlc3QaJi5zdGVwcGluZy50bS52MS5HZXRUcmFuc2FjdGlvblJlc3BvbnNlEmUKEExpc3RUcmFuc2FjdGlvbnMSJy5zdGVwcGluZy50bS52MS5MaXN0VHJhbnNhY3Rpb25zUmVxdWVzdBooLnN0ZXBwaW5nLnRtLnYxLkxpc3RUcmFuc2FjdGlvbnNSZXNwb25zZRJHCgZDYW5jZWwSHS5zdGVwcGluZy50bS52MS5DYW5jZWxSZXF1ZXN0Gh4uc3RlcHBpbmcudG0udjEuQ2FuY2VsUmVzcG9uc2USRwoGUmVzdW1lEh0uc3RlcHBpbmcudG0udjEuUmVzdW1lUmVxdWVzdBoeLnN0ZXBwaW5nLnRtLnYxLlJlc3VtZVJlc3BvbnNlEmgKEUNvdW50VHJhbnNhY3Rpb25zEiguc3RlcHBpbmcudG0udjEuQ291bnRUcmFuc2FjdGlvbnNSZXF1ZXN0Gikuc3RlcHBpbmcudG0udjEuQ291bnRUcmFuc2FjdGlvbnNSZXNwb25zZRJnChBXYXRjaFRyYW5zYWN0aW9uEicuc3RlcHBpbmcudG0udjEuV2F0Y2hUcmFuc2FjdGlvblJlcXVlc3QaKC5zdGVwcGluZy50bS52MS5XYXRjaFRyYW5zYWN0aW9uUmVzcG9uc2UwARJoChFQdXJnZVRyYW5zYWN0aW9ucxIoLnN0ZXBwaW5nLnRtLnYxLlB1cmdlVHJhbnNhY3Rpb25zUmVxdWVzdBopLnN0ZXBwaW5nLnRtLnYxLlB1cmdlVHJhbnNhY3Rpb25zUmVzcG9uc2VCUQoRaW8uc3RlcHBpbmcudG0udjFQAVo6Z2l0aHViLmNvbS9zdGVwcGluZy10bS9zdGVwcGluZy9nZW4vZ28vc3RlcHBpbmcvdG0vdjE7dG12MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Endpoint is a unary gRPC method the TM calls.
@@ -76,6 +76,14 @@ export type RetryPolicy = Message<"stepping.tm.v1.RetryPolicy"> & {
    * @generated from field: int32 maximum_attempts = 4;
    */
   maximumAttempts: number;
+
+  /**
+   * gRPC code names (e.g. "UNIMPLEMENTED", "NOT_FOUND") that fail the step at
+   * once instead of being retried. Unset: the TM's default list (see README).
+   *
+   * @generated from field: repeated string non_retryable_codes = 5;
+   */
+  nonRetryableCodes: string[];
 };
 
 /**
@@ -283,6 +291,13 @@ export type PrepareRequest = Message<"stepping.tm.v1.PrepareRequest"> & {
    * @generated from field: string database = 5;
    */
   database: string;
+
+  /**
+   * Business keys to search by (e.g. "order_id" -> "123"); see ListTransactions.
+   *
+   * @generated from field: map<string, string> tags = 6;
+   */
+  tags: { [key: string]: string };
 };
 
 /**
@@ -354,6 +369,13 @@ export type SubmitRequest = Message<"stepping.tm.v1.SubmitRequest"> & {
    * @generated from field: google.protobuf.Duration wait_timeout = 5;
    */
   waitTimeout?: Duration | undefined;
+
+  /**
+   * Only for a job that was not prepared: business keys to search by.
+   *
+   * @generated from field: map<string, string> tags = 6;
+   */
+  tags: { [key: string]: string };
 };
 
 /**
@@ -501,6 +523,13 @@ export type ListTransactionsRequest = Message<"stepping.tm.v1.ListTransactionsRe
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Further conditions, all of which must hold.
+   *
+   * @generated from field: stepping.tm.v1.TransactionFilter filter = 4;
+   */
+  filter?: TransactionFilter | undefined;
 };
 
 /**
@@ -511,13 +540,104 @@ export const ListTransactionsRequestSchema: GenMessage<ListTransactionsRequest> 
   messageDesc(file_stepping_tm_v1_tm, 14);
 
 /**
+ * TransactionFilter selects jobs; every field set must match (AND).
+ *
+ * @generated from message stepping.tm.v1.TransactionFilter
+ */
+export type TransactionFilter = Message<"stepping.tm.v1.TransactionFilter"> & {
+  /**
+   * Every one of these tags must be on the job with this value.
+   *
+   * @generated from field: map<string, string> tags = 1;
+   */
+  tags: { [key: string]: string };
+
+  /**
+   * Created at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_after = 2;
+   */
+  createdAfter?: Timestamp | undefined;
+
+  /**
+   * Created before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 3;
+   */
+  createdBefore?: Timestamp | undefined;
+
+  /**
+   * Finished at or after this time (unfinished jobs never match).
+   *
+   * @generated from field: google.protobuf.Timestamp finished_after = 4;
+   */
+  finishedAfter?: Timestamp | undefined;
+
+  /**
+   * Finished before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp finished_before = 5;
+   */
+  finishedBefore?: Timestamp | undefined;
+
+  /**
+   * The gid starts with this.
+   *
+   * @generated from field: string gid_prefix = 6;
+   */
+  gidPrefix: string;
+
+  /**
+   * Some step's action or compensation calls this target.
+   *
+   * @generated from field: string target = 7;
+   */
+  target: string;
+
+  /**
+   * Some step's action or compensation calls this method ("/pkg.Service/Method").
+   *
+   * @generated from field: string method = 8;
+   */
+  method: string;
+
+  /**
+   * The job's error or a step's last error contains this text (case-insensitive).
+   *
+   * @generated from field: string error_contains = 9;
+   */
+  errorContains: string;
+
+  /**
+   * Only message or saga jobs.
+   *
+   * @generated from field: stepping.tm.v1.Mode mode = 10;
+   */
+  mode: Mode;
+
+  /**
+   * Only jobs waiting for an operator (see Transaction.needs_attention).
+   *
+   * @generated from field: bool needs_attention = 11;
+   */
+  needsAttention: boolean;
+};
+
+/**
+ * Describes the message stepping.tm.v1.TransactionFilter.
+ * Use `create(TransactionFilterSchema)` to create a new message.
+ */
+export const TransactionFilterSchema: GenMessage<TransactionFilter> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 15);
+
+/**
  * ListTransactionsResponse is one page of jobs.
  *
  * @generated from message stepping.tm.v1.ListTransactionsResponse
  */
 export type ListTransactionsResponse = Message<"stepping.tm.v1.ListTransactionsResponse"> & {
   /**
-   * The jobs of this page, without step results.
+   * The jobs of this page, without step payloads, results or history.
    *
    * @generated from field: repeated stepping.tm.v1.Transaction transactions = 1;
    */
@@ -536,7 +656,273 @@ export type ListTransactionsResponse = Message<"stepping.tm.v1.ListTransactionsR
  * Use `create(ListTransactionsResponseSchema)` to create a new message.
  */
 export const ListTransactionsResponseSchema: GenMessage<ListTransactionsResponse> = /*@__PURE__*/
-  messageDesc(file_stepping_tm_v1_tm, 15);
+  messageDesc(file_stepping_tm_v1_tm, 16);
+
+/**
+ * CancelRequest stops a job.
+ *
+ * @generated from message stepping.tm.v1.CancelRequest
+ */
+export type CancelRequest = Message<"stepping.tm.v1.CancelRequest"> & {
+  /**
+   * The job's id.
+   *
+   * @generated from field: string gid = 1;
+   */
+  gid: string;
+
+  /**
+   * Why; kept as the job's error.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message stepping.tm.v1.CancelRequest.
+ * Use `create(CancelRequestSchema)` to create a new message.
+ */
+export const CancelRequestSchema: GenMessage<CancelRequest> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 17);
+
+/**
+ * CancelResponse returns the job.
+ *
+ * @generated from message stepping.tm.v1.CancelResponse
+ */
+export type CancelResponse = Message<"stepping.tm.v1.CancelResponse"> & {
+  /**
+   * The job after the cancel was recorded (a saga may still be COMPENSATING).
+   *
+   * @generated from field: stepping.tm.v1.Transaction transaction = 1;
+   */
+  transaction?: Transaction | undefined;
+};
+
+/**
+ * Describes the message stepping.tm.v1.CancelResponse.
+ * Use `create(CancelResponseSchema)` to create a new message.
+ */
+export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 18);
+
+/**
+ * ResumeRequest runs a failed job again.
+ *
+ * @generated from message stepping.tm.v1.ResumeRequest
+ */
+export type ResumeRequest = Message<"stepping.tm.v1.ResumeRequest"> & {
+  /**
+   * The job's id.
+   *
+   * @generated from field: string gid = 1;
+   */
+  gid: string;
+};
+
+/**
+ * Describes the message stepping.tm.v1.ResumeRequest.
+ * Use `create(ResumeRequestSchema)` to create a new message.
+ */
+export const ResumeRequestSchema: GenMessage<ResumeRequest> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 19);
+
+/**
+ * ResumeResponse returns the job.
+ *
+ * @generated from message stepping.tm.v1.ResumeResponse
+ */
+export type ResumeResponse = Message<"stepping.tm.v1.ResumeResponse"> & {
+  /**
+   * The job, SUBMITTED again (or as it is when it was already resumed).
+   *
+   * @generated from field: stepping.tm.v1.Transaction transaction = 1;
+   */
+  transaction?: Transaction | undefined;
+};
+
+/**
+ * Describes the message stepping.tm.v1.ResumeResponse.
+ * Use `create(ResumeResponseSchema)` to create a new message.
+ */
+export const ResumeResponseSchema: GenMessage<ResumeResponse> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 20);
+
+/**
+ * CountTransactionsRequest selects the jobs to count.
+ *
+ * @generated from message stepping.tm.v1.CountTransactionsRequest
+ */
+export type CountTransactionsRequest = Message<"stepping.tm.v1.CountTransactionsRequest"> & {
+  /**
+   * Conditions; statuses are not filtered (the answer is per status).
+   *
+   * @generated from field: stepping.tm.v1.TransactionFilter filter = 1;
+   */
+  filter?: TransactionFilter | undefined;
+};
+
+/**
+ * Describes the message stepping.tm.v1.CountTransactionsRequest.
+ * Use `create(CountTransactionsRequestSchema)` to create a new message.
+ */
+export const CountTransactionsRequestSchema: GenMessage<CountTransactionsRequest> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 21);
+
+/**
+ * StatusCount is how many jobs are in one state.
+ *
+ * @generated from message stepping.tm.v1.StatusCount
+ */
+export type StatusCount = Message<"stepping.tm.v1.StatusCount"> & {
+  /**
+   * The state.
+   *
+   * @generated from field: stepping.tm.v1.TransactionStatus status = 1;
+   */
+  status: TransactionStatus;
+
+  /**
+   * How many jobs.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message stepping.tm.v1.StatusCount.
+ * Use `create(StatusCountSchema)` to create a new message.
+ */
+export const StatusCountSchema: GenMessage<StatusCount> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 22);
+
+/**
+ * CountTransactionsResponse counts jobs per status.
+ *
+ * @generated from message stepping.tm.v1.CountTransactionsResponse
+ */
+export type CountTransactionsResponse = Message<"stepping.tm.v1.CountTransactionsResponse"> & {
+  /**
+   * One entry per status that has jobs.
+   *
+   * @generated from field: repeated stepping.tm.v1.StatusCount counts = 1;
+   */
+  counts: StatusCount[];
+
+  /**
+   * The sum of counts.
+   *
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message stepping.tm.v1.CountTransactionsResponse.
+ * Use `create(CountTransactionsResponseSchema)` to create a new message.
+ */
+export const CountTransactionsResponseSchema: GenMessage<CountTransactionsResponse> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 23);
+
+/**
+ * WatchTransactionRequest names the job to watch.
+ *
+ * @generated from message stepping.tm.v1.WatchTransactionRequest
+ */
+export type WatchTransactionRequest = Message<"stepping.tm.v1.WatchTransactionRequest"> & {
+  /**
+   * The job's id.
+   *
+   * @generated from field: string gid = 1;
+   */
+  gid: string;
+};
+
+/**
+ * Describes the message stepping.tm.v1.WatchTransactionRequest.
+ * Use `create(WatchTransactionRequestSchema)` to create a new message.
+ */
+export const WatchTransactionRequestSchema: GenMessage<WatchTransactionRequest> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 24);
+
+/**
+ * WatchTransactionResponse is the job's state after a change.
+ *
+ * @generated from message stepping.tm.v1.WatchTransactionResponse
+ */
+export type WatchTransactionResponse = Message<"stepping.tm.v1.WatchTransactionResponse"> & {
+  /**
+   * The job with its steps.
+   *
+   * @generated from field: stepping.tm.v1.Transaction transaction = 1;
+   */
+  transaction?: Transaction | undefined;
+};
+
+/**
+ * Describes the message stepping.tm.v1.WatchTransactionResponse.
+ * Use `create(WatchTransactionResponseSchema)` to create a new message.
+ */
+export const WatchTransactionResponseSchema: GenMessage<WatchTransactionResponse> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 25);
+
+/**
+ * PurgeTransactionsRequest selects finished jobs to delete.
+ *
+ * @generated from message stepping.tm.v1.PurgeTransactionsRequest
+ */
+export type PurgeTransactionsRequest = Message<"stepping.tm.v1.PurgeTransactionsRequest"> & {
+  /**
+   * Jobs finished longer ago than this (required, > 0).
+   *
+   * @generated from field: google.protobuf.Duration older_than = 1;
+   */
+  olderThan?: Duration | undefined;
+
+  /**
+   * Only these final states; empty means every final state.
+   *
+   * @generated from field: repeated stepping.tm.v1.TransactionStatus statuses = 2;
+   */
+  statuses: TransactionStatus[];
+
+  /**
+   * Count what would be deleted without deleting.
+   *
+   * @generated from field: bool dry_run = 3;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message stepping.tm.v1.PurgeTransactionsRequest.
+ * Use `create(PurgeTransactionsRequestSchema)` to create a new message.
+ */
+export const PurgeTransactionsRequestSchema: GenMessage<PurgeTransactionsRequest> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 26);
+
+/**
+ * PurgeTransactionsResponse says how many jobs went.
+ *
+ * @generated from message stepping.tm.v1.PurgeTransactionsResponse
+ */
+export type PurgeTransactionsResponse = Message<"stepping.tm.v1.PurgeTransactionsResponse"> & {
+  /**
+   * Jobs deleted (or, with dry_run, that would be).
+   *
+   * @generated from field: int64 deleted = 1;
+   */
+  deleted: bigint;
+};
+
+/**
+ * Describes the message stepping.tm.v1.PurgeTransactionsResponse.
+ * Use `create(PurgeTransactionsResponseSchema)` to create a new message.
+ */
+export const PurgeTransactionsResponseSchema: GenMessage<PurgeTransactionsResponse> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 27);
 
 /**
  * StepState is the progress of one step.
@@ -592,6 +978,56 @@ export type StepState = Message<"stepping.tm.v1.StepState"> & {
    * @generated from field: google.protobuf.Timestamp next_attempt_time = 7;
    */
   nextAttemptTime?: Timestamp | undefined;
+
+  /**
+   * The calls made, oldest first (at most the last 50; `attempts` counts all).
+   * GetTransaction and WatchTransaction only.
+   *
+   * @generated from field: repeated stepping.tm.v1.Attempt history = 8;
+   */
+  history: Attempt[];
+
+  /**
+   * The step's request bytes. GetTransaction and WatchTransaction only.
+   *
+   * @generated from field: bytes payload = 9;
+   */
+  payload: Uint8Array;
+
+  /**
+   * The step's call metadata as submitted.
+   *
+   * @generated from field: map<string, string> headers = 10;
+   */
+  headers: { [key: string]: string };
+
+  /**
+   * The endpoint that does the work.
+   *
+   * @generated from field: stepping.tm.v1.Endpoint action = 11;
+   */
+  action?: Endpoint | undefined;
+
+  /**
+   * Saga: the endpoint that undoes it, if any.
+   *
+   * @generated from field: stepping.tm.v1.Endpoint compensation = 12;
+   */
+  compensation?: Endpoint | undefined;
+
+  /**
+   * The retry policy in force (the TM's defaults filled in).
+   *
+   * @generated from field: stepping.tm.v1.RetryPolicy retry_policy = 13;
+   */
+  retryPolicy?: RetryPolicy | undefined;
+
+  /**
+   * Deadline of one call.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 14;
+   */
+  timeout?: Duration | undefined;
 };
 
 /**
@@ -599,7 +1035,63 @@ export type StepState = Message<"stepping.tm.v1.StepState"> & {
  * Use `create(StepStateSchema)` to create a new message.
  */
 export const StepStateSchema: GenMessage<StepState> = /*@__PURE__*/
-  messageDesc(file_stepping_tm_v1_tm, 16);
+  messageDesc(file_stepping_tm_v1_tm, 28);
+
+/**
+ * Attempt is one call the TM made.
+ *
+ * @generated from message stepping.tm.v1.Attempt
+ */
+export type Attempt = Message<"stepping.tm.v1.Attempt"> & {
+  /**
+   * 1 for the first call of this op on this step.
+   *
+   * @generated from field: int32 number = 1;
+   */
+  number: number;
+
+  /**
+   * What was called.
+   *
+   * @generated from field: stepping.tm.v1.AttemptOp op = 2;
+   */
+  op: AttemptOp;
+
+  /**
+   * When the call started.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * How long it took.
+   *
+   * @generated from field: google.protobuf.Duration duration = 4;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * Its gRPC status code (0 = OK).
+   *
+   * @generated from field: int32 code = 5;
+   */
+  code: number;
+
+  /**
+   * Its error text; empty on success.
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message stepping.tm.v1.Attempt.
+ * Use `create(AttemptSchema)` to create a new message.
+ */
+export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
+  messageDesc(file_stepping_tm_v1_tm, 29);
 
 /**
  * Transaction is a job and its steps.
@@ -670,6 +1162,63 @@ export type Transaction = Message<"stepping.tm.v1.Transaction"> & {
    * @generated from field: string owner = 9;
    */
   owner: string;
+
+  /**
+   * Its business keys, as given to Prepare or Submit.
+   *
+   * @generated from field: map<string, string> tags = 10;
+   */
+  tags: { [key: string]: string };
+
+  /**
+   * The options in force (the TM's defaults filled in).
+   *
+   * @generated from field: stepping.tm.v1.TransactionOptions options = 11;
+   */
+  options?: TransactionOptions | undefined;
+
+  /**
+   * When the whole-job deadline passes, if it has one and was submitted.
+   *
+   * @generated from field: google.protobuf.Timestamp deadline_time = 12;
+   */
+  deadlineTime?: Timestamp | undefined;
+
+  /**
+   * The W3C trace id of the trace the job belongs to (32 hex digits), if any.
+   *
+   * @generated from field: string trace_id = 13;
+   */
+  traceId: string;
+
+  /**
+   * Prepared jobs: where the back-check asks.
+   *
+   * @generated from field: stepping.tm.v1.Endpoint query_prepared = 14;
+   */
+  queryPrepared?: Endpoint | undefined;
+
+  /**
+   * Prepared jobs: the back-check calls made, oldest first (GetTransaction only).
+   *
+   * @generated from field: repeated stepping.tm.v1.Attempt query_prepared_history = 15;
+   */
+  queryPreparedHistory: Attempt[];
+
+  /**
+   * Set when the TM stopped retrying and waits for an operator (for example a
+   * saga whose compensation is not implemented): the reason. Cancel or Resume.
+   *
+   * @generated from field: string needs_attention = 16;
+   */
+  needsAttention: string;
+
+  /**
+   * The Cancel that was requested, if any (the job may still be compensating).
+   *
+   * @generated from field: string cancel_reason = 17;
+   */
+  cancelReason: string;
 };
 
 /**
@@ -677,7 +1226,7 @@ export type Transaction = Message<"stepping.tm.v1.Transaction"> & {
  * Use `create(TransactionSchema)` to create a new message.
  */
 export const TransactionSchema: GenMessage<Transaction> = /*@__PURE__*/
-  messageDesc(file_stepping_tm_v1_tm, 17);
+  messageDesc(file_stepping_tm_v1_tm, 30);
 
 /**
  * Mode is how a job reacts to a step that fails for good.
@@ -825,6 +1374,47 @@ export const StepStatusSchema: GenEnum<StepStatus> = /*@__PURE__*/
   enumDesc(file_stepping_tm_v1_tm, 2);
 
 /**
+ * AttemptOp is what a recorded call did.
+ *
+ * @generated from enum stepping.tm.v1.AttemptOp
+ */
+export enum AttemptOp {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: ATTEMPT_OP_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A step's action.
+   *
+   * @generated from enum value: ATTEMPT_OP_ACTION = 1;
+   */
+  ACTION = 1,
+
+  /**
+   * A saga step's compensation.
+   *
+   * @generated from enum value: ATTEMPT_OP_COMPENSATION = 2;
+   */
+  COMPENSATION = 2,
+
+  /**
+   * The 2-phase back-check (QueryPrepared).
+   *
+   * @generated from enum value: ATTEMPT_OP_QUERY_PREPARED = 3;
+   */
+  QUERY_PREPARED = 3,
+}
+
+/**
+ * Describes the enum stepping.tm.v1.AttemptOp.
+ */
+export const AttemptOpSchema: GenEnum<AttemptOp> = /*@__PURE__*/
+  enumDesc(file_stepping_tm_v1_tm, 3);
+
+/**
  * ErrorReason names the `reason` of the google.rpc.ErrorInfo detail attached to
  * a failed call (the string is the enum value's name).
  *
@@ -894,13 +1484,21 @@ export enum ErrorReason {
    * @generated from enum value: ERROR_REASON_PERMISSION_DENIED = 8;
    */
   PERMISSION_DENIED = 8,
+
+  /**
+   * Resume: the job is not FAILED, or a saga already compensated some step
+   * (FAILED_PRECONDITION).
+   *
+   * @generated from enum value: ERROR_REASON_NOT_RESUMABLE = 9;
+   */
+  NOT_RESUMABLE = 9,
 }
 
 /**
  * Describes the enum stepping.tm.v1.ErrorReason.
  */
 export const ErrorReasonSchema: GenEnum<ErrorReason> = /*@__PURE__*/
-  enumDesc(file_stepping_tm_v1_tm, 3);
+  enumDesc(file_stepping_tm_v1_tm, 4);
 
 /**
  * TransactionManagerService stores jobs (global transactions) of ordered steps
@@ -978,6 +1576,62 @@ export const TransactionManagerService: GenService<{
     methodKind: "unary";
     input: typeof ListTransactionsRequestSchema;
     output: typeof ListTransactionsResponseSchema;
+  },
+  /**
+   * Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
+   * -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
+   * COMPENSATING -> FAILED (done steps compensated); a finished job is returned
+   * unchanged. Idempotent; a replica running the job notices within seconds.
+   *
+   * @generated from rpc stepping.tm.v1.TransactionManagerService.Cancel
+   */
+  cancel: {
+    methodKind: "unary";
+    input: typeof CancelRequestSchema;
+    output: typeof CancelResponseSchema;
+  },
+  /**
+   * Resume runs a FAILED message job (or a saga that failed before anything was
+   * compensated) again from its first step that did not succeed, with fresh
+   * attempts; steps that succeeded are not called again. Idempotent.
+   *
+   * @generated from rpc stepping.tm.v1.TransactionManagerService.Resume
+   */
+  resume: {
+    methodKind: "unary";
+    input: typeof ResumeRequestSchema;
+    output: typeof ResumeResponseSchema;
+  },
+  /**
+   * CountTransactions counts the jobs matching a filter, per status.
+   *
+   * @generated from rpc stepping.tm.v1.TransactionManagerService.CountTransactions
+   */
+  countTransactions: {
+    methodKind: "unary";
+    input: typeof CountTransactionsRequestSchema;
+    output: typeof CountTransactionsResponseSchema;
+  },
+  /**
+   * WatchTransaction streams a job's state: first as it is, then after every
+   * change, until it is final (the last message) or the call ends.
+   *
+   * @generated from rpc stepping.tm.v1.TransactionManagerService.WatchTransaction
+   */
+  watchTransaction: {
+    methodKind: "server_streaming";
+    input: typeof WatchTransactionRequestSchema;
+    output: typeof WatchTransactionResponseSchema;
+  },
+  /**
+   * PurgeTransactions deletes finished jobs older than a limit (admin only).
+   *
+   * @generated from rpc stepping.tm.v1.TransactionManagerService.PurgeTransactions
+   */
+  purgeTransactions: {
+    methodKind: "unary";
+    input: typeof PurgeTransactionsRequestSchema;
+    output: typeof PurgeTransactionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_stepping_tm_v1_tm, 0);
