@@ -60,6 +60,12 @@ transactions = Table(
     Column("finish_time", DateTime(timezone=True), nullable=True),
     # The principal that created the job (migration 0003); NULL without an auth file.
     Column("owner", Text, nullable=True),
+    # Migration 0004: job control and the DTM dialect.
+    Column("tags", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("cancel_reason", Text, nullable=True),
+    Column("needs_attention", Text, nullable=False, server_default=""),
+    Column("qp_history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("protocol", Text, nullable=False, server_default=""),
     Index(
         "ix_stepping_transactions_due",
         "next_time",
@@ -105,5 +111,7 @@ steps = Table(
     Column("last_error", Text, nullable=False, server_default=""),
     Column("result", LargeBinary, nullable=True),
     Column("next_attempt_time", DateTime(timezone=True), nullable=True),
+    # Migration 0004: the last calls made, oldest first (JSON objects).
+    Column("history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     postgresql_with={"fillfactor": 70},
 )
