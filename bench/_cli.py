@@ -10,9 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench._loadgen import LoadShape
-from bench._options import Options, Scenario
+from bench._options import DrainScenario, Options, Scenario
 
-__all__ = ["main", "parse_args", "parse_scenario"]
+__all__ = ["main", "parse_args", "parse_drain", "parse_scenario"]
 
 DESCRIPTION = """\
 Benchmark of the Stepping TM, in the load shape of issue #6: the TM (stepping-tm serve),
@@ -28,6 +28,9 @@ SCENARIO_HELP = """\
 a scenario, repeatable: MODE[:key=value,...] with MODE closed or open and keys
 c (concurrency), rate, workers, channels, arrivals (poisson|fixed); e.g. 'closed',
 'open:rate=50', 'closed:c=64,workers=2'. Unset keys come from the other options.
+MODE drain (issue 16): N due jobs bulk-loaded, then drained by the TM while fresh
+jobs arrive; keys jobs (100000), workers, fresh (jobs/s, 20), timeout (s); e.g.
+'drain:jobs=100000,workers=2'. DBOS runs only with a closed or open scenario.
 """
 
 
@@ -38,6 +41,21 @@ def _channels_for(workers: int, channels: int | None) -> int:
     if channels is not None:
         return channels
     return 1 if workers == 1 else 32 * workers
+
+
+def parse_drain(spec: str, workers: int) -> DrainScenario:
+    _, _, rest = spec.partition(":")
+    sc = DrainScenario(workers=workers)
+    keys = {"jobs": "jobs", "workers": "workers", "fresh": "fresh_rate", "timeout": "timeout"}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in keys:
+            raise ValueError(f"scenario {spec!r}: expected one of {', '.join(keys)}=VALUE")
+        number: float = float(value) if key in ("fresh", "timeout") else int(value)
+        sc = replace(sc, **{keys[key]: number})  # type: ignore[arg-type]
+    if sc.jobs < 1 or sc.workers < 1 or sc.fresh_rate <= 0:
+        raise ValueError(f"scenario {spec!r}: jobs, workers and fresh must be positive")
+    return sc
 
 
 def parse_scenario(spec: str, base: LoadShape, workers: int, channels: int | None) -> Scenario:
@@ -171,10 +189,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         specs += ["closed", "open:rate=50", "closed:workers=2"]
     if a.smoke and not specs:
         specs = ["closed", "open:rate=20"]
+    drain_specs = [s for s in specs if s.partition(":")[0] == "drain"]
+    specs = [s for s in specs if s not in drain_specs]
     try:
-        scenarios = [parse_scenario(s, base, a.workers, a.channels) for s in specs] or [
-            Scenario(base, a.workers, _channels_for(a.workers, a.channels))
-        ]
+        drains = [parse_drain(s, a.workers) for s in drain_specs]
+        scenarios = [parse_scenario(s, base, a.workers, a.channels) for s in specs]
+        if not scenarios and not drains:
+            scenarios = [Scenario(base, a.workers, _channels_for(a.workers, a.channels))]
     except ValueError as err:
         parser.error(str(err))
     tm_env: dict[str, str] = {}
@@ -187,7 +208,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         database_url=a.database_url,
         steps=a.steps,
         scenarios=scenarios if a.tm else [],
-        dbos=a.dbos,
+        dbos=a.dbos and bool(scenarios),
+        drains=drains if a.tm else [],
         dbos_shape=replace(base, mode="closed", duration=dbos_duration),
         dbos_mode=a.dbos_mode,
         profile=a.profile,

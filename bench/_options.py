@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench._loadgen import LoadShape
 
-__all__ = ["Options", "Scenario"]
+__all__ = ["DrainScenario", "Options", "Scenario"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,21 @@ class Scenario:
         extra = f" w={self.workers}" if self.workers > 1 else ""
         extra += f" ch={self.channels}" if self.channels > 1 else ""
         return f"TM {load}{extra}"
+
+
+@dataclass(frozen=True)
+class DrainScenario:
+    """A backlog drain (``bench._drain``): ``--scenario drain:jobs=100000,workers=1,fresh=20``."""
+
+    jobs: int = 100_000
+    workers: int = 1
+    fresh_rate: float = 20.0
+    timeout: float = 1800.0
+
+    @property
+    def name(self) -> str:
+        extra = f" w={self.workers}" if self.workers > 1 else ""
+        return f"TM drain {self.jobs} due{extra} + fresh {self.fresh_rate:g}/s"
 
 
 @dataclass(frozen=True)
@@ -50,3 +65,4 @@ class Options:
     smoke: bool = False
     keep: bool = False
     participants: str = "python"
+    drains: list[DrainScenario] = field(default_factory=list)

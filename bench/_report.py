@@ -7,12 +7,15 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bench._loadgen import LoadShape
 from bench._options import Options
 from bench._records import WindowStats
+
+if TYPE_CHECKING:
+    from bench._drain import DrainResult
 
 __all__ = ["Report", "ScenarioResult"]
 
@@ -133,6 +136,7 @@ class Report:
     machine: dict[str, Any]
     postgres: dict[str, Any]
     results: list[ScenarioResult]
+    drains: list[DrainResult] = field(default_factory=list)
 
     def _tm(
         self, mode: str, *, workers: int = 1, rate: float | None = None
@@ -180,6 +184,9 @@ class Report:
         return out
 
     def table(self) -> str:
+        drains = [f"{d.one_line()}" for d in self.drains]
+        if not self.results:
+            return "\n".join(drains)
         names = [r.name for r in self.results]
         label_w = max(len(label) for label, _ in _ROWS) + 2
         col_w = [max(len(n), 10) + 2 for n in names]
@@ -210,6 +217,9 @@ class Report:
         for r in self.results:
             if r.profile:
                 lines.append(_profile_text(r))
+        if drains:
+            lines.append("\nbacklog drains (issue 16):")
+            lines += [f"  {d}" for d in drains]
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -229,6 +239,7 @@ class Report:
             "machine": self.machine,
             "postgres": self.postgres,
             "scenarios": [r.to_dict() for r in self.results],
+            "drains": [d.to_dict() for d in self.drains],
             "ratio_tm_over_dbos": _num(self.ratio()),
             "targets": self.targets(),
         }

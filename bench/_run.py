@@ -25,6 +25,7 @@ from typing import Any
 from bench import _cpu
 from bench._client import ClientConfig
 from bench._dbos_run import DbosConfig
+from bench._drain import DrainResult, run_drain
 from bench._loadgen import LoadShape
 from bench._machine import machine_info
 from bench._options import Options, Scenario
@@ -307,6 +308,7 @@ async def run_all(opts: Options) -> int:
     pg = await asyncio.to_thread(PgServer.start, opts.database_url)
     participants: list[tuple[Child, int]] = []
     results: list[ScenarioResult] = []
+    drains: list[DrainResult] = []
     pg_info: dict[str, Any] = {}
     try:
         pg_info = await pg.info()
@@ -320,6 +322,22 @@ async def run_all(opts: Options) -> int:
                 await _run_tm(opts, sc, pg=pg, participants=participants, run_dir=run_dir, index=i)
             )
             _print_result(results[-1])
+        for i, dr in enumerate(opts.drains):
+            print(f"bench: {dr.name} ...", flush=True)
+            drains.append(
+                await run_drain(
+                    dr,
+                    pg=pg,
+                    participants=participants,
+                    steps=opts.steps,
+                    payload_size=opts.payload_size,
+                    run_dir=run_dir,
+                    db_prefix=opts.db_prefix,
+                    tm_env=opts.tm_env,
+                    index=len(opts.scenarios) + i,
+                )
+            )
+            print(f"bench:   {drains[-1].one_line()}", flush=True)
         if opts.dbos:
             print(f"bench: DBOS ({opts.dbos_mode}): {opts.dbos_shape.duration:g}s ...")
             results.append(await _run_dbos(opts, pg, run_dir))
@@ -333,11 +351,14 @@ async def run_all(opts: Options) -> int:
                 await pg.drop(f"{opts.db_prefix}_dbos")
         await asyncio.to_thread(pg.stop)
     machine["load_average_after"] = machine_info()["load_average"]
-    report = Report(opts=opts, machine=machine, postgres=pg_info, results=results)
+    report = Report(opts=opts, machine=machine, postgres=pg_info, results=results, drains=drains)
     print()
     print(report.table())
     if opts.json_path is not None:
         opts.json_path.parent.mkdir(parents=True, exist_ok=True)
         opts.json_path.write_text(report.to_json())
         print(f"\nbench: JSON written to {opts.json_path}")
-    return 0 if all(r.failures_total == 0 for r in results) else 1
+    ok = all(r.failures_total == 0 for r in results) and all(
+        d.fresh["failed"] == 0 and d.succeeded == d.jobs for d in drains
+    )
+    return 0 if ok else 1
