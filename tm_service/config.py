@@ -90,6 +90,13 @@ class Settings:
     )
     sweep_batch_size: int = field(default=100, metadata={"help": "jobs claimed per sweep"})
     max_active_jobs: int = field(default=5000, metadata={"help": "jobs run at once per process"})
+    sweep_max_active: int = field(
+        default=256,
+        metadata={
+            "help": "of those, at most this many taken from the database by the sweeper "
+            "(retries, other replicas' jobs, a backlog): the rest stays free for new jobs"
+        },
+    )
     inline_retry_max_seconds: float = field(
         default=5.0,
         metadata={"help": "retry delays up to this are waited in memory; longer ones in the DB"},

@@ -32,8 +32,13 @@ class Engine:
         self._jobs: dict[str, ActiveJob] = {}
         self._waiters: dict[str, list[asyncio.Event]] = {}
         self._reclaimed: dict[str, ActiveJob] = {}
+        # Jobs the sweeper started (a backlog, retries from the database): at most
+        # ``sweep_max_active`` of them, so that a backlog cannot crowd out new jobs.
+        self._swept: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # The last claim got all it asked for: more jobs are probably due.
+        self._more_due = False
         ctx.on_final = self._notify_final
 
     @property
@@ -59,8 +64,8 @@ class Engine:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="stepping-sweeper")
 
-    def run(self, job: ActiveJob) -> None:
-        """Start working on a job this process just leased."""
+    def run(self, job: ActiveJob, *, swept: bool = False) -> None:
+        """Start working on a job this process just leased (``swept``: by the sweeper)."""
         if job.gid in self._active:
             # This process's own sweeper re-claimed a job whose lease lapsed while its
             # processor waited for the database: the claim holds the newest lease, and the
@@ -69,6 +74,8 @@ class Engine:
             self._reclaimed[job.gid] = job
             return
         self._ctx.mark_claimed(job)
+        if swept:
+            self._swept.add(job.gid)
         task = asyncio.create_task(self._processor.run(job), name=f"job:{job.gid}")
         self._active[job.gid] = task
         self._jobs[job.gid] = job
@@ -77,34 +84,48 @@ class Engine:
     def _task_done(self, gid: str, task: asyncio.Task[None]) -> None:
         self._active.pop(gid, None)
         self._jobs.pop(gid, None)
+        was_swept = gid in self._swept
+        self._swept.discard(gid)
         if not task.cancelled() and task.exception() is not None:
             _log.error("job task crashed", exc_info=task.exception(), extra={"gid": gid})
         again = self._reclaimed.pop(gid, None)
         if again is not None and not self.stopping:
-            self.run(again)
+            self.run(again, swept=was_swept)
             return
-        if self._ctx.settings.max_active_jobs - len(self._active) == 1:
-            self._wake.set()  # room again: sweep without waiting for the next tick
+        if self._more_due and self._sweep_room() >= self._refill_at():
+            # The last sweep was cut short by the room, not by what was due, and there
+            # is room for a good batch again: sweep without waiting for the next tick
+            # (not at every free slot: a claim is a round trip, so claim in batches).
+            self._wake.set()
+
+    def _refill_at(self) -> int:
+        s = self._ctx.settings
+        return max(1, min(s.sweep_batch_size, s.sweep_max_active // 4, s.max_active_jobs // 4))
+
+    def _sweep_room(self) -> int:
+        s = self._ctx.settings
+        return min(s.max_active_jobs - len(self._active), s.sweep_max_active - len(self._swept))
 
     async def sweep_once(self) -> int:
         """Claim the due jobs this process has room for and start them; returns how many."""
-        room = min(
-            self._ctx.settings.sweep_batch_size,
-            self._ctx.settings.max_active_jobs - len(self._active),
-        )
+        room = min(self._ctx.settings.sweep_batch_size, self._sweep_room())
         if room <= 0 or self.stopping:
             return 0
         jobs = await self._ctx.store.claim_due(
             owner=self._ctx.settings.replica_id, lease=self._ctx.lease, limit=room
         )
+        self._more_due = len(jobs) == room
         for job in jobs:
-            self.run(job)
+            self.run(job, swept=True)
         return len(jobs)
 
     async def _sweep_loop(self) -> None:
         interval = self._ctx.settings.poll_interval_seconds
         down = False
         while not self.stopping:
+            # Cleared before the claim, not after: room that frees up while the claim
+            # runs must wake the next sweep instead of waiting a poll interval.
+            self._wake.clear()
             try:
                 claimed = await self.sweep_once()
                 if down:
@@ -120,7 +141,6 @@ class Engine:
                 claimed = 0
             if claimed >= self._ctx.settings.sweep_batch_size:
                 continue  # more may be due right now
-            self._wake.clear()
             await self._ctx.clock.wait(self._wake, interval)
 
     # -- waiting for results ----------------------------------------------------------

@@ -345,6 +345,34 @@ async def test_the_sweeper_pass_claims_due_jobs_and_runs_them() -> None:
     assert engine.active_count == 0
 
 
+async def test_the_sweeper_runs_at_most_sweep_max_active_jobs_and_leaves_room_for_new_ones() -> (
+    None
+):
+    core = Core(settings_overrides={"sweep_max_active": 3, "max_active_jobs": 10})
+    gate = asyncio.Event()
+
+    async def hold(call: Call) -> None:
+        await gate.wait()
+
+    core.transport.during = hold
+    engine = core.engine()
+    backlog = [new_job(1) for _ in range(8)]
+    for new in backlog:
+        await core.store.release(await core.submitted(new))  # due, nobody holds them
+    assert await engine.sweep_once() == 3  # not 8: the backlog's share is capped
+    assert await engine.sweep_once() == 0
+    fresh = new_job(1)
+    engine.run(await core.submitted(fresh))  # a new job still runs at once
+    await asyncio.sleep(0)
+    assert engine.active_count == 4
+    gate.set()
+    final = await engine.wait_final(fresh.gid, 5.0)
+    assert final is not None and final.status is TxStatus.SUCCEEDED
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert await engine.sweep_once() == 3  # room again, for the next 3 of the backlog
+
+
 async def test_wait_final_answers_from_memory_for_a_job_run_here() -> None:
     core = Core()
     engine = core.engine()
