@@ -18,7 +18,8 @@ async def start_pool(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = Path(tempfile.mkdtemp(prefix="stepping-workers-")) / "tm.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STEPPING_")}
+    # Nothing of the test runner's own configuration leaks in (nor its OTel exporters).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPPING_", "OTEL_"))}
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from stepping.tm.v1 import tm_pb2 as S
 
+from tests.e2e.workers_pool import start_pool
 from tests.integration.helpers import gid, step, tm_stub
 from tests.integration.participant import Participant
 
@@ -52,32 +49,9 @@ def _started(port: int) -> float:
 async def test_each_worker_serves_its_own_metrics_port(
     database_url: str, participant: Participant
 ) -> None:
-    listen, metrics = _free_ports(1), _free_ports(2)
-    log = Path(tempfile.mkdtemp(prefix="stepping-workers-")) / "tm.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPPING_", "OTEL_"))}
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tm_service",
-            "serve",
-            "--workers",
-            "2",
-            "--listen",
-            f"127.0.0.1:{listen}",
-            "--metrics-port",
-            str(metrics),
-            "--database-url",
-            database_url,
-            stdout=out,
-            stderr=out,
-            env=env,
-        )
+    metrics = _free_ports(2)
+    proc, log, listen = await start_pool(database_url, "--metrics-port", str(metrics))
     try:
-        for _ in range(600):
-            if log.read_text().count("listening on") == 2:
-                break
-            await asyncio.sleep(0.05)
         assert log.read_text().count("listening on") == 2, log.read_text()
         jobs = 8
         async with tm_stub(f"127.0.0.1:{listen}") as stub:
