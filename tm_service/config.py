@@ -74,9 +74,7 @@ class Settings:
     )
     db_wait_seconds: float = field(
         default=300.0,
-        metadata={
-            "help": "how long `db upgrade` waits for the database (serve waits until stopped)"
-        },
+        metadata={"help": "how long db upgrade waits for the database (serve waits until stopped)"},
     )
     # Processing
     replica_id: str = field(
