@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +126,9 @@ async def test_list_and_count_filter_through_the_api(
         bad = await _submit(stub, participant.target, tags={"shop": "x"}, method="/a.v1.A/Bad")
         other = await _submit(stub, participant.target)
 
-        async def listed(f: S.TransactionFilter, statuses: list[int] | None = None) -> list[str]:
+        async def listed(f: S.TransactionFilter, statuses: Sequence[Any] = ()) -> list[str]:
             resp = await stub.ListTransactions(
-                S.ListTransactionsRequest(filter=f, statuses=statuses or [])  # type: ignore[arg-type]
+                S.ListTransactionsRequest(filter=f, statuses=statuses)
             )
             return [t.gid for t in resp.transactions]
 
