@@ -237,14 +237,12 @@ async def measure(url: str, rows: int, repeat: int, purge_rows: int) -> dict[str
             }
             report["count"] = {}
             for name, creq in count_cases.items():
-                stats = await _latency(
-                    lambda r=creq: stub.CountTransactions(r), max(repeat // 4, 3)
-                )
+                stats = await _latency(partial(stub.CountTransactions, creq), max(repeat // 4, 3))
                 report["count"][name] = stats
                 print(f"  {name}: {stats}")
             gid = f"bench-{rows // 3:010d}"
             get = tm_pb2.GetTransactionRequest(gid=gid)
-            report["get"] = await _latency(lambda: stub.GetTransaction(get), repeat)
+            report["get"] = await _latency(partial(stub.GetTransaction, get), repeat)
             print(f"  Get: {report['get']}")
         report["purge"] = await _purge(server.store, url, purge_rows)
         print(f"  purge: {report['purge']}")
