@@ -47,7 +47,7 @@ CHUNK = 100_000
 SPAN_DAYS = 60  # create times spread evenly over this many days before now
 
 # One row per job i (1-based): ~90% SUCCEEDED, 6% FAILED, 2% ABORTED, 2% SUBMITTED
-# (unfinished); 30% sagas; tags order_id = i and shop = shop-(i % 100).
+# (unfinished, due in a year); 30% sagas; tags order_id = i and shop = shop-(i % 100).
 _JOBS_SQL = """
 INSERT INTO stepping_transactions (
   gid, status, mode, concurrent, step_timeout, check_prepared_after, database,
@@ -58,7 +58,9 @@ SELECT
   '\\x00'::bytea,
   CASE WHEN s.status = 6 THEN 'step 1 failed: UNAVAILABLE: connection refused by payments-'
        || (i % 50) ELSE '' END,
-  c.t, 0, c.t, c.t + interval '1 second',
+  -- The unfinished ones are not due for a year: the TM under test must not run them.
+  CASE WHEN s.status = 2 THEN now() + interval '365 days' ELSE c.t END,
+  0, c.t, c.t + interval '1 second',
   CASE WHEN s.status = 2 THEN NULL ELSE c.t + interval '1 second' END,
   jsonb_build_object('order_id', i::text, 'shop', 'shop-' || (i % 100))
 FROM generate_series($1::bigint, $2::bigint) AS i
