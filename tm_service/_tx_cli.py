@@ -245,7 +245,7 @@ async def list_transactions(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(resp)
         return 0
-    rows = [["GID", "STATUS", "MODE", "STEPS", "CREATED", "TAGS", "ERROR"]]
+    rows = [["GID", "STATUS", "MODE", "STEPS", "CREATED", "OWNER", "TAGS", "ERROR"]]
     for t in resp.transactions:
         done = sum(1 for s in t.steps if s.status == tm_pb2.STEP_STATUS_SUCCEEDED)
         tags = ",".join(f"{k}={v}" for k, v in sorted(t.tags.items()))
@@ -256,6 +256,7 @@ async def list_transactions(args: argparse.Namespace) -> int:
                 _mode(t.mode),
                 f"{done}/{len(t.steps)}",
                 _time(t.create_time),
+                t.owner or "-",
                 cut(tags, 40) or "-",
                 cut(t.error, 60),
             ]
