@@ -20,7 +20,7 @@ from tm_service.domain import FINAL_STATUSES, Mode, StepSpec, StepState, TxStatu
 from tm_service.store._schema import steps, transactions
 
 if TYPE_CHECKING:
-    from sqlalchemy.sql import Select
+    from sqlalchemy.sql.selectable import CompoundSelect
 
 __all__ = [
     "PURGE_BATCH",
@@ -117,14 +117,14 @@ def conditions(f: TxFilter) -> list[ColumnElement[bool]]:
     if f.error_contains:
         pattern = f"%{like_escape(f.error_contains)}%"
         job = transactions.alias("e")
-        matched: Select[Any] = union(
+        matched: CompoundSelect[Any] = union(
             select(job.c.gid).where(
                 job.c.error != literal(""), job.c.error.ilike(pattern, escape="\\")
             ),
             select(_ST.gid).where(
                 _ST.last_error != literal(""), _ST.last_error.ilike(pattern, escape="\\")
             ),
-        )  # type: ignore[assignment]
+        )
         out.append(_TX.gid.in_(matched))
     if f.mode is not None:
         out.append(_TX.mode == int(f.mode))
