@@ -1,26 +1,47 @@
-"""``stepping-tm``: serve, db upgrade, tx list, tx show, auth new-token."""
+"""stepping-tm: serve, db upgrade, tx list|count|show|cancel|resume|purge, auth new-token."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from tm_service._tx_cli import STATUS_NAMES
 from tm_service.auth import Role
 from tm_service.config import Settings, SettingsError, field_type
 
 __all__ = ["main"]
 
+_ADDRESS_ENV = "STEPPING_TM_ADDRESS"
+_TOKEN_ENV = "STEPPING_TM_TOKEN"
+_DEFAULT_ADDRESS = "127.0.0.1:36790"
 
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+
+# What ``db upgrade`` reads of the settings (its --help lists only these).
+_DB_UPGRADE_SETTINGS = (
+    "database_url",
+    "embedded_pg_dir",
+    "embedded_pg_port",
+    "db_wait_seconds",
+    "log_level",
+    "log_json",
+)
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     group = parser.add_argument_group("settings (each also STEPPING_<NAME> in the environment)")
     for f in fields(Settings):
+        if only is not None and f.name not in only:
+            continue
         flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
+        default = "(per replica)" if f.name == "replica_id" else repr(f.default)
+        help_text = f.metadata.get("help", f.name.replace("_", " "))
+        help_text = f"{help_text} (default: {default})".replace("%", "%%")
         if field_type(f) is bool:
             group.add_argument(
                 flag,
@@ -100,11 +121,21 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
-    from tm_service._tx_cli import list_transactions, show_transaction
+    from tm_service import _tx_cli as tx
 
-    if args.tx_command == "list":
-        return asyncio.run(list_transactions(args))
-    return asyncio.run(show_transaction(args))
+    command = {
+        "list": tx.list_transactions,
+        "count": tx.count_transactions,
+        "show": tx.show_transaction,
+        "cancel": tx.cancel_transaction,
+        "resume": tx.resume_transaction,
+        "purge": tx.purge_transactions,
+    }[args.tx_command]
+    try:
+        return asyncio.run(command(args))
+    except tx.TxCliError as err:
+        print(f"stepping-tm: {err}", file=sys.stderr)
+        return 2
 
 
 def cmd_auth_new_token(args: argparse.Namespace) -> int:
@@ -115,52 +146,173 @@ def cmd_auth_new_token(args: argparse.Namespace) -> int:
 
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", default="127.0.0.1:36790", help="the TM's address")
+    default = os.environ.get(_ADDRESS_ENV) or _DEFAULT_ADDRESS
+    parser.add_argument(
+        "--tm",
+        "--target",
+        dest="target",
+        default=default,
+        metavar="ADDRESS",
+        help=f"the TM's address (host:port); ${_ADDRESS_ENV} when set",
+    )
     parser.add_argument("--tls-ca", help="PEM CA file: connect with TLS, trusting this CA")
     parser.add_argument("--tls-cert", help="PEM client certificate (mTLS; with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--tls-server-name", help="expect this name in the TM's certificate")
-    parser.add_argument("--token", help="bearer token (sent as 'authorization: Bearer ...')")
+    parser.add_argument(
+        "--token",
+        help=f"bearer token (sent as 'authorization: Bearer ...'); ${_TOKEN_ENV} when set",
+    )
     parser.add_argument("--token-file", help="read the bearer token from this file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _add_filter_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("filters (all must hold)")
+    g.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only jobs with this tag (repeatable: all must match)",
+    )
+    g.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="created at or after: a duration ago (1h, 7d) or an ISO time",
+    )
+    g.add_argument("--until", metavar="WHEN", help="created before (as --since)")
+    g.add_argument("--finished-since", metavar="WHEN", help="finished at or after (as --since)")
+    g.add_argument("--finished-until", metavar="WHEN", help="finished before (as --since)")
+    g.add_argument("--gid-prefix", default="", help="the gid starts with this")
+    g.add_argument(
+        "--step-target",
+        default="",
+        metavar="HOST:PORT",
+        help="a step's action or compensation calls this participant address",
+    )
+    g.add_argument(
+        "--method",
+        "--step-method",
+        dest="method",
+        default="",
+        metavar="/PKG.SERVICE/METHOD",
+        help="a step's action or compensation calls this method",
+    )
+    g.add_argument(
+        "--error",
+        default="",
+        help="the job's error or a step's last error contains this (any case)",
+    )
+    g.add_argument("--mode", choices=["message", "saga"], help="only this mode")
+    g.add_argument(
+        "--needs-attention", action="store_true", help="only jobs waiting for an operator"
+    )
+
+
+def _add_tx_commands(sub: Any) -> None:
+    tx = sub.add_parser(
+        "tx",
+        help="find and act on transactions through a running TM",
+        description="Find and act on transactions through a running TM.",
+    )
+    tx_sub = tx.add_subparsers(dest="tx_command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = tx_sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            formatter_class=_Formatter,
+        )
+        _add_connection_flags(p)
+        p.set_defaults(func=cmd_tx)
+        return p
+
+    statuses = ", ".join(STATUS_NAMES)
+    p = command("list", "list transactions, newest first")
+    p.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="S1,S2",
+        help=f"only these statuses (comma-separated, repeatable): {statuses}",
+    )
+    _add_filter_flags(p)
+    p.add_argument(
+        "--limit", type=int, default=50, help="at most this many (the TM caps it at 1000)"
+    )
+    p.add_argument("--page-token", default="", help="the next page, as printed by the last one")
+    p = command("count", "count transactions per status")
+    _add_filter_flags(p)
+    p = command("show", "show one transaction with each step's history")
+    p.add_argument("gid", help="the transaction's gid")
+    p = command("cancel", "cancel a transaction (a saga compensates what it did)")
+    p.add_argument("gid", help="the transaction's gid")
+    p.add_argument("--reason", default="", help="why (stored as the job's error)")
+    p = command("resume", "run a FAILED transaction again from its first unfinished step")
+    p.add_argument("gid", help="the transaction's gid")
+    p = command("purge", "delete finished transactions now (admin); prints how many")
+    p.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="finished longer ago than this: 90s, 15m, 12h, 7d, 2w",
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="S1,S2",
+        help="only these final statuses (SUCCEEDED,ABORTED,FAILED); default all three",
+    )
+    p.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help; flags without a useful default say nothing more."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, "", [], False) or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stepping-tm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="stepping-tm",
+        description="Stepping TM: a transaction manager that runs multi-step jobs over gRPC.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the TM")
+    serve = sub.add_parser(
+        "serve", help="run the TM", description="Run the TM.", formatter_class=_Formatter
+    )
     _add_setting_flags(serve)
     # Set by ``--workers N`` on the processes it starts; not for people.
     serve.add_argument("--pool-worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
-    db = sub.add_parser("db", help="database schema")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
-    up = db_sub.add_parser("upgrade", help="apply migrations")
-    up.add_argument("revision", nargs="?", default="head")
-    _add_setting_flags(up)
+    db = sub.add_parser("db", help="database schema", description="The database schema.")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    up = db_sub.add_parser(
+        "upgrade",
+        help="apply migrations",
+        description="Apply the schema migrations (waits for the database up to db_wait_seconds).",
+        formatter_class=_Formatter,
+    )
+    up.add_argument("revision", nargs="?", default="head", help="migrate up to this revision")
+    _add_setting_flags(up, only=_DB_UPGRADE_SETTINGS)
     up.set_defaults(func=cmd_db_upgrade)
 
-    tx = sub.add_parser("tx", help="inspect transactions through a running TM")
-    tx_sub = tx.add_subparsers(dest="tx_command", required=True)
-    for name, help_text in (("list", "list transactions"), ("show", "show one transaction")):
-        p = tx_sub.add_parser(name, help=help_text)
-        _add_connection_flags(p)
-        p.add_argument("--json", action="store_true", help="print JSON")
-        if name == "list":
-            p.add_argument(
-                "--status",
-                action="append",
-                default=[],
-                help="only this status (repeatable), e.g. FAILED",
-            )
-            p.add_argument("--limit", type=int, default=50)
-            p.add_argument("--page-token", default="")
-        else:
-            p.add_argument("gid")
-        p.set_defaults(func=cmd_tx)
+    _add_tx_commands(sub)
 
-    auth = sub.add_parser("auth", help="credentials for the TM's auth file")
+    auth = sub.add_parser(
+        "auth", help="credentials for the TM's auth file", description="Credentials."
+    )
     auth_sub = auth.add_subparsers(dest="auth_command", required=True)
     token = auth_sub.add_parser(
         "new-token", help="print a fresh bearer token (once) and the TOML to add for it"
@@ -177,15 +329,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stepping-tm")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: Any = args.func(args)
+        sys.stdout.flush()
     except SettingsError as err:
         print(f"stepping-tm: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): no traceback; stdout to /dev/null so the
+        # interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return int(result)
 
 

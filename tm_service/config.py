@@ -74,9 +74,7 @@ class Settings:
     )
     db_wait_seconds: float = field(
         default=300.0,
-        metadata={
-            "help": "how long `db upgrade` waits for the database (serve waits until stopped)"
-        },
+        metadata={"help": "how long db upgrade waits for the database (serve waits until stopped)"},
     )
     # Processing
     replica_id: str = field(
@@ -103,6 +101,14 @@ class Settings:
     )
     shutdown_grace_seconds: float = field(
         default=10.0, metadata={"help": "on SIGTERM, how long in-flight work may finish"}
+    )
+    # Retention (README "Retention"): finished jobs older than this are deleted
+    retention_seconds: float = field(
+        default=30 * 86400.0,
+        metadata={"help": "delete jobs finished longer ago than this (seconds); 0 keeps them"},
+    )
+    retention_interval_seconds: float = field(
+        default=60.0, metadata={"help": "how often a retention pass runs (one replica at a time)"}
     )
     # Defaults of a job's options
     default_initial_interval_seconds: float = 1.0

@@ -125,6 +125,8 @@ class NewTransaction:
     trace_context: dict[str, str] = field(default_factory=dict)
     # The principal creating it (None when the TM runs without an auth file).
     owner: str | None = None
+    # Business keys (issue 13), validated by the API; part of the fingerprint.
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -153,6 +155,7 @@ class Transaction:
     update_time: datetime
     finish_time: datetime | None
     owner: str | None = None  # the principal that created it
+    tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
 
     @property
     def is_final(self) -> bool:
@@ -186,6 +189,7 @@ class ActiveJob:
     update_time: datetime | None = None
     finish_time: datetime | None = None
     owner: str | None = None  # the principal that created it
+    tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
 
     @property
     def is_final(self) -> bool:
@@ -215,4 +219,5 @@ class ActiveJob:
             update_time=self.update_time,
             finish_time=self.finish_time,
             owner=self.owner,
+            tags=dict(self.tags),
         )

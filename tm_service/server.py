@@ -23,6 +23,7 @@ from tm_service.auth import Authenticator, PrincipalFile
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
 from tm_service.processing import Engine, GrpcTransport, ProcessingContext, Transport
+from tm_service.retention import Retention
 from tm_service.store import EmbeddedPostgres, PostgresStore
 from tm_service.targets import TargetPolicy
 from tm_service.telemetry import (
@@ -66,6 +67,7 @@ class TmServer:
     _embedded: EmbeddedPostgres | None = None
     _backlog: asyncio.Task[None] | None = None
     _db_watch: DatabaseWatch | None = None
+    retention: Retention | None = None
 
     @property
     def target(self) -> str:
@@ -135,6 +137,12 @@ class TmServer:
                 name="stepping-backlog",
             )
         self._watch_database()
+        self.retention = Retention(
+            self.store,
+            keep_seconds=s.retention_seconds,
+            interval=s.retention_interval_seconds,
+        )
+        self.retention.start()
         await self._set_serving(True)
         _log.info("stepping TM listening on %s (port %d)", s.listen, self.port)
 
@@ -175,6 +183,8 @@ class TmServer:
             await self._health.enter_graceful_shutdown()
         if self._db_watch is not None:
             await self._db_watch.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.engine is not None:
             # New Submits are refused from here on; running step calls get the grace.
             await self.engine.shutdown(grace)

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from tm_service.auth import Principal
+from tm_service.auth import Principal, Role
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
 from tm_service.domain import ActiveJob, NewTransaction, Transaction, TxStatus
@@ -22,7 +22,8 @@ from tm_service.errors import (
     StoreUnavailable,
 )
 from tm_service.processing import Engine
-from tm_service.store import JobStore
+from tm_service.retention import purge_all
+from tm_service.store import JobStore, TxFilter
 from tm_service.telemetry import Telemetry
 
 __all__ = ["TransactionService"]
@@ -52,6 +53,10 @@ class TransactionService:
         self._engine = engine
         self._settings = settings
         self._telemetry = telemetry or Telemetry()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     def new_gid(self, who: Principal | None = None) -> str:
         _check_create(who, "")
@@ -173,6 +178,7 @@ class TransactionService:
         page_size: int,
         page_token: str,
         who: Principal | None = None,
+        filter: TxFilter | None = None,
     ) -> tuple[list[Transaction], str]:
         """A page of jobs, newest first; a ``client`` principal sees only its own."""
         if page_size < 0:
@@ -182,7 +188,7 @@ class TransactionService:
         before = _decode_token(page_token) if page_token else None
         owner = None if who is None or who.reads_all else who.name
         txs = await self._store.list_transactions(
-            statuses=statuses, limit=size + 1, before=before, owner=owner
+            statuses=statuses, limit=size + 1, before=before, owner=owner, filter=filter
         )
         if len(txs) <= size:
             return txs, ""
@@ -210,6 +216,31 @@ class TransactionService:
         stored = await self._store.get(gid) if who.may_create else None
         if stored is None or not who.may_write(stored.transaction.owner):
             raise _denied(who, "write", gid)
+
+    # -- search and retention (issue 13) ------------------------------------------------
+    async def count(self, filter: TxFilter, who: Principal | None = None) -> dict[TxStatus, int]:
+        """Jobs per status for ``filter``; a ``client`` principal counts only its own."""
+        self._check_started()
+        owner = None if who is None or who.reads_all else who.name
+        return await self._store.count_transactions(filter.with_owner(owner))
+
+    async def purge(
+        self,
+        *,
+        older_than: float,
+        statuses: Sequence[TxStatus],
+        dry_run: bool,
+        who: Principal | None = None,
+    ) -> int:
+        """Delete finished jobs older than ``older_than`` seconds (admin only)."""
+        if who is not None and Role.ADMIN not in who.roles:
+            raise PermissionDenied(f"principal {who.name!r} may not purge transactions")
+        self._check_started()
+        if dry_run:
+            return await self._store.purge_finished(
+                older_than=older_than, statuses=statuses, limit=0, dry_run=True
+            )
+        return await purge_all(self._store, older_than=older_than, statuses=statuses)
 
     def _check_running(self) -> None:
         if self._engine.stopping:

@@ -127,12 +127,22 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=50061)
     parser.add_argument("--db", required=True, help="postgresql+asyncpg://... (created if missing)")
     parser.add_argument("--seed", action="append", default=[], help="account=balance")
+    parser.add_argument(
+        "--balances", action="store_true", help="print every account's balance and exit"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(message)s")
 
     engine = await open_database(args.db)
     seed = {k: int(v) for k, v in (s.split("=", 1) for s in args.seed)}
     await create_schema(engine, seed)
+    if args.balances:
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.select(accounts).order_by(accounts.c.name))
+            for name, balance in rows:
+                print(f"{args.name} {name}: {balance}")
+        await engine.dispose()
+        return
     bank = Bank(engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -55,7 +55,7 @@ async def test_tx_list_and_show(tm: TmServer, participant: Participant) -> None:
     assert code == 0
     assert "SUCCEEDED" in out and "reserve" in out
     code, out, _ = await _cli("tx", "show", g, "--target", tm.target, "--json")
-    assert code == 0 and json.loads(out)["status"] == "TRANSACTION_STATUS_SUCCEEDED"
+    assert code == 0 and json.loads(out)["status"] == "SUCCEEDED"
     code, out, _ = await _cli("tx", "list", "--status", "succeeded", "--target", tm.target)
     assert code == 0 and g in out and out.splitlines()[0].split()[:2] == ["GID", "STATUS"]
     code, out, _ = await _cli("tx", "list", "--json", "--status", "FAILED", "--target", tm.target)

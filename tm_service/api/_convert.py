@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.duration_pb2 import Duration
@@ -13,6 +13,7 @@ from stepping.contract import QUERY_PREPARED_METHOD, is_reserved_header
 from stepping.tm.v1 import tm_pb2
 
 from tm_service.api._limits import abort_reason, check_job_limits, check_job_text
+from tm_service.api._tags import tags as check_tags
 from tm_service.config import Settings
 from tm_service.domain import (
     Endpoint,
@@ -107,8 +108,10 @@ class Converter:
         query_prepared: tm_pb2.Endpoint | None,
         database: str,
         trace_context: dict[str, str],
+        tags: Mapping[str, str] | None = None,
     ) -> NewTransaction:
         gid = self.gid(gid)
+        job_tags = check_tags(tags or {})
         opts = self._options(options)
         policy = self._retry(options.retry_policy, "options.retry_policy", self._default_retry())
         if not steps:
@@ -126,8 +129,12 @@ class Converter:
             qp = Endpoint(query_prepared.target, method)
         if len(database) > _MAX_NAME:
             raise InvalidArgument("database", f"is longer than {_MAX_NAME} characters")
+        # Tags are part of it (a repeat with other tags conflicts); without tags the
+        # bytes are those of a request from before tags existed.
         fingerprint = hashlib.sha256(
-            tm_pb2.SubmitRequest(steps=steps, options=options).SerializeToString(deterministic=True)
+            tm_pb2.SubmitRequest(steps=steps, options=options, tags=job_tags).SerializeToString(
+                deterministic=True
+            )
         ).digest()
         return NewTransaction(
             gid=gid,
@@ -137,6 +144,7 @@ class Converter:
             database=database,
             fingerprint=fingerprint,
             trace_context=trace_context,
+            tags=job_tags,
         )
 
     def _default_retry(self) -> RetryPolicy:
@@ -273,6 +281,7 @@ def transaction_to_proto(tx: Transaction) -> tm_pb2.Transaction:
         create_time=_ts(tx.create_time),
         update_time=_ts(tx.update_time),
         owner=tx.owner or "",
+        tags=tx.tags,
     )
     if tx.finish_time is not None:
         out.finish_time.CopyFrom(_ts(tx.finish_time))

@@ -8,10 +8,13 @@ import grpc
 from stepping.contract import KEY_OP, TRACE_KEYS
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
+from tm_service.api import _filters
 from tm_service.api._convert import Converter, transaction_to_proto
 from tm_service.api._errors import grpc_errors
 from tm_service.auth import Authenticator, Principal, peer_identities
+from tm_service.domain import TxStatus
 from tm_service.errors import InvalidArgument
+from tm_service.store import TxFilter
 from tm_service.telemetry import current_w3c
 from tm_service.usecases import TransactionService
 
@@ -47,6 +50,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
         self._svc = service
         self._conv = converter
         self._auth = auth
+        self._max_gid_length = service.settings.max_gid_length
 
     def _who(self, context: Ctx) -> Principal | None:
         if self._auth is None:
@@ -73,6 +77,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
             query_prepared=request.query_prepared,
             database=request.database,
             trace_context=_trace_context(context),
+            tags=request.tags,
         )
         tx = await self._svc.prepare(new, who)
         return tm_pb2.PrepareResponse(transaction=transaction_to_proto(tx))
@@ -91,6 +96,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
                 query_prepared=None,
                 database="",
                 trace_context=_trace_context(context),
+                tags=request.tags,
             )
         wait_timeout = self._conv.wait_timeout(
             request.wait_timeout if request.HasField("wait_timeout") else None,
@@ -122,11 +128,13 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
         self, request: tm_pb2.ListTransactionsRequest, context: Ctx
     ) -> tm_pb2.ListTransactionsResponse:
         who = self._who(context)
+        statuses = _filters.statuses(request.statuses)
         txs, token = await self._svc.list(
-            statuses=self._conv.statuses(request.statuses),
+            statuses=statuses,
             page_size=request.page_size,
             page_token=request.page_token,
             who=who,
+            filter=self._filter(request.filter, statuses),
         )
         return tm_pb2.ListTransactionsResponse(
             transactions=[transaction_to_proto(t) for t in txs], next_page_token=token
@@ -140,13 +148,6 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
     async def Resume(self, request: tm_pb2.ResumeRequest, context: Ctx) -> tm_pb2.ResumeResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume is not in this build yet")
 
-    async def CountTransactions(
-        self, request: tm_pb2.CountTransactionsRequest, context: Ctx
-    ) -> tm_pb2.CountTransactionsResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "CountTransactions is not in this build yet"
-        )
-
     async def WatchTransaction(  # type: ignore[override]
         self, request: tm_pb2.WatchTransactionRequest, context: Ctx
     ) -> None:
@@ -154,9 +155,35 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
             grpc.StatusCode.UNIMPLEMENTED, "WatchTransaction is not in this build yet"
         )
 
+    # -- search and retention (issue 13) ------------------------------------------------
+    def _filter(self, f: tm_pb2.TransactionFilter, statuses: tuple[TxStatus, ...] = ()) -> TxFilter:
+        return _filters.transaction_filter(
+            f, statuses_=statuses, max_gid_length=self._max_gid_length
+        )
+
+    @grpc_errors
+    async def CountTransactions(
+        self, request: tm_pb2.CountTransactionsRequest, context: Ctx
+    ) -> tm_pb2.CountTransactionsResponse:
+        who = self._who(context)
+        counts = await self._svc.count(self._filter(request.filter), who)
+        return tm_pb2.CountTransactionsResponse(
+            counts=[
+                tm_pb2.StatusCount(status=int(s), count=n)  # type: ignore[arg-type]
+                for s, n in sorted(counts.items())
+            ],
+            total=sum(counts.values()),
+        )
+
+    @grpc_errors
     async def PurgeTransactions(
         self, request: tm_pb2.PurgeTransactionsRequest, context: Ctx
     ) -> tm_pb2.PurgeTransactionsResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "PurgeTransactions is not in this build yet"
+        who = self._who(context)
+        older_than, statuses = _filters.purge_request(
+            request.older_than if request.HasField("older_than") else None, request.statuses
         )
+        deleted = await self._svc.purge(
+            older_than=older_than, statuses=statuses, dry_run=request.dry_run, who=who
+        )
+        return tm_pb2.PurgeTransactionsResponse(deleted=deleted)

@@ -6,14 +6,18 @@ from tm_service.store._memory import InMemoryStore
 from tm_service.store._migrate import upgrade
 from tm_service.store._port import JobStore, StoredTransaction, Written
 from tm_service.store._postgres import PostgresStore, normalize_url
+from tm_service.store._search import PURGE_BATCH, RETENTION_LOCK_KEY, TxFilter
 
 __all__ = [
+    "PURGE_BATCH",
+    "RETENTION_LOCK_KEY",
     "EmbeddedPostgres",
     "EmbeddedPostgresError",
     "InMemoryStore",
     "JobStore",
     "PostgresStore",
     "StoredTransaction",
+    "TxFilter",
     "Written",
     "normalize_url",
     "upgrade",

@@ -10,7 +10,8 @@ Single event loop only; it is not a production store (nothing survives the proce
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -30,6 +31,7 @@ from tm_service.errors import LeaseLost
 from tm_service.store._fenced import FencedWrites
 from tm_service.store._port import StoredTransaction, Written
 from tm_service.store._schema import ACTIVE_STATUSES
+from tm_service.store._search import TxFilter, final_statuses, matches
 from tm_service.store._writes import FencedWrite
 
 __all__ = ["InMemoryStore"]
@@ -59,6 +61,8 @@ class _Row:
     lease_token: int = 0
     lease_expires: datetime | None = None
     owner: str | None = None  # the principal that created it
+    tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
+    needs_attention: str = ""  # set by the engine (control); filtered by lists
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -84,6 +88,7 @@ class _Row:
             update_time=self.update_time,
             finish_time=self.finish_time,
             owner=self.owner,
+            tags=dict(self.tags),
         )
 
     def active_job(self) -> ActiveJob:
@@ -109,6 +114,7 @@ class _Row:
             update_time=self.update_time,
             finish_time=self.finish_time,
             owner=self.owner,
+            tags=dict(self.tags),
         )
 
 
@@ -124,6 +130,7 @@ class InMemoryStore(FencedWrites):
         self._rows: dict[str, _Row] = {}
         self._last_now: datetime | None = None
         self.closed = False
+        self._exclusive: set[int] = set()  # keys held (``exclusive``)
 
     def _now(self) -> datetime:
         # Postgres' now() is distinct per transaction; keep ours strictly increasing so
@@ -168,6 +175,7 @@ class InMemoryStore(FencedWrites):
             lease_token=1 if submitted else 0,
             lease_expires=_after(now, lease) if submitted else None,
             owner=new.owner,
+            tags=dict(new.tags),
         )
         self._rows[new.gid] = row
         job = row.active_job()
@@ -214,12 +222,15 @@ class InMemoryStore(FencedWrites):
         limit: int,
         before: tuple[datetime, str] | None,
         owner: str | None = None,
+        filter: TxFilter | None = None,
     ) -> list[Transaction]:
         rows = [
             r
             for r in self._rows.values()
             if (not statuses or r.status in statuses) and (owner is None or r.owner == owner)
         ]
+        if filter is not None:
+            rows = [r for r in rows if _matches(filter, r)]
         if before is not None:
             rows = [r for r in rows if (r.create_time, r.gid) < before]
         rows.sort(key=lambda r: (r.create_time, r.gid), reverse=True)
@@ -314,3 +325,63 @@ class InMemoryStore(FencedWrites):
     def snapshot(self) -> dict[str, Transaction]:
         """Every job as stored (deep copies)."""
         return {gid: copy.deepcopy(r.transaction()) for gid, r in self._rows.items()}
+
+    # -- search and retention (issue 13) ------------------------------------------------
+    async def count_transactions(self, filter: TxFilter) -> dict[TxStatus, int]:
+        counts: dict[TxStatus, int] = {}
+        for r in self._rows.values():
+            if _matches(filter, r):
+                counts[r.status] = counts.get(r.status, 0) + 1
+        return counts
+
+    async def purge_finished(
+        self, *, older_than: float, statuses: Sequence[TxStatus], limit: int, dry_run: bool = False
+    ) -> int:
+        cut = self._now() - timedelta(seconds=older_than)
+        wanted = final_statuses(statuses)
+        old = sorted(
+            (
+                r
+                for r in self._rows.values()
+                if r.status in wanted and r.finish_time is not None and r.finish_time < cut
+            ),
+            key=lambda r: r.finish_time or cut,
+        )
+        if dry_run:
+            return len(old)
+        for r in old[:limit]:
+            del self._rows[r.gid]
+        return min(len(old), limit)
+
+    @asynccontextmanager
+    async def exclusive(self, key: int) -> AsyncIterator[bool]:
+        held = key in self._exclusive
+        self._exclusive.add(key)
+        try:
+            yield not held
+        finally:
+            if not held:
+                self._exclusive.discard(key)
+
+    def backdate_finish(self, gid: str, seconds: float) -> None:
+        """For tests: the job finished ``seconds`` earlier than stored."""
+        row = self._rows[gid]
+        assert row.finish_time is not None
+        row.finish_time -= timedelta(seconds=seconds)
+
+
+def _matches(f: TxFilter, r: _Row) -> bool:
+    return matches(
+        f,
+        gid=r.gid,
+        status=r.status,
+        mode=r.options.mode,
+        tags=r.tags,
+        create_time=r.create_time,
+        finish_time=r.finish_time,
+        error=r.error,
+        needs_attention=r.needs_attention,
+        owner=r.owner,
+        specs=r.specs,
+        states=r.states,
+    )

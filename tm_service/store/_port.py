@@ -14,11 +14,13 @@ database's ``now()`` for Postgres, the injected clock in memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from tm_service.domain import ActiveJob, NewTransaction, StepStatus, Transaction, TxStatus
+from tm_service.store._search import TxFilter
 
 __all__ = ["JobStore", "StoredTransaction", "Written"]
 
@@ -72,9 +74,10 @@ class JobStore(Protocol):
         limit: int,
         before: tuple[datetime, str] | None,
         owner: str | None = None,
+        filter: TxFilter | None = None,
     ) -> list[Transaction]:
         """Jobs newest first (results left out); ``before``: (create_time, gid) last seen;
-        ``owner``: only the jobs this principal created."""
+        ``owner``: only the jobs this principal created; ``filter``: all its conditions."""
         ...
 
     # -- the sweeper --------------------------------------------------------------
@@ -156,4 +159,22 @@ class JobStore(Protocol):
 
     async def defer_prepared(self, job: ActiveJob, *, delay: float, error: str) -> None:
         """The back-check got no answer: ask again after ``delay``."""
+        ...
+
+    # -- search and retention (issue 13) ------------------------------------------------
+    async def count_transactions(self, filter: TxFilter) -> dict[TxStatus, int]:
+        """Jobs matching ``filter`` per status (statuses without jobs left out)."""
+        ...
+
+    async def purge_finished(
+        self, *, older_than: float, statuses: Sequence[TxStatus], limit: int, dry_run: bool = False
+    ) -> int:
+        """Delete up to ``limit`` jobs in ``statuses`` (empty: every final one) finished
+        more than ``older_than`` seconds ago (store clock), oldest first, with their steps;
+        the number deleted. ``dry_run``: how many match in all, nothing deleted."""
+        ...
+
+    def exclusive(self, key: int) -> AbstractAsyncContextManager[bool]:
+        """Enter: True when this process now holds the lock ``key`` across replicas
+        (Postgres advisory lock), False at once when another holds it."""
         ...

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Interval,
     bindparam,
     case,
+    delete,
     func,
     or_,
     select,
@@ -41,6 +43,7 @@ from tm_service.store._fenced import FencedWrites
 from tm_service.store._migrate import upgrade
 from tm_service.store._port import StoredTransaction, Written
 from tm_service.store._schema import ACTIVE_STATUSES, steps, transactions
+from tm_service.store._search import TxFilter, conditions, final_statuses
 from tm_service.store._unavailable import ReportsUnavailable, is_unavailable, map_unavailable
 from tm_service.store._writes import (
     INSERT,
@@ -206,6 +209,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         limit: int,
         before: tuple[datetime, str] | None,
         owner: str | None = None,
+        filter: TxFilter | None = None,
     ) -> list[Transaction]:
         """Jobs newest first; ``before`` is the (create_time, gid) of the last one seen."""
         query = select(transactions).order_by(_TX.create_time.desc(), _TX.gid.desc()).limit(limit)
@@ -213,6 +217,8 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             query = query.where(_TX.owner == owner)
         if statuses:
             query = query.where(_TX.status.in_([int(s) for s in statuses]))
+        if filter is not None:
+            query = query.where(*conditions(filter))
         if before is not None:
             query = query.where(tuple_(_TX.create_time, _TX.gid) < tuple_(*before))
         async with self._connect(auto=True) as conn:
@@ -346,6 +352,53 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         async with self._connect(auto=True) as conn:
             count, age = (await conn.execute(stmt)).one()
         return int(count), float(age)
+
+    # -- search and retention (issue 13) ------------------------------------------------
+    @map_unavailable
+    async def count_transactions(self, filter: TxFilter) -> dict[TxStatus, int]:
+        """Jobs matching ``filter`` per status (statuses without jobs left out)."""
+        stmt = select(_TX.status, func.count()).where(*conditions(filter)).group_by(_TX.status)
+        async with self._connect(auto=True) as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {TxStatus(status): int(n) for status, n in rows}
+
+    @map_unavailable
+    async def purge_finished(
+        self, *, older_than: float, statuses: Sequence[TxStatus], limit: int, dry_run: bool = False
+    ) -> int:
+        """Delete up to ``limit`` jobs in ``statuses`` (final ones; empty: all final) that
+        finished more than ``older_than`` seconds ago (database clock), oldest first; their
+        steps go by ON DELETE CASCADE. ``dry_run``: count them all, delete nothing."""
+        cut = func.now() - bindparam(None, timedelta(seconds=older_than), type_=Interval())
+        where = (
+            _TX.status.in_([int(s) for s in final_statuses(statuses)]),
+            _TX.finish_time < cut,
+        )
+        async with self._connect(auto=True) as conn:
+            if dry_run:
+                return int((await conn.execute(select(func.count()).where(*where))).scalar_one())
+            batch = (
+                select(_TX.gid)
+                .where(*where)
+                .order_by(_TX.finish_time)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            result = await conn.execute(delete(transactions).where(_TX.gid.in_(batch)))
+        return int(result.rowcount)
+
+    @asynccontextmanager
+    async def exclusive(self, key: int) -> AsyncIterator[bool]:
+        """True while this process holds the advisory lock ``key`` (no other replica
+        does); False at once when another holds it. The lock lives in one session."""
+        async with self._connect(auto=True) as conn:
+            got = bool((await conn.execute(select(func.pg_try_advisory_lock(key)))).scalar_one())
+            try:
+                yield got
+            finally:
+                if got:
+                    await conn.execute(select(func.pg_advisory_unlock(key)))
 
 
 async def _no_reset(conn: Any) -> None:

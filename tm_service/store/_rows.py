@@ -86,6 +86,7 @@ def transaction_from_rows(
         update_time=tx["update_time"],
         finish_time=tx["finish_time"],
         owner=tx["owner"],
+        tags=dict(tx["tags"] or {}),
     )
 
 
@@ -122,6 +123,7 @@ def inserted_job(new: NewTransaction, status: TxStatus, create_time: datetime) -
         "update_time": create_time,
         "finish_time": None,
         "owner": new.owner,
+        "tags": new.tags,
     }
     states = [StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps]
     return _job(
@@ -162,4 +164,5 @@ def _job(
         update_time=tx["update_time"],
         finish_time=tx["finish_time"],
         owner=tx["owner"],
+        tags=dict(tx["tags"] or {}),
     )

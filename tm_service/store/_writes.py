@@ -158,6 +158,12 @@ _JOBS = _Insert[NewJob](
         ),
         _Param("owner", TEXT, lambda _, js: [j.new.owner for j in js]),
         _Param(
+            "tags",
+            TEXT,
+            lambda _, js: [json.dumps(t) if (t := j.new.tags) else "{}" for j in js],
+            cast="jsonb",
+        ),
+        _Param(
             "lease_owner",
             TEXT,
             lambda _, js: [j.owner if j.status is TxStatus.SUBMITTED else None for j in js],
