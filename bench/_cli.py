@@ -12,7 +12,7 @@ from pathlib import Path
 from bench._loadgen import LoadShape
 from bench._options import DrainScenario, Options, Scenario
 
-__all__ = ["main", "parse_args", "parse_drain", "parse_scenario"]
+__all__ = ["main", "parse_args", "parse_drain", "parse_scale", "parse_scenario"]
 
 DESCRIPTION = """\
 Benchmark of the Stepping TM, in the load shape of issue #6: the TM (stepping-tm serve),
@@ -30,7 +30,10 @@ c (concurrency), rate, workers, channels, arrivals (poisson|fixed); e.g. 'closed
 'open:rate=50', 'closed:c=64,workers=2'. Unset keys come from the other options.
 MODE drain (issue 16): N due jobs bulk-loaded, then drained by the TM while fresh
 jobs arrive; keys jobs (100000), workers, fresh (jobs/s, 20), timeout (s); e.g.
-'drain:jobs=100000,workers=2'. DBOS runs only with a closed or open scenario.
+'drain:jobs=100000,workers=2'. MODE scale (issue 16): N finished jobs bulk-loaded,
+then List (every filter), Count, Get, Submit(wait_result) and the sweeper's claim timed
+with their plans, and a purge; key rows (1000000), e.g. 'scale:rows=1000000'.
+DBOS runs only with a closed or open scenario.
 """
 
 
@@ -56,6 +59,20 @@ def parse_drain(spec: str, workers: int) -> DrainScenario:
     if sc.jobs < 1 or sc.workers < 1 or sc.fresh_rate <= 0:
         raise ValueError(f"scenario {spec!r}: jobs, workers and fresh must be positive")
     return sc
+
+
+def parse_scale(spec: str) -> int:
+    """``scale:rows=N``: the number of finished jobs to load."""
+    _, _, rest = spec.partition(":")
+    rows = 1_000_000
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key != "rows":
+            raise ValueError(f"scenario {spec!r}: expected rows=N")
+        rows = int(value)
+    if rows < 100:
+        raise ValueError(f"scenario {spec!r}: rows must be at least 100")
+    return rows
 
 
 def parse_scenario(spec: str, base: LoadShape, workers: int, channels: int | None) -> Scenario:
@@ -190,11 +207,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     if a.smoke and not specs:
         specs = ["closed", "open:rate=20"]
     drain_specs = [s for s in specs if s.partition(":")[0] == "drain"]
-    specs = [s for s in specs if s not in drain_specs]
+    scale_specs = [s for s in specs if s.partition(":")[0] == "scale"]
+    specs = [s for s in specs if s not in drain_specs and s not in scale_specs]
     try:
         drains = [parse_drain(s, a.workers) for s in drain_specs]
+        scales = [parse_scale(s) for s in scale_specs]
         scenarios = [parse_scenario(s, base, a.workers, a.channels) for s in specs]
-        if not scenarios and not drains:
+        if not scenarios and not drains and not scales:
             scenarios = [Scenario(base, a.workers, _channels_for(a.workers, a.channels))]
     except ValueError as err:
         parser.error(str(err))
@@ -210,6 +229,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         scenarios=scenarios if a.tm else [],
         dbos=a.dbos and bool(scenarios),
         drains=drains if a.tm else [],
+        scales=scales if a.tm else [],
         dbos_shape=replace(base, mode="closed", duration=dbos_duration),
         dbos_mode=a.dbos_mode,
         profile=a.profile,

@@ -66,3 +66,4 @@ class Options:
     keep: bool = False
     participants: str = "python"
     drains: list[DrainScenario] = field(default_factory=list)
+    scales: list[int] = field(default_factory=list)  # rows of each scale run

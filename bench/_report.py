@@ -137,6 +137,7 @@ class Report:
     postgres: dict[str, Any]
     results: list[ScenarioResult]
     drains: list[DrainResult] = field(default_factory=list)
+    scales: list[dict[str, Any]] = field(default_factory=list)
 
     def _tm(
         self, mode: str, *, workers: int = 1, rate: float | None = None
@@ -184,7 +185,7 @@ class Report:
         return out
 
     def table(self) -> str:
-        drains = [f"{d.one_line()}" for d in self.drains]
+        drains = [f"{d.one_line()}" for d in self.drains] + [_scale_text(s) for s in self.scales]
         if not self.results:
             return "\n".join(drains)
         names = [r.name for r in self.results]
@@ -240,10 +241,26 @@ class Report:
             "postgres": self.postgres,
             "scenarios": [r.to_dict() for r in self.results],
             "drains": [d.to_dict() for d in self.drains],
+            "scales": self.scales,
             "ratio_tm_over_dbos": _num(self.ratio()),
             "targets": self.targets(),
         }
         return json.dumps(doc, indent=2) + "\n"
+
+
+def _scale_text(s: dict[str, Any]) -> str:
+    lines = [f"at {s['rows']:,} finished jobs (p50 / p95 ms):"]
+    for name, stats in {**s["list"], **s["count"]}.items():
+        lines.append(f"  {name:<40} {stats['p50_ms']:>8} {stats['p95_ms']:>8}")
+    wp = s["write_path"]
+    for name, stats in (
+        ("GetTransaction", s["get"]),
+        ("Submit(wait_result), 3 steps", wp["submit_3_steps"]),
+        ("sweeper claim (nothing due)", wp["claim_due"]),
+    ):
+        lines.append(f"  {name:<40} {stats['p50_ms']:>8} {stats['p95_ms']:>8}")
+    lines.append(f"  purge: {s['purge']['rows_per_second']} jobs/s")
+    return "\n".join(lines)
 
 
 def _profile_text(r: ScenarioResult, top: int = 15) -> str:

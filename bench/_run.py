@@ -13,6 +13,7 @@ run (see ``_pgstats`` for why).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import secrets
@@ -299,6 +300,26 @@ def _print_result(r: ScenarioResult) -> None:
         print(f"bench:   FAILED JOBS, most common errors: {r.load.get('errors')}", flush=True)
 
 
+async def _run_scale(opts: Options, pg: PgServer, rows: int) -> dict[str, Any]:
+    """``bench.scale_list`` on a fresh database of this server (fsync as the server has it)."""
+    from bench import scale_list
+
+    db = f"{opts.db_prefix}_scale"
+    await pg.recreate(db)
+    args = argparse.Namespace(
+        database_url=pg.url(db),
+        rows=rows,
+        repeat=3 if opts.smoke else 20,
+        purge_rows=max(1, min(100_000, rows // 10)),
+    )
+    try:
+        report: dict[str, Any] = await scale_list.run(args)
+    finally:
+        if not opts.keep:
+            await pg.drop(db)
+    return report
+
+
 async def run_all(opts: Options) -> int:
     """Run every scenario, print the table, write the JSON; 0 when every job succeeded."""
     run_dir = opts.run_dir or Path(tempfile.mkdtemp(prefix="stepping-bench-", dir="/var/tmp"))
@@ -309,6 +330,7 @@ async def run_all(opts: Options) -> int:
     participants: list[tuple[Child, int]] = []
     results: list[ScenarioResult] = []
     drains: list[DrainResult] = []
+    scales: list[dict[str, Any]] = []
     pg_info: dict[str, Any] = {}
     try:
         pg_info = await pg.info()
@@ -338,6 +360,9 @@ async def run_all(opts: Options) -> int:
                 )
             )
             print(f"bench:   {drains[-1].one_line()}", flush=True)
+        for rows in opts.scales:
+            print(f"bench: TM at scale, {rows:,} finished jobs ...", flush=True)
+            scales.append(await _run_scale(opts, pg, rows))
         if opts.dbos:
             print(f"bench: DBOS ({opts.dbos_mode}): {opts.dbos_shape.duration:g}s ...")
             results.append(await _run_dbos(opts, pg, run_dir))
@@ -351,7 +376,9 @@ async def run_all(opts: Options) -> int:
                 await pg.drop(f"{opts.db_prefix}_dbos")
         await asyncio.to_thread(pg.stop)
     machine["load_average_after"] = machine_info()["load_average"]
-    report = Report(opts=opts, machine=machine, postgres=pg_info, results=results, drains=drains)
+    report = Report(
+        opts=opts, machine=machine, postgres=pg_info, results=results, drains=drains, scales=scales
+    )
     print()
     print(report.table())
     if opts.json_path is not None:

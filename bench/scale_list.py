@@ -203,6 +203,70 @@ async def _explain(store: PostgresStore, f: TxFilter) -> str:
     return "\n".join(str(line) for line in lines)
 
 
+async def _ok(request: bytes, context: Any) -> bytes:
+    return b""
+
+
+class _Participant(grpc.GenericRpcHandler):  # type: ignore[type-arg]
+    """Every method answers OK with an empty body (the steps of the Submit measurement)."""
+
+    _handler = grpc.unary_unary_rpc_method_handler(_ok)
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[bytes, bytes]:
+        return self._handler
+
+
+_CLAIM_EXPLAIN = """
+EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)
+SELECT gid FROM stepping_transactions
+WHERE status IN (1, 2, 5) AND next_time <= now()
+  AND (lease_expires IS NULL OR lease_expires < now())
+ORDER BY next_time LIMIT 100 FOR UPDATE SKIP LOCKED
+"""
+
+
+async def _write_path(server: TmServer, stub: Any, url: str, repeat: int) -> dict[str, Any]:
+    """Submit(wait_result) of 3 steps, the sweeper's claim, and the claim's plan."""
+    participant = grpc.aio.server()
+    participant.add_generic_rpc_handlers((_Participant(),))
+    port = participant.add_insecure_port("127.0.0.1:0")
+    await participant.start()
+    try:
+        steps = [
+            tm_pb2.Step(
+                action=tm_pb2.Endpoint(target=f"127.0.0.1:{port}", method=f"/b.v1.B/S{i}"),
+                payload=b"x" * 16,
+            )
+            for i in range(3)
+        ]
+        counter = iter(range(1 << 30))
+
+        async def submit() -> None:
+            gid = f"scale-submit-{time.time_ns()}-{next(counter)}"
+            resp = await stub.Submit(
+                tm_pb2.SubmitRequest(gid=gid, steps=steps, wait_result=True), timeout=30
+            )
+            assert resp.transaction.status == tm_pb2.TRANSACTION_STATUS_SUCCEEDED
+
+        out: dict[str, Any] = {"submit_3_steps": await _latency(submit, repeat)}
+        store = server.store
+        assert store is not None
+
+        async def claim() -> None:
+            await store.claim_due(owner="scale-bench", lease=1.0, limit=100)
+
+        out["claim_due"] = await _latency(claim, repeat)
+        conn = await asyncpg.connect(_plain(url))
+        try:
+            rows = await conn.fetch(_CLAIM_EXPLAIN)
+        finally:
+            await conn.close()
+        out["claim_plan"] = "\n".join(r[0] for r in rows)
+        return out
+    finally:
+        await participant.stop(0)
+
+
 async def measure(url: str, rows: int, repeat: int, purge_rows: int) -> dict[str, Any]:
     settings = Settings.load(
         env={},
@@ -246,6 +310,10 @@ async def measure(url: str, rows: int, repeat: int, purge_rows: int) -> dict[str
             get = tm_pb2.GetTransactionRequest(gid=gid)
             report["get"] = await _latency(partial(stub.GetTransaction, get), repeat)
             print(f"  Get: {report['get']}")
+            report["write_path"] = await _write_path(server, stub, url, repeat)
+            wp = report["write_path"]
+            print(f"  Submit(wait_result, 3 steps): {wp['submit_3_steps']}")
+            print(f"  sweeper claim (nothing due): {wp['claim_due']}")
         report["purge"] = await _purge(server.store, url, purge_rows)
         print(f"  purge: {report['purge']}")
     finally:
@@ -325,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     for name, plan in report["plans"].items():
         print(f"\n-- {name}\n{plan}")
+    print(f"\n-- the sweeper's claim\n{report['write_path']['claim_plan']}")
     return 0
 
 
