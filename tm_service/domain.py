@@ -153,6 +153,8 @@ class Transaction:
     update_time: datetime
     finish_time: datetime | None
     owner: str | None = None  # the principal that created it
+    # Job control (issue 13): the reason given to Cancel, None when never cancelled.
+    cancel_reason: str | None = None
 
     @property
     def is_final(self) -> bool:

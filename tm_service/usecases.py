@@ -17,6 +17,7 @@ from tm_service.errors import (
     InvalidArgument,
     InvalidState,
     NotFound,
+    NotResumable,
     PermissionDenied,
     ShuttingDown,
     StoreUnavailable,
@@ -210,6 +211,48 @@ class TransactionService:
         stored = await self._store.get(gid) if who.may_create else None
         if stored is None or not who.may_write(stored.transaction.owner):
             raise _denied(who, "write", gid)
+
+    # -- job control (issue 13) ---------------------------------------------------
+    async def cancel(self, gid: str, reason: str, who: Principal | None = None) -> Transaction:
+        """Stop a job for good (see README "Cancel"); idempotent, final jobs unchanged."""
+        self._check_started()
+        await self._check_write(gid, who)
+        moved = await self._store.cancel(gid, reason or "cancelled by the client")
+        if moved:
+            self._engine.job_cancelled(gid)
+        stored = await self._store.get(gid)
+        if stored is None:
+            raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
+        if moved and stored.transaction.is_final:
+            self._telemetry.transaction_finished(stored.transaction)
+        return stored.transaction
+
+    async def resume(self, gid: str, who: Principal | None = None) -> Transaction:
+        """A FAILED job (nothing compensated) runs again from its first unfinished step."""
+        self._check_running()
+        await self._check_write(gid, who)
+        moved = await self._store.resume(
+            gid, owner=self._settings.replica_id, lease=self._settings.lease_seconds
+        )
+        if moved is not None:
+            await self._start(moved[0])
+            return moved[1]
+        stored = await self._store.get(gid)
+        if stored is None:
+            raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
+        tx = stored.transaction
+        if tx.status is TxStatus.SUBMITTED:
+            return tx  # already resumed (or never failed): the same Resume again
+        why = (
+            "a saga that compensated steps cannot run forward again"
+            if tx.status is TxStatus.FAILED
+            else "only a FAILED job can be resumed"
+        )
+        raise NotResumable(
+            f"transaction {gid!r} is {_status_name(tx.status)}: {why}",
+            gid=gid,
+            metadata={"status": _status_name(tx.status)},
+        )
 
     def _check_running(self) -> None:
         if self._engine.stopping:

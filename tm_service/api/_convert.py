@@ -273,6 +273,7 @@ def transaction_to_proto(tx: Transaction) -> tm_pb2.Transaction:
         create_time=_ts(tx.create_time),
         update_time=_ts(tx.update_time),
         owner=tx.owner or "",
+        cancel_reason=tx.cancel_reason or "",
     )
     if tx.finish_time is not None:
         out.finish_time.CopyFrom(_ts(tx.finish_time))

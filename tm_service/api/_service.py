@@ -132,13 +132,23 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
             transactions=[transaction_to_proto(t) for t in txs], next_page_token=token
         )
 
-    # The job-control RPCs (issue 13) land with their use cases; until then they
-    # answer UNIMPLEMENTED, as any server without them would.
+    # -- job control (issue 13) ---------------------------------------------------
+    @grpc_errors
     async def Cancel(self, request: tm_pb2.CancelRequest, context: Ctx) -> tm_pb2.CancelResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Cancel is not in this build yet")
+        who = self._who(context)
+        tx = await self._svc.cancel(
+            self._conv.gid(request.gid), self._conv.reason(request.reason), who
+        )
+        return tm_pb2.CancelResponse(transaction=transaction_to_proto(tx))
 
+    @grpc_errors
     async def Resume(self, request: tm_pb2.ResumeRequest, context: Ctx) -> tm_pb2.ResumeResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume is not in this build yet")
+        who = self._who(context)
+        tx = await self._svc.resume(self._conv.gid(request.gid), who)
+        return tm_pb2.ResumeResponse(transaction=transaction_to_proto(tx))
+
+    # The other job-control RPCs land with their use cases; until then they answer
+    # UNIMPLEMENTED, as any server without them would.
 
     async def CountTransactions(
         self, request: tm_pb2.CountTransactionsRequest, context: Ctx

@@ -18,6 +18,7 @@ from tm_service.clock import Clock, SystemClock
 from tm_service.domain import (
     ActiveJob,
     Endpoint,
+    Mode,
     NewTransaction,
     StepSpec,
     StepState,
@@ -59,6 +60,7 @@ class _Row:
     lease_token: int = 0
     lease_expires: datetime | None = None
     owner: str | None = None  # the principal that created it
+    cancel_reason: str | None = None
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -84,6 +86,7 @@ class _Row:
             update_time=self.update_time,
             finish_time=self.finish_time,
             owner=self.owner,
+            cancel_reason=self.cancel_reason,
         )
 
     def active_job(self) -> ActiveJob:
@@ -298,6 +301,49 @@ class InMemoryStore(FencedWrites):
             state.next_attempt_time = _after(now, write.step_next_in)
         row.writes += 1
         return Written(row.update_time, row.finish_time)
+
+    # -- job control (issue 13) ---------------------------------------------------
+    async def cancel(self, gid: str, reason: str) -> bool:
+        row = self._rows.get(gid)
+        if row is None or row.status not in (TxStatus.PREPARED, TxStatus.SUBMITTED):
+            return False
+        now = self._now()
+        if row.status is TxStatus.PREPARED:
+            row.status, row.error = TxStatus.ABORTED, reason
+        else:
+            saga = row.options.mode is Mode.SAGA
+            row.status = TxStatus.COMPENSATING if saga else TxStatus.FAILED
+            row.error = f"cancelled: {reason}"
+        row.cancel_reason = reason
+        row.lease_token += 1
+        row.lease_owner = row.lease_expires = None
+        row.next_time = row.update_time = now
+        if row.status is not TxStatus.COMPENSATING:
+            row.finish_time = now
+        return True
+
+    async def resume(
+        self, gid: str, *, owner: str, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        row = self._rows.get(gid)
+        if row is None or row.status is not TxStatus.FAILED:
+            return None
+        if any(s.status is StepStatus.COMPENSATED for s in row.states):
+            return None
+        now = self._now()
+        row.status = TxStatus.SUBMITTED
+        row.error = ""
+        row.cancel_reason = None
+        row.finish_time = None
+        row.lease_owner = owner
+        row.lease_token += 1
+        row.lease_expires = _after(now, lease)
+        row.next_time = row.update_time = now
+        row.deadline_at = _after(now, row.options.deadline)
+        for s in row.states:
+            if s.status is not StepStatus.SUCCEEDED:
+                s.status, s.attempts, s.next_attempt_time = StepStatus.PENDING, 0, None
+        return row.active_job(), row.transaction()
 
     # -- for tests ----------------------------------------------------------------------
     def lease_of(self, gid: str) -> tuple[str | None, int, datetime | None]:

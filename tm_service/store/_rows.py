@@ -86,6 +86,7 @@ def transaction_from_rows(
         update_time=tx["update_time"],
         finish_time=tx["finish_time"],
         owner=tx["owner"],
+        cancel_reason=tx.get("cancel_reason"),
     )
 
 
