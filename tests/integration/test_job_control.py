@@ -1,0 +1,179 @@
+"""Cancel and Resume (issue 13) end to end: real TMs on one Postgres, a real participant."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from stepping.contract import REASON_NOT_RESUMABLE
+from stepping.tm.v1 import tm_pb2
+
+from tests.conftest import test_settings as tm_settings
+from tests.integration.helpers import dur, fast_retry, gid, step, tm_stub, wait_status
+from tests.integration.participant import FakeAnswer, Participant
+from tm_service import TmServer
+
+S = tm_pb2
+DO = "/a.v1.A/Do"
+UNDO = "/a.v1.A/Undo"
+
+
+@pytest_asyncio.fixture
+async def second_tm(database_url: str) -> AsyncIterator[TmServer]:
+    """Another replica on the same database (its own replica id, its own port)."""
+    server = TmServer(tm_settings(database_url, replica_id="replica-b"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop(grace=1.0)
+
+
+async def _calls_settle(participant: Participant, seconds: float = 1.0) -> int:
+    """Wait until no call arrived for ``seconds``; the number of calls then."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        n = len(participant.calls)
+        await asyncio.sleep(seconds)
+        if len(participant.calls) == n:
+            return n
+    raise AssertionError("the participant kept being called")
+
+
+async def test_cancel_from_another_replica_stops_the_running_one(
+    tm: TmServer, second_tm: TmServer, participant: Participant
+) -> None:
+    participant.fail_first[DO] = 10**6  # never succeeds: retried in memory on the TM running it
+    g = gid()
+    async with tm_stub(tm.target) as a, tm_stub(second_tm.target) as b:
+        await a.Submit(
+            S.SubmitRequest(gid=g, steps=[step(participant.target, DO, retry_policy=fast_retry())])
+        )
+        deadline = time.monotonic() + 30
+        while len(participant.calls) < 3:  # running on replica A
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        cancelled = (await b.Cancel(S.CancelRequest(gid=g, reason="stuck for good"))).transaction
+        assert cancelled.status == S.TRANSACTION_STATUS_FAILED
+        assert cancelled.error == "cancelled: stuck for good"
+        assert cancelled.cancel_reason == "stuck for good"
+        cancelled_at = len(participant.calls)
+        settled = await _calls_settle(participant)
+        # At most the call in flight or the retry already due when A learned of it.
+        assert settled - cancelled_at <= 1
+        seen_on_a = (await a.GetTransaction(S.GetTransactionRequest(gid=g))).transaction
+        assert seen_on_a.status == S.TRANSACTION_STATUS_FAILED
+        again = (await a.Cancel(S.CancelRequest(gid=g, reason="other"))).transaction
+        assert again.cancel_reason == "stuck for good"  # idempotent: unchanged
+
+
+async def test_cancel_of_a_prepared_job_aborts_it(tm: TmServer, participant: Participant) -> None:
+    g = gid()
+    async with tm_stub(tm.target) as stub:
+        await stub.Prepare(
+            S.PrepareRequest(
+                gid=g,
+                steps=[step(participant.target, DO)],
+                query_prepared=S.Endpoint(target=participant.target),
+                options=S.TransactionOptions(check_prepared_after=dur(30)),
+            )
+        )
+        tx = (await stub.Cancel(S.CancelRequest(gid=g))).transaction
+    assert tx.status == S.TRANSACTION_STATUS_ABORTED
+    assert tx.cancel_reason == "cancelled by the client"
+    assert participant.calls == []
+
+
+async def test_cancel_of_a_saga_compensates_what_was_done(
+    tm: TmServer, participant: Participant
+) -> None:
+    participant.fail_first[DO + "2"] = 10**6
+    comp = S.Endpoint(target=participant.target, method=UNDO)
+    g = gid()
+    steps = [
+        step(participant.target, DO, name="first", compensation=comp, retry_policy=fast_retry()),
+        step(
+            participant.target,
+            DO + "2",
+            name="second",
+            compensation=comp,
+            retry_policy=fast_retry(),
+        ),
+    ]
+    async with tm_stub(tm.target) as stub:
+        await stub.Submit(
+            S.SubmitRequest(gid=g, steps=steps, options=S.TransactionOptions(mode=S.MODE_SAGA))
+        )
+        deadline = time.monotonic() + 30
+        while len(participant.calls_to(DO + "2")) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        tx = (await stub.Cancel(S.CancelRequest(gid=g, reason="customer left"))).transaction
+        assert tx.status in (S.TRANSACTION_STATUS_COMPENSATING, S.TRANSACTION_STATUS_FAILED)
+        done = await wait_status(stub, g, S.TRANSACTION_STATUS_FAILED, timeout=30)
+    assert done.error == "cancelled: customer left"
+    assert done.steps[0].status == S.STEP_STATUS_COMPENSATED
+    undone = {c.metadata["stepping-step-index"] for c in participant.calls_to(UNDO)}
+    assert "0" in undone
+
+
+async def test_resume_after_fixing_the_participant_skips_what_succeeded(
+    tm: TmServer, participant: Participant
+) -> None:
+    participant.fail(DO + "2", FakeAnswer(grpc.StatusCode.ABORTED, "bug in v1"))
+    g = gid()
+    steps = [
+        step(participant.target, DO, name="one"),
+        step(participant.target, DO + "2", name="two"),
+        step(participant.target, DO + "3", name="three"),
+    ]
+    async with tm_stub(tm.target) as stub:
+        failed = (
+            await stub.Submit(
+                S.SubmitRequest(gid=g, steps=steps, wait_result=True, wait_timeout=dur(20))
+            )
+        ).transaction
+        assert failed.status == S.TRANSACTION_STATUS_FAILED, failed.error
+        # the participant is fixed now (its script is used up): Resume
+        resumed = (await stub.Resume(S.ResumeRequest(gid=g))).transaction
+        assert resumed.status in (S.TRANSACTION_STATUS_SUBMITTED, S.TRANSACTION_STATUS_SUCCEEDED)
+        done = await wait_status(stub, g, S.TRANSACTION_STATUS_SUCCEEDED, timeout=30)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Resume(S.ResumeRequest(gid=g))  # finished well: nothing to resume
+    assert [len(participant.calls_to(m)) for m in (DO, DO + "2", DO + "3")] == [1, 2, 1]
+    assert [s.attempts for s in done.steps] == [1, 1, 1]  # fresh attempts after the Resume
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    assert status is not None
+    infos = []
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            infos.append(info.reason)
+    assert infos == [REASON_NOT_RESUMABLE]
+
+
+async def test_resume_of_a_resumed_job_returns_it(tm: TmServer, participant: Participant) -> None:
+    participant.fail(DO, FakeAnswer(grpc.StatusCode.ABORTED, "no"))
+    participant.delays[DO + "2"] = 2.0  # the resumed job is still running at the second Resume
+    g = gid()
+    steps = [step(participant.target, DO), step(participant.target, DO + "2")]
+    async with tm_stub(tm.target) as stub:
+        failed = (
+            await stub.Submit(
+                S.SubmitRequest(gid=g, steps=steps, wait_result=True, wait_timeout=dur(20))
+            )
+        ).transaction
+        assert failed.status == S.TRANSACTION_STATUS_FAILED
+        first = (await stub.Resume(S.ResumeRequest(gid=g))).transaction
+        second = (await stub.Resume(S.ResumeRequest(gid=g))).transaction
+        assert first.status == second.status == S.TRANSACTION_STATUS_SUBMITTED
+        await wait_status(stub, g, S.TRANSACTION_STATUS_SUCCEEDED, timeout=30)
+    assert len(participant.calls_to(DO)) == 2 and len(participant.calls_to(DO + "2")) == 1
