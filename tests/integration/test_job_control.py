@@ -177,3 +177,49 @@ async def test_resume_of_a_resumed_job_returns_it(tm: TmServer, participant: Par
         assert first.status == second.status == S.TRANSACTION_STATUS_SUBMITTED
         await wait_status(stub, g, S.TRANSACTION_STATUS_SUCCEEDED, timeout=30)
     assert len(participant.calls_to(DO)) == 2 and len(participant.calls_to(DO + "2")) == 1
+
+
+async def test_get_transaction_details_and_light_lists(
+    tm: TmServer, participant: Participant
+) -> None:
+    g = gid()
+    comp = S.Endpoint(target=participant.target, method=UNDO)
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    steps = [
+        step(
+            participant.target,
+            DO,
+            b"\x01pay",
+            name="one",
+            headers={"x-tenant": "acme"},
+            compensation=comp,
+            retry_policy=fast_retry(attempts=7),
+            timeout=dur(2.5),
+        )
+    ]
+    async with tm_stub(tm.target) as stub:
+        await stub.Submit(
+            S.SubmitRequest(
+                gid=g,
+                steps=steps,
+                options=S.TransactionOptions(mode=S.MODE_SAGA, deadline=dur(60)),
+                wait_result=True,
+                wait_timeout=dur(20),
+            ),
+            metadata=(("traceparent", trace),),
+        )
+        tx = (await stub.GetTransaction(S.GetTransactionRequest(gid=g))).transaction
+        listed = (await stub.ListTransactions(S.ListTransactionsRequest())).transactions
+    assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED
+    assert tx.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert tx.options.mode == S.MODE_SAGA and tx.options.deadline.ToTimedelta().seconds == 60
+    assert tx.HasField("deadline_time") and tx.cancel_reason == "" and tx.needs_attention == ""
+    (st,) = tx.steps
+    assert st.payload == b"\x01pay" and dict(st.headers) == {"x-tenant": "acme"}
+    assert (st.action.target, st.action.method) == (participant.target, DO)
+    assert st.compensation.method == UNDO
+    assert st.retry_policy.maximum_attempts == 7
+    assert st.timeout.ToMilliseconds() == 2500
+    (light,) = [t for t in listed if t.gid == g]
+    assert light.steps[0].payload == b"" and not light.steps[0].HasField("action")
+    assert light.steps[0].result == b""

@@ -115,7 +115,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
     ) -> tm_pb2.GetTransactionResponse:
         who = self._who(context)
         tx = await self._svc.get(self._conv.gid(request.gid), who)
-        return tm_pb2.GetTransactionResponse(transaction=transaction_to_proto(tx))
+        return tm_pb2.GetTransactionResponse(transaction=transaction_to_proto(tx, detail=True))
 
     @grpc_errors
     async def ListTransactions(

@@ -13,6 +13,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from tm_service.clock import Clock, SystemClock
 from tm_service.domain import (
@@ -87,7 +88,17 @@ class _Row:
             finish_time=self.finish_time,
             owner=self.owner,
             cancel_reason=self.cancel_reason,
+            **(self._details() if with_results else {}),
         )
+
+    def _details(self) -> dict[str, Any]:
+        return {
+            "specs": self.specs,
+            "options": self.options,
+            "deadline_at": self.deadline_at,
+            "trace_context": dict(self.trace_context),
+            "query_prepared": self.query_prepared,
+        }
 
     def active_job(self) -> ActiveJob:
         return ActiveJob(
