@@ -97,6 +97,12 @@ class Settings:
     shutdown_grace_seconds: float = field(
         default=10.0, metadata={"help": "on SIGTERM, how long in-flight work may finish"}
     )
+    max_watches: int = field(
+        default=1000, metadata={"help": "WatchTransaction streams open at once per process"}
+    )
+    watch_poll_seconds: float = field(
+        default=0.5, metadata={"help": "how often a watch reads the job for others' changes"}
+    )
     # Defaults of a job's options
     default_initial_interval_seconds: float = 1.0
     default_backoff_coefficient: float = 2.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from tm_service.auth import Principal
@@ -13,6 +13,7 @@ from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
 from tm_service.domain import ActiveJob, NewTransaction, Transaction, TxStatus
 from tm_service.errors import (
+    Busy,
     Conflict,
     InvalidArgument,
     InvalidState,
@@ -53,6 +54,7 @@ class TransactionService:
         self._engine = engine
         self._settings = settings
         self._telemetry = telemetry or Telemetry()
+        self._watches = 0  # WatchTransaction streams open now
 
     def new_gid(self, who: Principal | None = None) -> str:
         _check_create(who, "")
@@ -253,6 +255,31 @@ class TransactionService:
             gid=gid,
             metadata={"status": _status_name(tx.status)},
         )
+
+    async def watch(self, gid: str, who: Principal | None = None) -> AsyncIterator[Transaction]:
+        """The job now, then after each change; ends after a final state.
+
+        Changes made here wake the watch at once (finish, cancel); others' changes are
+        seen by reading the job every ``watch_poll_seconds``. At most ``max_watches``
+        watches run at once in this process (``Busy`` past it).
+        """
+        if self._watches >= self._settings.max_watches:
+            raise Busy(f"too many watches open here (max_watches={self._settings.max_watches})")
+        self._watches += 1
+        try:
+            tx = await self.get(gid, who)
+            yield tx
+            while not tx.is_final:
+                await self._engine.wait_change(gid, self._settings.watch_poll_seconds)
+                stored = await self._store.get(gid)
+                if stored is None:
+                    return  # purged meanwhile
+                fresh = stored.transaction
+                if fresh.update_time != tx.update_time or fresh.status is not tx.status:
+                    tx = fresh
+                    yield tx
+        finally:
+            self._watches -= 1
 
     def _check_running(self) -> None:
         if self._engine.stopping:

@@ -223,3 +223,47 @@ async def test_get_transaction_details_and_light_lists(
     (light,) = [t for t in listed if t.gid == g]
     assert light.steps[0].payload == b"" and not light.steps[0].HasField("action")
     assert light.steps[0].result == b""
+
+
+async def test_watch_streams_each_change_until_final_from_any_replica(
+    tm: TmServer, second_tm: TmServer, participant: Participant
+) -> None:
+    participant.delays[DO] = 0.8
+    participant.delays[DO + "2"] = 0.8
+    g = gid()
+    steps = [step(participant.target, DO), step(participant.target, DO + "2")]
+
+    async def watch(target: str, gid_: str) -> list[tm_pb2.Transaction]:
+        async with tm_stub(target) as stub:
+            call = stub.WatchTransaction(S.WatchTransactionRequest(gid=gid_))
+            return [r.transaction async for r in call]
+
+    async with tm_stub(tm.target) as a:
+        await a.Submit(S.SubmitRequest(gid=g, steps=steps))
+    # A runs the job (in-process wake-ups); B sees it only by polling the store.
+    here, there = await asyncio.gather(watch(tm.target, g), watch(second_tm.target, g))
+    after = await watch(second_tm.target, g)
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await watch(tm.target, gid())
+    for seen in (here, there):
+        assert seen[0].status == S.TRANSACTION_STATUS_SUBMITTED
+        assert seen[-1].status == S.TRANSACTION_STATUS_SUCCEEDED
+        counts = [sum(s.status == S.STEP_STATUS_SUCCEEDED for s in t.steps) for t in seen]
+        assert counts == sorted(counts) and 1 in counts  # step 0's change was seen
+        assert len({t.update_time.ToNanoseconds() for t in seen}) == len(seen)  # no repeats
+    assert here[-1].steps[0].action.method == DO  # watches carry the details
+    assert [t.status for t in after] == [S.TRANSACTION_STATUS_SUCCEEDED]  # final: one message
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_watches_are_bounded(database_url: str, participant: Participant) -> None:
+    server = TmServer(tm_settings(database_url, max_watches=0))
+    await server.start()
+    try:
+        async with tm_stub(server.target) as stub:
+            with pytest.raises(grpc.aio.AioRpcError) as busy:
+                async for _ in stub.WatchTransaction(S.WatchTransactionRequest(gid=gid())):
+                    pass
+    finally:
+        await server.stop(grace=1.0)
+    assert busy.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

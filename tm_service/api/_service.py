@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -9,7 +10,7 @@ from stepping.contract import KEY_OP, TRACE_KEYS
 from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api._convert import Converter, transaction_to_proto
-from tm_service.api._errors import grpc_errors
+from tm_service.api._errors import grpc_errors, grpc_stream_errors
 from tm_service.auth import Authenticator, Principal, peer_identities
 from tm_service.errors import InvalidArgument
 from tm_service.telemetry import current_w3c
@@ -147,6 +148,16 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
         tx = await self._svc.resume(self._conv.gid(request.gid), who)
         return tm_pb2.ResumeResponse(transaction=transaction_to_proto(tx))
 
+    @grpc_stream_errors
+    async def WatchTransaction(
+        self, request: tm_pb2.WatchTransactionRequest, context: Ctx
+    ) -> AsyncIterator[tm_pb2.WatchTransactionResponse]:
+        """Server stream: the job now, then after each change, until it is final."""
+        who = self._who(context)
+        gid = self._conv.gid(request.gid)
+        async for tx in self._svc.watch(gid, who):
+            yield tm_pb2.WatchTransactionResponse(transaction=transaction_to_proto(tx, detail=True))
+
     # The other job-control RPCs land with their use cases; until then they answer
     # UNIMPLEMENTED, as any server without them would.
 
@@ -155,13 +166,6 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
     ) -> tm_pb2.CountTransactionsResponse:
         await context.abort(
             grpc.StatusCode.UNIMPLEMENTED, "CountTransactions is not in this build yet"
-        )
-
-    async def WatchTransaction(  # type: ignore[override]
-        self, request: tm_pb2.WatchTransactionRequest, context: Ctx
-    ) -> None:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "WatchTransaction is not in this build yet"
         )
 
     async def PurgeTransactions(

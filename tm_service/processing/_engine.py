@@ -172,6 +172,10 @@ class Engine:
             task.cancel()
         self._notify_final(gid)
 
+    async def wait_change(self, gid: str, timeout: float) -> None:
+        """Return when this process finished or cancelled the job, or after ``timeout``."""
+        await self._wait_event(gid, timeout)
+
     # -- stopping -----------------------------------------------------------------
     async def shutdown(self, grace: float) -> None:
         """Stop claiming; let running step calls finish within ``grace``; hand jobs back.
