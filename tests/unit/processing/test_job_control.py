@@ -87,3 +87,25 @@ async def test_last_error_is_cleared_once_the_step_succeeds() -> None:
     tx = await core.run(new_job(1))
     assert tx.status is TxStatus.SUCCEEDED
     assert tx.steps[0].attempts == 3 and tx.steps[0].last_error == ""
+
+
+async def test_unimplemented_fails_an_action_at_once() -> None:
+    core = Core()
+    core.transport.answer(method(1), fail(grpc.StatusCode.UNIMPLEMENTED, "unknown method"))
+    tx = await core.run(new_job(3))
+    assert tx.status is TxStatus.FAILED
+    assert tx.steps[1].attempts == 1  # not retried
+    assert tx.error == (
+        "step 1 (s1) failed: UNIMPLEMENTED: unknown method"
+        " (not retried: non-retryable code UNIMPLEMENTED)"
+    )
+    assert core.transport.calls_to(method(2)) == []
+
+
+async def test_unimplemented_in_a_saga_compensates_what_was_done() -> None:
+    core = Core()
+    core.transport.answer(method(1), fail(grpc.StatusCode.UNIMPLEMENTED, "unknown method"))
+    tx = await core.run(new_job(3, mode=Mode.SAGA))
+    assert tx.status is TxStatus.FAILED
+    assert tx.steps[0].status is StepStatus.COMPENSATED
+    assert len(core.transport.calls_to(method(1), "action")) == 1
