@@ -110,6 +110,12 @@ class Settings:
     retention_interval_seconds: float = field(
         default=60.0, metadata={"help": "how often a retention pass runs (one replica at a time)"}
     )
+    max_watches: int = field(
+        default=1000, metadata={"help": "WatchTransaction streams open at once per process"}
+    )
+    watch_poll_seconds: float = field(
+        default=0.5, metadata={"help": "how often a watch reads the job for others' changes"}
+    )
     # Defaults of a job's options
     default_initial_interval_seconds: float = 1.0
     default_backoff_coefficient: float = 2.0

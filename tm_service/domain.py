@@ -156,6 +156,16 @@ class Transaction:
     finish_time: datetime | None
     owner: str | None = None  # the principal that created it
     tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
+    # Job control (issue 13): the reason given to Cancel, None when never cancelled.
+    cancel_reason: str | None = None
+    # Details (GetTransaction, issue 13): filled by reads of one whole job, left
+    # empty by lists.
+    specs: tuple[StepSpec, ...] = ()
+    options: TxOptions | None = None
+    deadline_at: datetime | None = None
+    trace_context: dict[str, str] = field(default_factory=dict)
+    query_prepared: Endpoint | None = None
+    needs_attention: str = ""
 
     @property
     def is_final(self) -> bool:
@@ -220,4 +230,9 @@ class ActiveJob:
             finish_time=self.finish_time,
             owner=self.owner,
             tags=dict(self.tags),
+            specs=self.specs,
+            options=self.options,
+            deadline_at=self.deadline_at,
+            trace_context=dict(self.trace_context),
+            query_prepared=self.query_prepared,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from stepping import contract
 
 __all__ = [
+    "Busy",
     "Conflict",
     "InvalidArgument",
     "InvalidState",
@@ -96,3 +97,9 @@ class PermissionDenied(TmError):
 
 class LeaseLost(Exception):
     """This replica's lease on a job was taken over; it must stop working on it."""
+
+
+class Busy(TmError):
+    """A per-process limit is reached (e.g. ``max_watches``); retry later or elsewhere."""
+
+    reason = contract.REASON_UNSPECIFIED

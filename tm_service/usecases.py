@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from tm_service.auth import Principal, Role
@@ -13,10 +13,12 @@ from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings
 from tm_service.domain import ActiveJob, NewTransaction, Transaction, TxStatus
 from tm_service.errors import (
+    Busy,
     Conflict,
     InvalidArgument,
     InvalidState,
     NotFound,
+    NotResumable,
     PermissionDenied,
     ShuttingDown,
     StoreUnavailable,
@@ -53,6 +55,7 @@ class TransactionService:
         self._engine = engine
         self._settings = settings
         self._telemetry = telemetry or Telemetry()
+        self._watches = 0  # WatchTransaction streams open now
 
     @property
     def settings(self) -> Settings:
@@ -241,6 +244,73 @@ class TransactionService:
                 older_than=older_than, statuses=statuses, limit=0, dry_run=True
             )
         return await purge_all(self._store, older_than=older_than, statuses=statuses)
+
+    # -- job control (issue 13) ---------------------------------------------------
+    async def cancel(self, gid: str, reason: str, who: Principal | None = None) -> Transaction:
+        """Stop a job for good (see README "Cancel"); idempotent, final jobs unchanged."""
+        self._check_started()
+        await self._check_write(gid, who)
+        moved = await self._store.cancel(gid, reason or "cancelled by the client")
+        if moved:
+            self._engine.job_cancelled(gid)
+        stored = await self._store.get(gid)
+        if stored is None:
+            raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
+        if moved and stored.transaction.is_final:
+            self._telemetry.transaction_finished(stored.transaction)
+        return stored.transaction
+
+    async def resume(self, gid: str, who: Principal | None = None) -> Transaction:
+        """A FAILED job (nothing compensated) runs again from its first unfinished step."""
+        self._check_running()
+        await self._check_write(gid, who)
+        moved = await self._store.resume(
+            gid, owner=self._settings.replica_id, lease=self._settings.lease_seconds
+        )
+        if moved is not None:
+            await self._start(moved[0])
+            return moved[1]
+        stored = await self._store.get(gid)
+        if stored is None:
+            raise NotFound(f"transaction {gid!r} does not exist", gid=gid)
+        tx = stored.transaction
+        if tx.status is TxStatus.SUBMITTED:
+            return tx  # already resumed (or never failed): the same Resume again
+        why = (
+            "a saga that compensated steps cannot run forward again"
+            if tx.status is TxStatus.FAILED
+            else "only a FAILED job can be resumed"
+        )
+        raise NotResumable(
+            f"transaction {gid!r} is {_status_name(tx.status)}: {why}",
+            gid=gid,
+            metadata={"status": _status_name(tx.status)},
+        )
+
+    async def watch(self, gid: str, who: Principal | None = None) -> AsyncIterator[Transaction]:
+        """The job now, then after each change; ends after a final state.
+
+        Changes made here wake the watch at once (finish, cancel); others' changes are
+        seen by reading the job every ``watch_poll_seconds``. At most ``max_watches``
+        watches run at once in this process (``Busy`` past it).
+        """
+        if self._watches >= self._settings.max_watches:
+            raise Busy(f"too many watches open here (max_watches={self._settings.max_watches})")
+        self._watches += 1
+        try:
+            tx = await self.get(gid, who)
+            yield tx
+            while not tx.is_final:
+                await self._engine.wait_change(gid, self._settings.watch_poll_seconds)
+                stored = await self._store.get(gid)
+                if stored is None:
+                    return  # purged meanwhile
+                fresh = stored.transaction
+                if fresh.update_time != tx.update_time or fresh.status is not tx.status:
+                    tx = fresh
+                    yield tx
+        finally:
+            self._watches -= 1
 
     def _check_running(self) -> None:
         if self._engine.stopping:

@@ -518,3 +518,103 @@ async def test_reload_of_a_finished_job_holds_no_lease(sut: StoreUnderTest) -> N
 
 async def test_ping_answers(sut: StoreUnderTest) -> None:
     await sut.store.ping()
+
+
+# -- job control (issue 13) -------------------------------------------------------------
+async def test_cancel_moves_each_unfinished_status_and_fences_the_holder(
+    sut: StoreUnderTest,
+) -> None:
+    store = sut.store
+    prepared = _new()
+    assert await store.insert(prepared, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    assert await store.cancel(prepared.gid, "no longer wanted")
+    stored = await store.get(prepared.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.ABORTED and tx.error == "no longer wanted"
+    assert tx.cancel_reason == "no longer wanted" and tx.finish_time is not None
+
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    assert await store.cancel(job.gid, "stuck")
+    stored = await store.get(job.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.FAILED and tx.error == "cancelled: stuck"
+    assert tx.cancel_reason == "stuck" and tx.finish_time is not None
+    with pytest.raises(LeaseLost):  # the replica running it can write nothing more
+        await store.step_done(
+            job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=LEASE
+        )
+    assert not await store.cancel(job.gid, "again")  # final: unchanged
+    again = await store.get(job.gid)
+    assert again is not None and again.transaction.cancel_reason == "stuck"
+    assert not await store.cancel("no-such-gid", "x")
+
+
+async def test_cancel_of_a_saga_compensates_on_any_replica(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(
+        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
+    )
+    assert made is not None
+    job, _ = made
+    await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=LEASE)
+    assert await store.cancel(job.gid, "customer left")
+    stored = await store.get(job.gid)
+    assert stored is not None
+    assert stored.transaction.status is TxStatus.COMPENSATING
+    assert stored.transaction.finish_time is None
+    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)  # lease released: due now
+    assert [j.gid for j in claimed] == [job.gid]
+    assert claimed[0].status is TxStatus.COMPENSATING
+    assert not await store.cancel(job.gid, "again")  # compensating: left alone
+
+
+async def test_resume_reruns_only_what_did_not_succeed(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(3), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    assert await store.resume(job.gid, owner="r1", lease=LEASE) is None  # not FAILED
+    await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=2, result=b"r", lease=LEASE)
+    await store.step_failed(
+        job,
+        1,
+        attempts=5,
+        error="gave up",
+        job_status=TxStatus.FAILED,
+        job_error="step 1 (s1) failed: gave up",
+        lease=LEASE,
+    )
+    resumed = await store.resume(job.gid, owner="r2", lease=LEASE)
+    assert resumed is not None
+    active, tx = resumed
+    assert tx.status is TxStatus.SUBMITTED and tx.error == "" and tx.finish_time is None
+    assert [(s.status, s.attempts) for s in tx.steps] == [
+        (StepStatus.SUCCEEDED, 2),
+        (StepStatus.PENDING, 0),
+        (StepStatus.PENDING, 0),
+    ]
+    assert tx.steps[1].last_error == "gave up"  # kept until the step succeeds
+    assert active.lease_token > job.lease_token
+    with pytest.raises(LeaseLost):
+        await store.renew(job, LEASE)
+    await store.renew(active, LEASE)  # the resumed job is leased to r2
+    assert await store.resume(job.gid, owner="r2", lease=LEASE) is None  # SUBMITTED now
+
+
+async def test_a_compensated_saga_is_not_resumable(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(
+        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
+    )
+    assert made is not None
+    job, _ = made
+    await store.step_done(
+        job, 0, status=StepStatus.COMPENSATED, attempts=1, result=None, lease=LEASE
+    )
+    await store.set_status(job, TxStatus.FAILED, lease=LEASE)
+    assert await store.resume(job.gid, owner="r1", lease=LEASE) is None
+    assert await store.resume("no-such-gid", owner="r1", lease=LEASE) is None

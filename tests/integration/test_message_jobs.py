@@ -115,7 +115,7 @@ async def test_unavailable_is_retried_with_growing_intervals(
     assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.39, gaps
     assert gaps[0] < gaps[1] < gaps[2]
     assert tx.steps[0].attempts == 4
-    assert tx.steps[0].last_error == "UNAVAILABLE: down"
+    assert tx.steps[0].last_error == ""  # cleared once the step succeeded
 
 
 async def test_failed_precondition_retries_at_the_base_interval(
@@ -213,8 +213,8 @@ async def test_step_timeout_counts_as_a_retryable_failure(
             )
         ).transaction
     assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED
-    assert tx.steps[0].attempts == 2
-    assert tx.steps[0].last_error.startswith("DEADLINE_EXCEEDED")
+    assert tx.steps[0].attempts == 2  # the first attempt timed out and was retried
+    assert tx.steps[0].last_error == ""  # cleared once the step succeeded
 
 
 async def test_long_retry_delays_wait_in_the_database(

@@ -272,7 +272,69 @@ def _ts(value: datetime) -> Timestamp:
     return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
-def transaction_to_proto(tx: Transaction) -> tm_pb2.Transaction:
+def _dur(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(round(seconds * 1e9))
+    return d
+
+
+def _endpoint(e: Endpoint) -> tm_pb2.Endpoint:
+    return tm_pb2.Endpoint(target=e.target, method=e.method)
+
+
+def _retry_policy(p: RetryPolicy) -> tm_pb2.RetryPolicy:
+    return tm_pb2.RetryPolicy(
+        initial_interval=_dur(p.initial_interval),
+        backoff_coefficient=p.backoff_coefficient,
+        maximum_interval=_dur(p.maximum_interval),
+        maximum_attempts=p.maximum_attempts,
+    )
+
+
+def trace_id_of(trace_context: dict[str, str]) -> str:
+    """The W3C trace id of a stored ``traceparent`` ("" when there is none or it is bad)."""
+    parts = trace_context.get("traceparent", "").split("-")
+    if len(parts) >= 4 and re.fullmatch(r"[0-9a-f]{32}", parts[1]):
+        return parts[1]
+    return ""
+
+
+def _add_details(tx: Transaction, out: tm_pb2.Transaction) -> None:
+    """GetTransaction's extra fields: what each step is, the options, the trace."""
+    if tx.options is not None:
+        o = tx.options
+        out.options.CopyFrom(
+            tm_pb2.TransactionOptions(
+                mode=int(o.mode),  # type: ignore[arg-type]
+                step_timeout=_dur(o.step_timeout),
+                check_prepared_after=_dur(o.check_prepared_after),
+                concurrent=o.concurrent,
+            )
+        )
+        if o.deadline is not None:
+            out.options.deadline.CopyFrom(_dur(o.deadline))
+    if tx.deadline_at is not None:
+        out.deadline_time.CopyFrom(_ts(tx.deadline_at))
+    out.trace_id = trace_id_of(tx.trace_context)
+    if tx.query_prepared is not None:
+        out.query_prepared.CopyFrom(_endpoint(tx.query_prepared))
+    out.needs_attention = tx.needs_attention
+    # Tags: filled by the tags/search part of issue 13 (out.tags).
+    for st, spec in zip(out.steps, tx.specs, strict=False):
+        st.payload = spec.payload
+        st.headers.update(spec.headers)
+        st.action.CopyFrom(_endpoint(spec.action))
+        if spec.compensation is not None:
+            st.compensation.CopyFrom(_endpoint(spec.compensation))
+        st.retry_policy.CopyFrom(_retry_policy(spec.retry_policy))
+        st.timeout.CopyFrom(_dur(spec.timeout))
+
+
+def transaction_to_proto(tx: Transaction, *, detail: bool = False) -> tm_pb2.Transaction:
+    """A job for the API; ``detail`` (GetTransaction) adds the steps' specs, options, trace.
+
+    Lists stay light: no ``detail``, and their reads carry no results or payloads.
+    """
     out = tm_pb2.Transaction(
         gid=tx.gid,
         mode=int(tx.mode),  # type: ignore[arg-type]
@@ -282,6 +344,7 @@ def transaction_to_proto(tx: Transaction) -> tm_pb2.Transaction:
         update_time=_ts(tx.update_time),
         owner=tx.owner or "",
         tags=tx.tags,
+        cancel_reason=tx.cancel_reason or "",
     )
     if tx.finish_time is not None:
         out.finish_time.CopyFrom(_ts(tx.finish_time))
@@ -296,4 +359,6 @@ def transaction_to_proto(tx: Transaction) -> tm_pb2.Transaction:
         )
         if s.next_attempt_time is not None:
             st.next_attempt_time.CopyFrom(_ts(s.next_attempt_time))
+    if detail:
+        _add_details(tx, out)
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 from stepping.contract import ERROR_DOMAIN
 
 from tm_service.errors import (
+    Busy,
     Conflict,
     InvalidArgument,
     InvalidState,
@@ -26,7 +27,7 @@ from tm_service.errors import (
     Unauthenticated,
 )
 
-__all__ = ["DOMAIN", "grpc_errors", "to_status"]
+__all__ = ["DOMAIN", "grpc_errors", "grpc_stream_errors", "to_status"]
 
 _log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ _CODES: dict[type[TmError], int] = {
     StoreUnavailable: code_pb2.UNAVAILABLE,
     Unauthenticated: code_pb2.UNAUTHENTICATED,
     PermissionDenied: code_pb2.PERMISSION_DENIED,
+    Busy: code_pb2.RESOURCE_EXHAUSTED,
 }
 
 
@@ -80,6 +82,30 @@ def grpc_errors(handler: Handler) -> Handler:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await handler(self, request, context)
+        except TmError as err:
+            await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            _log.exception("unexpected error in %s", handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the TM's log")
+
+    return wrapper  # type: ignore[return-value]
+
+
+StreamHandler = TypeVar("StreamHandler", bound=Callable[..., AsyncIterator[Any]])
+
+
+def grpc_stream_errors(handler: StreamHandler) -> StreamHandler:
+    """``grpc_errors`` for a server-streaming method (an async generator)."""
+
+    @functools.wraps(handler)
+    async def wrapper(
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        try:
+            async for item in handler(self, request, context):
+                yield item
         except TmError as err:
             await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
         except grpc.aio.AbortError:

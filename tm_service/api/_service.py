@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -10,7 +11,7 @@ from stepping.tm.v1 import tm_pb2, tm_pb2_grpc
 
 from tm_service.api import _filters
 from tm_service.api._convert import Converter, transaction_to_proto
-from tm_service.api._errors import grpc_errors
+from tm_service.api._errors import grpc_errors, grpc_stream_errors
 from tm_service.auth import Authenticator, Principal, peer_identities
 from tm_service.domain import TxStatus
 from tm_service.errors import InvalidArgument
@@ -121,7 +122,7 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
     ) -> tm_pb2.GetTransactionResponse:
         who = self._who(context)
         tx = await self._svc.get(self._conv.gid(request.gid), who)
-        return tm_pb2.GetTransactionResponse(transaction=transaction_to_proto(tx))
+        return tm_pb2.GetTransactionResponse(transaction=transaction_to_proto(tx, detail=True))
 
     @grpc_errors
     async def ListTransactions(
@@ -140,20 +141,33 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
             transactions=[transaction_to_proto(t) for t in txs], next_page_token=token
         )
 
-    # The job-control RPCs (issue 13) land with their use cases; until then they
-    # answer UNIMPLEMENTED, as any server without them would.
+    # -- job control (issue 13) ---------------------------------------------------
+    @grpc_errors
     async def Cancel(self, request: tm_pb2.CancelRequest, context: Ctx) -> tm_pb2.CancelResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Cancel is not in this build yet")
-
-    async def Resume(self, request: tm_pb2.ResumeRequest, context: Ctx) -> tm_pb2.ResumeResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume is not in this build yet")
-
-    async def WatchTransaction(  # type: ignore[override]
-        self, request: tm_pb2.WatchTransactionRequest, context: Ctx
-    ) -> None:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED, "WatchTransaction is not in this build yet"
+        who = self._who(context)
+        tx = await self._svc.cancel(
+            self._conv.gid(request.gid), self._conv.reason(request.reason), who
         )
+        return tm_pb2.CancelResponse(transaction=transaction_to_proto(tx))
+
+    @grpc_errors
+    async def Resume(self, request: tm_pb2.ResumeRequest, context: Ctx) -> tm_pb2.ResumeResponse:
+        who = self._who(context)
+        tx = await self._svc.resume(self._conv.gid(request.gid), who)
+        return tm_pb2.ResumeResponse(transaction=transaction_to_proto(tx))
+
+    @grpc_stream_errors
+    async def WatchTransaction(
+        self, request: tm_pb2.WatchTransactionRequest, context: Ctx
+    ) -> AsyncIterator[tm_pb2.WatchTransactionResponse]:
+        """Server stream: the job now, then after each change, until it is final."""
+        who = self._who(context)
+        gid = self._conv.gid(request.gid)
+        async for tx in self._svc.watch(gid, who):
+            yield tm_pb2.WatchTransactionResponse(transaction=transaction_to_proto(tx, detail=True))
+
+    # The other job-control RPCs land with their use cases; until then they answer
+    # UNIMPLEMENTED, as any server without them would.
 
     # -- search and retention (issue 13) ------------------------------------------------
     def _filter(self, f: tm_pb2.TransactionFilter, statuses: tuple[TxStatus, ...] = ()) -> TxFilter:

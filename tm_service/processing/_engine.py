@@ -180,6 +180,22 @@ class Engine:
             if not waiters:
                 self._waiters.pop(gid, None)
 
+    # -- job control (issue 13) ---------------------------------------------------
+    def job_cancelled(self, gid: str) -> None:
+        """A Cancel here moved the job (its lease token bumped): stop its task at once.
+
+        The task could not write anything more anyway (fencing); stopping it now also
+        ends an inline retry's sleep or a call in flight. Waiters re-read the store.
+        """
+        task = self._active.get(gid)
+        if task is not None:
+            task.cancel()
+        self._notify_final(gid)
+
+    async def wait_change(self, gid: str, timeout: float) -> None:
+        """Return when this process finished or cancelled the job, or after ``timeout``."""
+        await self._wait_event(gid, timeout)
+
     # -- stopping -----------------------------------------------------------------
     async def shutdown(self, grace: float) -> None:
         """Stop claiming; let running step calls finish within ``grace``; hand jobs back.

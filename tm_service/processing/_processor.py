@@ -266,6 +266,7 @@ class JobProcessor:
         state.next_attempt_time = None
         if status is StepStatus.SUCCEEDED:
             state.result = result.response
+            state.last_error = ""
 
     async def _finish(self, job: ActiveJob, status: TxStatus) -> None:
         await self._ctx.store.set_status(job, status, lease=self._ctx.lease)

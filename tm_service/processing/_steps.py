@@ -15,7 +15,14 @@ from tm_service.domain import ActiveJob, StepSpec, StepState
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._heartbeat import while_leased
 
-__all__ = ["Op", "Outcome", "StepResult", "run_attempts"]
+__all__ = ["NON_RETRYABLE_BY_DEFAULT", "Op", "Outcome", "StepResult", "run_attempts"]
+
+# Codes that end an ACTION at once (issue 13): the participant says the method does not
+# exist, so no retry can succeed. INVALID_ARGUMENT and NOT_FOUND are left retryable:
+# participants answer them for data that may appear later (a row another step or
+# service writes) and for a deploy in progress, and ABORTED already says "no" for good.
+# A compensation keeps retrying whatever the code (it must run once it can).
+NON_RETRYABLE_BY_DEFAULT = frozenset({grpc.StatusCode.UNIMPLEMENTED})
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +115,12 @@ async def run_attempts(
             # (A compensation keeps retrying with backoff: it must run once allowed.)
             if result.code is grpc.StatusCode.ABORTED or result.permanent:
                 return StepResult(Outcome.FAILED, attempt, error=error)
+            if result.code in NON_RETRYABLE_BY_DEFAULT:
+                return StepResult(
+                    Outcome.FAILED,
+                    attempt,
+                    error=f"{error} (not retried: non-retryable code {result.code.name})",
+                )
             if policy.exhausted(attempt):
                 return StepResult(
                     Outcome.FAILED, attempt, error=f"gave up after {attempt} attempts: {error}"

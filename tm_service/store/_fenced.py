@@ -82,6 +82,8 @@ class FencedWrites:
                 step=index,
                 step_status=int(status),
                 attempts=attempts,
+                # A step that succeeded has no error (issue 13): earlier ones are history.
+                last_error="" if status is StepStatus.SUCCEEDED else None,
                 set_result=status is StepStatus.SUCCEEDED,
                 result=result,
             ),

@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from tm_service.clock import Clock, SystemClock
 from tm_service.domain import (
     ActiveJob,
     Endpoint,
+    Mode,
     NewTransaction,
     StepSpec,
     StepState,
@@ -63,6 +65,7 @@ class _Row:
     owner: str | None = None  # the principal that created it
     tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
     needs_attention: str = ""  # set by the engine (control); filtered by lists
+    cancel_reason: str | None = None
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -89,7 +92,18 @@ class _Row:
             finish_time=self.finish_time,
             owner=self.owner,
             tags=dict(self.tags),
+            cancel_reason=self.cancel_reason,
+            **(self._details() if with_results else {}),
         )
+
+    def _details(self) -> dict[str, Any]:
+        return {
+            "specs": self.specs,
+            "options": self.options,
+            "deadline_at": self.deadline_at,
+            "trace_context": dict(self.trace_context),
+            "query_prepared": self.query_prepared,
+        }
 
     def active_job(self) -> ActiveJob:
         return ActiveJob(
@@ -309,6 +323,49 @@ class InMemoryStore(FencedWrites):
             state.next_attempt_time = _after(now, write.step_next_in)
         row.writes += 1
         return Written(row.update_time, row.finish_time)
+
+    # -- job control (issue 13) ---------------------------------------------------
+    async def cancel(self, gid: str, reason: str) -> bool:
+        row = self._rows.get(gid)
+        if row is None or row.status not in (TxStatus.PREPARED, TxStatus.SUBMITTED):
+            return False
+        now = self._now()
+        if row.status is TxStatus.PREPARED:
+            row.status, row.error = TxStatus.ABORTED, reason
+        else:
+            saga = row.options.mode is Mode.SAGA
+            row.status = TxStatus.COMPENSATING if saga else TxStatus.FAILED
+            row.error = f"cancelled: {reason}"
+        row.cancel_reason = reason
+        row.lease_token += 1
+        row.lease_owner = row.lease_expires = None
+        row.next_time = row.update_time = now
+        if row.status is not TxStatus.COMPENSATING:
+            row.finish_time = now
+        return True
+
+    async def resume(
+        self, gid: str, *, owner: str, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        row = self._rows.get(gid)
+        if row is None or row.status is not TxStatus.FAILED:
+            return None
+        if any(s.status is StepStatus.COMPENSATED for s in row.states):
+            return None
+        now = self._now()
+        row.status = TxStatus.SUBMITTED
+        row.error = ""
+        row.cancel_reason = None
+        row.finish_time = None
+        row.lease_owner = owner
+        row.lease_token += 1
+        row.lease_expires = _after(now, lease)
+        row.next_time = row.update_time = now
+        row.deadline_at = _after(now, row.options.deadline)
+        for s in row.states:
+            if s.status is not StepStatus.SUCCEEDED:
+                s.status, s.attempts, s.next_attempt_time = StepStatus.PENDING, 0, None
+        return row.active_job(), row.transaction()
 
     # -- for tests ----------------------------------------------------------------------
     def lease_of(self, gid: str) -> tuple[str | None, int, datetime | None]:

@@ -177,4 +177,25 @@ class JobStore(Protocol):
     def exclusive(self, key: int) -> AbstractAsyncContextManager[bool]:
         """Enter: True when this process now holds the lock ``key`` across replicas
         (Postgres advisory lock), False at once when another holds it."""
+
+    # -- job control (issue 13) ---------------------------------------------------
+    async def cancel(self, gid: str, reason: str) -> bool:
+        """Cancel an unfinished job, storing ``reason``; False when it is not cancellable.
+
+        PREPARED → ABORTED (error ``reason``); SUBMITTED message → FAILED and SUBMITTED
+        saga → COMPENSATING (due at once), both with error ``cancelled: <reason>``.
+        COMPENSATING and final jobs are left as they are. The lease token is bumped and
+        the lease released: a replica running the job finds its next fenced write
+        refused (LeaseLost) and stops; a saga's compensation is claimed by any replica.
+        """
+        ...
+
+    async def resume(
+        self, gid: str, *, owner: str, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        """FAILED job with no step compensated → SUBMITTED, leased to ``owner``.
+
+        Steps that did not succeed are PENDING again with 0 attempts (their last_error
+        kept); succeeded steps are untouched. None when the job is not resumable.
+        """
         ...

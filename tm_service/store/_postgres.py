@@ -33,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from tm_service.domain import (
     ActiveJob,
+    Mode,
     NewTransaction,
+    StepStatus,
     Transaction,
     TxStatus,
 )
@@ -399,6 +401,84 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             finally:
                 if got:
                     await conn.execute(select(func.pg_advisory_unlock(key)))
+
+    # -- job control (issue 13) ---------------------------------------------------
+    @map_unavailable
+    async def cancel(self, gid: str, reason: str) -> bool:
+        """Cancel an unfinished job (see ``JobStore.cancel``): one UPDATE."""
+        prepared = _TX.status == int(TxStatus.PREPARED)
+        saga = _TX.mode == int(Mode.SAGA)
+        to_status = case(
+            (prepared, int(TxStatus.ABORTED)),
+            (saga, int(TxStatus.COMPENSATING)),
+            else_=int(TxStatus.FAILED),
+        )
+        stmt = (
+            update(transactions)
+            .where(
+                _TX.gid == gid,
+                _TX.status.in_([int(TxStatus.PREPARED), int(TxStatus.SUBMITTED)]),
+            )
+            .values(
+                status=to_status,
+                error=case((prepared, reason), else_=f"cancelled: {reason}"),
+                cancel_reason=reason,
+                lease_token=_TX.lease_token + 1,
+                lease_owner=None,
+                lease_expires=None,
+                next_time=func.now(),
+                update_time=func.now(),
+                finish_time=case((~prepared & saga, None), else_=func.now()),
+            )
+            .returning(_TX.gid)
+        )
+        async with self._connect(auto=True) as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    @map_unavailable
+    async def resume(
+        self, gid: str, *, owner: str, lease: float
+    ) -> tuple[ActiveJob, Transaction] | None:
+        """FAILED, nothing compensated → SUBMITTED (see ``JobStore.resume``)."""
+        compensated = (
+            select(_ST.idx)
+            .where(_ST.gid == gid, _ST.status == int(StepStatus.COMPENSATED))
+            .exists()
+        )
+        job_stmt = (
+            update(transactions)
+            .where(_TX.gid == gid, _TX.status == int(TxStatus.FAILED), ~compensated)
+            .values(
+                status=int(TxStatus.SUBMITTED),
+                error="",
+                cancel_reason=None,
+                finish_time=None,
+                lease_owner=owner,
+                lease_token=_TX.lease_token + 1,
+                lease_expires=_after(lease),
+                next_time=func.now(),
+                update_time=func.now(),
+                deadline_at=_TX.deadline * bindparam(None, timedelta(seconds=1), type_=Interval())
+                + func.now(),
+            )
+            .returning(*transactions.c)
+        )
+        steps_stmt = (
+            update(steps)
+            .where(_ST.gid == gid, _ST.status != int(StepStatus.SUCCEEDED))
+            .values(status=int(StepStatus.PENDING), attempts=0, next_attempt_time=None)
+        )
+        async with self._begin() as conn:
+            tx = (await conn.execute(job_stmt)).mappings().first()
+            if tx is None:
+                return None
+            await conn.execute(steps_stmt)
+            rows = list(
+                (await conn.execute(select(steps).where(_ST.gid == gid).order_by(_ST.idx)))
+                .mappings()
+                .all()
+            )
+        return _rows.active_job(tx, rows, 0.0), _rows.transaction_from_rows(tx, rows)
 
 
 async def _no_reset(conn: Any) -> None:

@@ -87,7 +87,22 @@ def transaction_from_rows(
         finish_time=tx["finish_time"],
         owner=tx["owner"],
         tags=dict(tx["tags"] or {}),
+        cancel_reason=tx.get("cancel_reason"),
+        **(_details(tx, step_rows_) if with_results else {}),
     )
+
+
+def _details(tx: Row, step_rows_: Sequence[Row]) -> dict[str, Any]:
+    """What a read of one whole job adds for GetTransaction (whole step rows needed)."""
+    qp = Endpoint(tx["qp_target"], tx["qp_method"]) if tx["qp_target"] else None
+    return {
+        "specs": tuple(spec_from_row(s) for s in step_rows_),
+        "options": options_from_row(tx),
+        "deadline_at": tx["deadline_at"],
+        "trace_context": dict(tx["trace_context"] or {}),
+        "query_prepared": qp,
+        "needs_attention": tx.get("needs_attention") or "",
+    }
 
 
 def active_job(tx: Row, step_rows_: Sequence[Row], lease_valid_until: float) -> ActiveJob:

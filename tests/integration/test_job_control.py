@@ -1,0 +1,269 @@
+"""Cancel and Resume (issue 13) end to end: real TMs on one Postgres, a real participant."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from stepping.contract import REASON_NOT_RESUMABLE
+from stepping.tm.v1 import tm_pb2
+
+from tests.conftest import test_settings as tm_settings
+from tests.integration.helpers import dur, fast_retry, gid, step, tm_stub, wait_status
+from tests.integration.participant import FakeAnswer, Participant
+from tm_service import TmServer
+
+S = tm_pb2
+DO = "/a.v1.A/Do"
+UNDO = "/a.v1.A/Undo"
+
+
+@pytest_asyncio.fixture
+async def second_tm(database_url: str) -> AsyncIterator[TmServer]:
+    """Another replica on the same database (its own replica id, its own port)."""
+    server = TmServer(tm_settings(database_url, replica_id="replica-b"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop(grace=1.0)
+
+
+async def _calls_settle(participant: Participant, seconds: float = 1.0) -> int:
+    """Wait until no call arrived for ``seconds``; the number of calls then."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        n = len(participant.calls)
+        await asyncio.sleep(seconds)
+        if len(participant.calls) == n:
+            return n
+    raise AssertionError("the participant kept being called")
+
+
+async def test_cancel_from_another_replica_stops_the_running_one(
+    tm: TmServer, second_tm: TmServer, participant: Participant
+) -> None:
+    participant.fail_first[DO] = 10**6  # never succeeds: retried in memory on the TM running it
+    g = gid()
+    async with tm_stub(tm.target) as a, tm_stub(second_tm.target) as b:
+        await a.Submit(
+            S.SubmitRequest(gid=g, steps=[step(participant.target, DO, retry_policy=fast_retry())])
+        )
+        deadline = time.monotonic() + 30
+        while len(participant.calls) < 3:  # running on replica A
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        cancelled = (await b.Cancel(S.CancelRequest(gid=g, reason="stuck for good"))).transaction
+        assert cancelled.status == S.TRANSACTION_STATUS_FAILED
+        assert cancelled.error == "cancelled: stuck for good"
+        assert cancelled.cancel_reason == "stuck for good"
+        cancelled_at = len(participant.calls)
+        settled = await _calls_settle(participant)
+        # At most the call in flight or the retry already due when A learned of it.
+        assert settled - cancelled_at <= 1
+        seen_on_a = (await a.GetTransaction(S.GetTransactionRequest(gid=g))).transaction
+        assert seen_on_a.status == S.TRANSACTION_STATUS_FAILED
+        again = (await a.Cancel(S.CancelRequest(gid=g, reason="other"))).transaction
+        assert again.cancel_reason == "stuck for good"  # idempotent: unchanged
+
+
+async def test_cancel_of_a_prepared_job_aborts_it(tm: TmServer, participant: Participant) -> None:
+    g = gid()
+    async with tm_stub(tm.target) as stub:
+        await stub.Prepare(
+            S.PrepareRequest(
+                gid=g,
+                steps=[step(participant.target, DO)],
+                query_prepared=S.Endpoint(target=participant.target),
+                options=S.TransactionOptions(check_prepared_after=dur(30)),
+            )
+        )
+        tx = (await stub.Cancel(S.CancelRequest(gid=g))).transaction
+    assert tx.status == S.TRANSACTION_STATUS_ABORTED
+    assert tx.cancel_reason == "cancelled by the client"
+    assert participant.calls == []
+
+
+async def test_cancel_of_a_saga_compensates_what_was_done(
+    tm: TmServer, participant: Participant
+) -> None:
+    participant.fail_first[DO + "2"] = 10**6
+    comp = S.Endpoint(target=participant.target, method=UNDO)
+    g = gid()
+    steps = [
+        step(participant.target, DO, name="first", compensation=comp, retry_policy=fast_retry()),
+        step(
+            participant.target,
+            DO + "2",
+            name="second",
+            compensation=comp,
+            retry_policy=fast_retry(),
+        ),
+    ]
+    async with tm_stub(tm.target) as stub:
+        await stub.Submit(
+            S.SubmitRequest(gid=g, steps=steps, options=S.TransactionOptions(mode=S.MODE_SAGA))
+        )
+        deadline = time.monotonic() + 30
+        while len(participant.calls_to(DO + "2")) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        tx = (await stub.Cancel(S.CancelRequest(gid=g, reason="customer left"))).transaction
+        assert tx.status in (S.TRANSACTION_STATUS_COMPENSATING, S.TRANSACTION_STATUS_FAILED)
+        done = await wait_status(stub, g, S.TRANSACTION_STATUS_FAILED, timeout=30)
+    assert done.error == "cancelled: customer left"
+    assert done.steps[0].status == S.STEP_STATUS_COMPENSATED
+    undone = {c.metadata["stepping-step-index"] for c in participant.calls_to(UNDO)}
+    assert "0" in undone
+
+
+async def test_resume_after_fixing_the_participant_skips_what_succeeded(
+    tm: TmServer, participant: Participant
+) -> None:
+    participant.fail(DO + "2", FakeAnswer(grpc.StatusCode.ABORTED, "bug in v1"))
+    g = gid()
+    steps = [
+        step(participant.target, DO, name="one"),
+        step(participant.target, DO + "2", name="two"),
+        step(participant.target, DO + "3", name="three"),
+    ]
+    async with tm_stub(tm.target) as stub:
+        failed = (
+            await stub.Submit(
+                S.SubmitRequest(gid=g, steps=steps, wait_result=True, wait_timeout=dur(20))
+            )
+        ).transaction
+        assert failed.status == S.TRANSACTION_STATUS_FAILED, failed.error
+        # the participant is fixed now (its script is used up): Resume
+        resumed = (await stub.Resume(S.ResumeRequest(gid=g))).transaction
+        assert resumed.status in (S.TRANSACTION_STATUS_SUBMITTED, S.TRANSACTION_STATUS_SUCCEEDED)
+        done = await wait_status(stub, g, S.TRANSACTION_STATUS_SUCCEEDED, timeout=30)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Resume(S.ResumeRequest(gid=g))  # finished well: nothing to resume
+    assert [len(participant.calls_to(m)) for m in (DO, DO + "2", DO + "3")] == [1, 2, 1]
+    assert [s.attempts for s in done.steps] == [1, 1, 1]  # fresh attempts after the Resume
+    assert refused.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    assert status is not None
+    infos = []
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            infos.append(info.reason)
+    assert infos == [REASON_NOT_RESUMABLE]
+
+
+async def test_resume_of_a_resumed_job_returns_it(tm: TmServer, participant: Participant) -> None:
+    participant.fail(DO, FakeAnswer(grpc.StatusCode.ABORTED, "no"))
+    participant.delays[DO + "2"] = 2.0  # the resumed job is still running at the second Resume
+    g = gid()
+    steps = [step(participant.target, DO), step(participant.target, DO + "2")]
+    async with tm_stub(tm.target) as stub:
+        failed = (
+            await stub.Submit(
+                S.SubmitRequest(gid=g, steps=steps, wait_result=True, wait_timeout=dur(20))
+            )
+        ).transaction
+        assert failed.status == S.TRANSACTION_STATUS_FAILED
+        first = (await stub.Resume(S.ResumeRequest(gid=g))).transaction
+        second = (await stub.Resume(S.ResumeRequest(gid=g))).transaction
+        assert first.status == second.status == S.TRANSACTION_STATUS_SUBMITTED
+        await wait_status(stub, g, S.TRANSACTION_STATUS_SUCCEEDED, timeout=30)
+    assert len(participant.calls_to(DO)) == 2 and len(participant.calls_to(DO + "2")) == 1
+
+
+async def test_get_transaction_details_and_light_lists(
+    tm: TmServer, participant: Participant
+) -> None:
+    g = gid()
+    comp = S.Endpoint(target=participant.target, method=UNDO)
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    steps = [
+        step(
+            participant.target,
+            DO,
+            b"\x01pay",
+            name="one",
+            headers={"x-tenant": "acme"},
+            compensation=comp,
+            retry_policy=fast_retry(attempts=7),
+            timeout=dur(2.5),
+        )
+    ]
+    async with tm_stub(tm.target) as stub:
+        await stub.Submit(
+            S.SubmitRequest(
+                gid=g,
+                steps=steps,
+                options=S.TransactionOptions(mode=S.MODE_SAGA, deadline=dur(60)),
+                wait_result=True,
+                wait_timeout=dur(20),
+            ),
+            metadata=(("traceparent", trace),),
+        )
+        tx = (await stub.GetTransaction(S.GetTransactionRequest(gid=g))).transaction
+        listed = (await stub.ListTransactions(S.ListTransactionsRequest())).transactions
+    assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED
+    assert tx.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert tx.options.mode == S.MODE_SAGA and tx.options.deadline.ToTimedelta().seconds == 60
+    assert tx.HasField("deadline_time") and tx.cancel_reason == "" and tx.needs_attention == ""
+    (st,) = tx.steps
+    assert st.payload == b"\x01pay" and dict(st.headers) == {"x-tenant": "acme"}
+    assert (st.action.target, st.action.method) == (participant.target, DO)
+    assert st.compensation.method == UNDO
+    assert st.retry_policy.maximum_attempts == 7
+    assert st.timeout.ToMilliseconds() == 2500
+    (light,) = [t for t in listed if t.gid == g]
+    assert light.steps[0].payload == b"" and not light.steps[0].HasField("action")
+    assert light.steps[0].result == b""
+
+
+async def test_watch_streams_each_change_until_final_from_any_replica(
+    tm: TmServer, second_tm: TmServer, participant: Participant
+) -> None:
+    participant.delays[DO] = 0.8
+    participant.delays[DO + "2"] = 0.8
+    g = gid()
+    steps = [step(participant.target, DO), step(participant.target, DO + "2")]
+
+    async def watch(target: str, gid_: str) -> list[tm_pb2.Transaction]:
+        async with tm_stub(target) as stub:
+            call = stub.WatchTransaction(S.WatchTransactionRequest(gid=gid_))
+            return [r.transaction async for r in call]
+
+    async with tm_stub(tm.target) as a:
+        await a.Submit(S.SubmitRequest(gid=g, steps=steps))
+    # A runs the job (in-process wake-ups); B sees it only by polling the store.
+    here, there = await asyncio.gather(watch(tm.target, g), watch(second_tm.target, g))
+    after = await watch(second_tm.target, g)
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await watch(tm.target, gid())
+    for seen in (here, there):
+        assert seen[0].status == S.TRANSACTION_STATUS_SUBMITTED
+        assert seen[-1].status == S.TRANSACTION_STATUS_SUCCEEDED
+        counts = [sum(s.status == S.STEP_STATUS_SUCCEEDED for s in t.steps) for t in seen]
+        assert counts == sorted(counts) and 1 in counts  # step 0's change was seen
+        assert len({t.update_time.ToNanoseconds() for t in seen}) == len(seen)  # no repeats
+    assert here[-1].steps[0].action.method == DO  # watches carry the details
+    assert [t.status for t in after] == [S.TRANSACTION_STATUS_SUCCEEDED]  # final: one message
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_watches_are_bounded(database_url: str, participant: Participant) -> None:
+    server = TmServer(tm_settings(database_url, max_watches=0))
+    await server.start()
+    try:
+        async with tm_stub(server.target) as stub:
+            with pytest.raises(grpc.aio.AioRpcError) as busy:
+                async for _ in stub.WatchTransaction(S.WatchTransactionRequest(gid=gid())):
+                    pass
+    finally:
+        await server.stop(grace=1.0)
+    assert busy.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -1,0 +1,111 @@
+"""Cancel and Resume as the processor sees them (issue 13): in memory, fake time."""
+
+from __future__ import annotations
+
+import grpc
+
+from tests.fakes import Call, fail, ok
+from tests.unit.processing.harness import Core, method, new_job, undo
+from tm_service.domain import Mode, StepStatus, TxStatus
+
+UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_cancel_elsewhere_during_a_call_stops_the_job_after_it() -> None:
+    core = Core()
+    new = new_job(3)
+
+    async def cancel_during_step_1(call: Call) -> None:
+        if call.step == 1:
+            assert await core.store.cancel(new.gid, "operator")
+
+    core.transport.during = cancel_during_step_1
+    tx = await core.run(new)
+    assert tx.status is TxStatus.FAILED and tx.error == "cancelled: operator"
+    assert tx.cancel_reason == "operator"
+    # The in-flight call ended; its result could not be written; step 2 was never called.
+    assert core.methods_called() == [(method(0), "action"), (method(1), "action")]
+    assert [s.status for s in tx.steps] == [StepStatus.SUCCEEDED, *[StepStatus.PENDING] * 2]
+
+
+async def test_a_cancel_during_an_inline_retry_calls_at_most_once_more() -> None:
+    core = Core()
+    new = new_job(2)
+    core.transport.answer(method(0), fail(UNAVAILABLE, "down"))
+
+    async def cancel_on_third_call(call: Call) -> None:
+        if len(core.transport.calls) == 3:
+            assert await core.store.cancel(new.gid, "stuck")
+
+    core.transport.during = cancel_on_third_call
+    tx = await core.run(new)
+    assert tx.status is TxStatus.FAILED
+    assert len(core.transport.calls) == 3  # the failed write of the third attempt stopped it
+
+
+async def test_a_cancelled_saga_is_compensated_by_the_next_claim() -> None:
+    core = Core()
+    new = new_job(3, mode=Mode.SAGA)
+
+    async def cancel_during_step_1(call: Call) -> None:
+        if call.step == 1 and call.op == "action":
+            assert await core.store.cancel(new.gid, "customer left")
+
+    core.transport.during = cancel_during_step_1
+    tx = await core.run(new)
+    assert tx.status is TxStatus.COMPENSATING
+    core.transport.during = None
+    (job,) = await core.claim("r2")
+    await core.processor.run(job)
+    tx = await core.stored(new.gid)
+    assert tx.status is TxStatus.FAILED and tx.error == "cancelled: customer left"
+    assert tx.steps[0].status is StepStatus.COMPENSATED
+    assert core.transport.calls_to(method(2)) == []
+    assert [c.step for c in core.transport.calls_to(undo(0))] == [0]
+
+
+async def test_resume_runs_only_the_steps_that_did_not_succeed() -> None:
+    core = Core()
+    new = new_job(3)
+    core.transport.answer(method(1), fail(grpc.StatusCode.ABORTED, "bug"), ok(b"fixed"))
+    tx = await core.run(new)
+    assert tx.status is TxStatus.FAILED
+    resumed = await core.store.resume(new.gid, owner="r1", lease=30.0)
+    assert resumed is not None
+    core.ctx.mark_claimed(resumed[0])
+    await core.processor.run(resumed[0])
+    tx = await core.stored(new.gid)
+    assert tx.status is TxStatus.SUCCEEDED and tx.error == ""
+    assert [len(core.transport.calls_to(method(i))) for i in range(3)] == [1, 2, 1]
+    assert [s.attempts for s in tx.steps] == [1, 1, 1]
+    assert tx.steps[1].result == b"fixed"
+
+
+async def test_last_error_is_cleared_once_the_step_succeeds() -> None:
+    core = Core()
+    core.transport.answer(method(0), fail(UNAVAILABLE, "down"), fail(UNAVAILABLE, "down"), ok())
+    tx = await core.run(new_job(1))
+    assert tx.status is TxStatus.SUCCEEDED
+    assert tx.steps[0].attempts == 3 and tx.steps[0].last_error == ""
+
+
+async def test_unimplemented_fails_an_action_at_once() -> None:
+    core = Core()
+    core.transport.answer(method(1), fail(grpc.StatusCode.UNIMPLEMENTED, "unknown method"))
+    tx = await core.run(new_job(3))
+    assert tx.status is TxStatus.FAILED
+    assert tx.steps[1].attempts == 1  # not retried
+    assert tx.error == (
+        "step 1 (s1) failed: UNIMPLEMENTED: unknown method"
+        " (not retried: non-retryable code UNIMPLEMENTED)"
+    )
+    assert core.transport.calls_to(method(2)) == []
+
+
+async def test_unimplemented_in_a_saga_compensates_what_was_done() -> None:
+    core = Core()
+    core.transport.answer(method(1), fail(grpc.StatusCode.UNIMPLEMENTED, "unknown method"))
+    tx = await core.run(new_job(3, mode=Mode.SAGA))
+    assert tx.status is TxStatus.FAILED
+    assert tx.steps[0].status is StepStatus.COMPENSATED
+    assert len(core.transport.calls_to(method(1), "action")) == 1
