@@ -278,6 +278,15 @@ def _ts(value: datetime) -> Timestamp:
 _CODE_NAMES = frozenset(c.name for c in grpc.StatusCode if c is not grpc.StatusCode.OK)
 
 
+# Header names whose values are credentials: never returned (nor logged), only named.
+_SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|signature", re.I)
+REDACTED = "<redacted>"
+
+
+def _shown(name: str, value: str) -> str:
+    return REDACTED if _SECRET_HEADER.search(name) else value
+
+
 def _dur(seconds: float) -> Duration:
     d = Duration()
     d.FromNanoseconds(round(seconds * 1e9))
@@ -329,7 +338,7 @@ def _add_details(tx: Transaction, out: tm_pb2.Transaction) -> None:
     # Tags: filled by the tags/search part of issue 13 (out.tags).
     for st, spec in zip(out.steps, tx.specs, strict=False):
         st.payload = spec.payload
-        st.headers.update(spec.headers)
+        st.headers.update({k: _shown(k, v) for k, v in spec.headers.items()})
         st.action.CopyFrom(_endpoint(spec.action))
         if spec.compensation is not None:
             st.compensation.CopyFrom(_endpoint(spec.compensation))
