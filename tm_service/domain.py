@@ -72,6 +72,8 @@ class RetryPolicy:
     backoff_coefficient: float
     maximum_interval: float
     maximum_attempts: int  # 0 = unlimited
+    # gRPC code names that end an action at once; () = the TM's default (UNIMPLEMENTED).
+    non_retryable_codes: tuple[str, ...] = ()
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based)."""

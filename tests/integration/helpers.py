@@ -68,3 +68,15 @@ async def wait_status(
                 f"wanted {tm_pb2.TransactionStatus.Name(status)} (error={tx.error!r})"  # type: ignore[arg-type]
             )
         await asyncio.sleep(0.05)
+
+
+def without_details(tx: tm_pb2.Transaction) -> tm_pb2.Transaction:
+    """A GetTransaction answer as Submit/List answer it: without the details (issue 13)."""
+    light = tm_pb2.Transaction()
+    light.CopyFrom(tx)
+    for name in ("options", "deadline_time", "trace_id", "query_prepared", "needs_attention"):
+        light.ClearField(name)
+    for st in light.steps:
+        for name in ("payload", "headers", "action", "compensation", "retry_policy", "timeout"):
+            st.ClearField(name)  # type: ignore[arg-type]
+    return light

@@ -267,3 +267,41 @@ async def test_watches_are_bounded(database_url: str, participant: Participant) 
     finally:
         await server.stop(grace=1.0)
     assert busy.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_non_retryable_codes_are_validated_and_stored(
+    tm: TmServer, participant: Participant
+) -> None:
+    bad = S.RetryPolicy(non_retryable_codes=["NOT_FOUND", "NOPE"])
+    good = S.RetryPolicy(non_retryable_codes=["NOT_FOUND", "INVALID_ARGUMENT"])
+    participant.fail(DO, FakeAnswer(grpc.StatusCode.NOT_FOUND, "no such order"))
+    g = gid()
+    async with tm_stub(tm.target) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Submit(
+                S.SubmitRequest(gid=gid(), steps=[step(participant.target, DO, retry_policy=bad)])
+            )
+        tx = (
+            await stub.Submit(
+                S.SubmitRequest(
+                    gid=g,
+                    steps=[step(participant.target, DO, retry_policy=good)],
+                    wait_result=True,
+                    wait_timeout=dur(20),
+                )
+            )
+        ).transaction
+        got = (await stub.GetTransaction(S.GetTransactionRequest(gid=g))).transaction
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+    assert status is not None
+    fields = []
+    for d in status.details:
+        if d.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            d.Unpack(bad_request)
+            fields += [(v.field, v.description) for v in bad_request.field_violations]
+    assert fields[0][0] == "steps[0].retry_policy.non_retryable_codes[1]"
+    assert "UNIMPLEMENTED" in fields[0][1]  # the valid names are listed
+    assert tx.status == S.TRANSACTION_STATUS_FAILED and tx.steps[0].attempts == 1
+    assert list(got.steps[0].retry_policy.non_retryable_codes) == ["NOT_FOUND", "INVALID_ARGUMENT"]

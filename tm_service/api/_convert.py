@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from stepping.contract import QUERY_PREPARED_METHOD, is_reserved_header
@@ -196,7 +197,16 @@ class Converter:
         if p.maximum_attempts < 0:
             raise InvalidArgument(f"{field}.maximum_attempts", "must not be negative")
         attempts = p.maximum_attempts or base.maximum_attempts
-        return RetryPolicy(initial, backoff, maximum, attempts)
+        codes = base.non_retryable_codes
+        if p.non_retryable_codes:
+            for n, name in enumerate(p.non_retryable_codes):
+                if name not in _CODE_NAMES:
+                    raise InvalidArgument(
+                        f"{field}.non_retryable_codes[{n}]",
+                        f"unknown code {name[:40]!r}; valid: {', '.join(sorted(_CODE_NAMES))}",
+                    )
+            codes = tuple(dict.fromkeys(p.non_retryable_codes))
+        return RetryPolicy(initial, backoff, maximum, attempts, codes)
 
     def _step(self, i: int, s: tm_pb2.Step, opts: TxOptions, policy: RetryPolicy) -> StepSpec:
         f = f"steps[{i}]"
@@ -272,6 +282,19 @@ def _ts(value: datetime) -> Timestamp:
     return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
+# The names RetryPolicy.non_retryable_codes may list: every gRPC code but OK.
+_CODE_NAMES = frozenset(c.name for c in grpc.StatusCode if c is not grpc.StatusCode.OK)
+
+
+# Header names whose values are credentials: never returned (nor logged), only named.
+_SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|signature", re.I)
+REDACTED = "<redacted>"
+
+
+def _shown(name: str, value: str) -> str:
+    return REDACTED if _SECRET_HEADER.search(name) else value
+
+
 def _dur(seconds: float) -> Duration:
     d = Duration()
     d.FromNanoseconds(round(seconds * 1e9))
@@ -288,6 +311,7 @@ def _retry_policy(p: RetryPolicy) -> tm_pb2.RetryPolicy:
         backoff_coefficient=p.backoff_coefficient,
         maximum_interval=_dur(p.maximum_interval),
         maximum_attempts=p.maximum_attempts,
+        non_retryable_codes=list(p.non_retryable_codes),
     )
 
 
@@ -322,7 +346,7 @@ def _add_details(tx: Transaction, out: tm_pb2.Transaction) -> None:
     # Tags: filled by the tags/search part of issue 13 (out.tags).
     for st, spec in zip(out.steps, tx.specs, strict=False):
         st.payload = spec.payload
-        st.headers.update(spec.headers)
+        st.headers.update({k: _shown(k, v) for k, v in spec.headers.items()})
         st.action.CopyFrom(_endpoint(spec.action))
         if spec.compensation is not None:
             st.compensation.CopyFrom(_endpoint(spec.compensation))

@@ -58,6 +58,11 @@ def step_call(job: ActiveJob, spec: StepSpec, op: Op, attempt: int) -> CallInfo:
     )
 
 
+def _non_retryable(codes: tuple[str, ...], code: grpc.StatusCode) -> bool:
+    """Whether ``code`` ends an action at once (the step's list, else the default)."""
+    return code.name in codes if codes else code in NON_RETRYABLE_BY_DEFAULT
+
+
 def _deadline_passed(ctx: ProcessingContext, job: ActiveJob) -> bool:
     return job.deadline_at is not None and ctx.clock.now() >= job.deadline_at
 
@@ -115,7 +120,7 @@ async def run_attempts(
             # (A compensation keeps retrying with backoff: it must run once allowed.)
             if result.code is grpc.StatusCode.ABORTED or result.permanent:
                 return StepResult(Outcome.FAILED, attempt, error=error)
-            if result.code in NON_RETRYABLE_BY_DEFAULT:
+            if _non_retryable(policy.non_retryable_codes, result.code):
                 return StepResult(
                     Outcome.FAILED,
                     attempt,

@@ -45,6 +45,7 @@ def spec_from_row(r: Row) -> StepSpec:
             r["backoff_coefficient"],
             r["maximum_interval"],
             r["maximum_attempts"],
+            tuple(r.get("non_retryable_codes") or ()),
         ),
         timeout=r["timeout"],
     )

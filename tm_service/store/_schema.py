@@ -113,5 +113,7 @@ steps = Table(
     Column("next_attempt_time", DateTime(timezone=True), nullable=True),
     # Migration 0004: the last calls made, oldest first (JSON objects).
     Column("history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Migration 0005: RetryPolicy.non_retryable_codes ([] = the TM's default).
+    Column("non_retryable_codes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     postgresql_with={"fillfactor": 70},
 )

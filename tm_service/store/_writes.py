@@ -235,6 +235,12 @@ _STEPS = _Insert[StepSpec](
             lambda _, ss: [s.retry_policy.maximum_attempts for s in ss],
         ),
         _Param("timeout", FLOAT8, lambda _, ss: [s.timeout for s in ss]),
+        _Param(
+            "non_retryable_codes",
+            TEXT,
+            lambda _, ss: [json.dumps(list(s.retry_policy.non_retryable_codes)) for s in ss],
+            cast="jsonb",
+        ),
     ),
     {"status": str(int(StepStatus.PENDING))},
 )

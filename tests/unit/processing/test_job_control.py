@@ -6,7 +6,7 @@ import grpc
 
 from tests.fakes import Call, fail, ok
 from tests.unit.processing.harness import Core, method, new_job, undo
-from tm_service.domain import Mode, StepStatus, TxStatus
+from tm_service.domain import Mode, RetryPolicy, StepStatus, TxStatus
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 
@@ -109,3 +109,17 @@ async def test_unimplemented_in_a_saga_compensates_what_was_done() -> None:
     assert tx.status is TxStatus.FAILED
     assert tx.steps[0].status is StepStatus.COMPENSATED
     assert len(core.transport.calls_to(method(1), "action")) == 1
+
+
+async def test_a_steps_own_non_retryable_codes_replace_the_default() -> None:
+    core = Core()
+    retry = RetryPolicy(1.0, 2.0, 60.0, 0, ("NOT_FOUND",))
+    core.transport.answer(
+        method(0),
+        fail(grpc.StatusCode.UNIMPLEMENTED, "deploying"),
+        fail(grpc.StatusCode.NOT_FOUND, "no row"),
+    )
+    tx = await core.run(new_job(1, retry=retry))
+    assert tx.status is TxStatus.FAILED
+    assert tx.steps[0].attempts == 2  # UNIMPLEMENTED retried (not in the list), NOT_FOUND not
+    assert tx.error.endswith("(not retried: non-retryable code NOT_FOUND)")
