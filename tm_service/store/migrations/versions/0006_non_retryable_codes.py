@@ -3,16 +3,16 @@
 The gRPC code names that end a step's action at once (``RetryPolicy.non_retryable_codes``);
 ``[]`` = the TM's default (UNIMPLEMENTED). A constant default: no table rewrite.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
