@@ -283,6 +283,11 @@ async def test_a_client_sees_and_touches_only_its_own_jobs(
                 "get": stub.GetTransaction(S.GetTransactionRequest(gid=g), metadata=me),
                 "submit": stub.Submit(S.SubmitRequest(gid=g), metadata=me),
                 "abort": stub.Abort(S.AbortRequest(gid=g), metadata=me),
+                "cancel": stub.Cancel(S.CancelRequest(gid=g), metadata=me),
+                "resume": stub.Resume(S.ResumeRequest(gid=g), metadata=me),
+                "watch": stub.WatchTransaction(
+                    S.WatchTransactionRequest(gid=g), metadata=me
+                ).read(),
             }
             if g != "never-used":  # (with steps, a new gid is a new job of its own)
                 calls["submit steps"] = stub.Submit(
