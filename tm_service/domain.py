@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 __all__ = [
     "FINAL_STATUSES",
@@ -142,6 +143,45 @@ class StepState:
     last_error: str
     result: bytes | None
     next_attempt_time: datetime | None
+    # The last calls made (oldest first, at most HISTORY_LIMIT); reads of one whole job.
+    history: tuple[Attempt, ...] = ()
+
+
+# Calls kept per step (and back-checks per job) in ``history``: the newest ones.
+HISTORY_LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call the TM made: a step's action or compensation, or the back-check."""
+
+    number: int  # 1 for the first call of this op
+    op: str  # contract.OP_ACTION / OP_COMPENSATE / OP_QUERY_PREPARED
+    start: datetime
+    duration: float  # seconds
+    code: int  # the gRPC status code's value (0 = OK)
+    error: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "n": self.number,
+            "op": self.op,
+            "t": self.start.timestamp(),
+            "d": round(self.duration, 6),
+            "c": self.code,
+            "e": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Attempt:
+        return cls(
+            int(d["n"]),
+            str(d["op"]),
+            datetime.fromtimestamp(float(d["t"]), UTC),
+            float(d["d"]),
+            int(d["c"]),
+            str(d.get("e", "")),
+        )
 
 
 @dataclass(slots=True)
@@ -168,6 +208,8 @@ class Transaction:
     trace_context: dict[str, str] = field(default_factory=dict)
     query_prepared: Endpoint | None = None
     needs_attention: str = ""
+    # The back-check calls made (prepared jobs; reads of one whole job).
+    query_prepared_history: tuple[Attempt, ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -223,7 +265,9 @@ class ActiveJob:
             mode=self.options.mode,
             status=self.status,
             steps=[
-                StepState(s.index, s.name, s.status, s.attempts, s.last_error, s.result, None)
+                StepState(
+                    s.index, s.name, s.status, s.attempts, s.last_error, s.result, None, s.history
+                )
                 for s in self.states
             ],
             error=self.error,

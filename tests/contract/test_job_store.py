@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.contract.conftest import StoreUnderTest
 from tm_service.domain import (
+    HISTORY_LIMIT,
+    Attempt,
     Endpoint,
     Mode,
     NewTransaction,
@@ -618,3 +621,52 @@ async def test_a_compensated_saga_is_not_resumable(sut: StoreUnderTest) -> None:
     await store.set_status(job, TxStatus.FAILED, lease=LEASE)
     assert await store.resume(job.gid, owner="r1", lease=LEASE) is None
     assert await store.resume("no-such-gid", owner="r1", lease=LEASE) is None
+
+
+# -- attempt history (issue 13) -------------------------------------------------------
+def _call(n: int, code: int = 14, op: str = "action", error: str = "down") -> Attempt:
+    return Attempt(n, op, datetime(2026, 12, 1, 12, 0, n % 60, tzinfo=UTC), 0.25, code, error)
+
+
+async def test_each_call_is_appended_to_its_step_history_newest_kept(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    for n in range(1, HISTORY_LIMIT + 3):
+        await store.step_attempt_failed(
+            job, 0, attempts=n, error="down", delay=0.0, keep_lease=True, lease=LEASE,
+            call=_call(n),
+        )  # fmt: skip
+    done = _call(HISTORY_LIMIT + 3, code=0, error="")
+    await store.step_done(
+        job, 0, status=StepStatus.SUCCEEDED, attempts=HISTORY_LIMIT + 3, result=b"", lease=LEASE,
+        call=done,
+    )  # fmt: skip
+    stored = await store.get(job.gid)
+    assert stored is not None
+    history = stored.transaction.steps[0].history
+    assert len(history) == HISTORY_LIMIT  # the newest ones
+    assert [a.number for a in history] == list(range(4, HISTORY_LIMIT + 4))
+    assert history[-1] == done
+    assert history[0] == _call(4)
+    assert stored.transaction.steps[1].history == ()
+    # Lists carry no history (light rows).
+    [listed] = [t for t in await store.list_transactions(statuses=(), limit=5, before=None)
+                if t.gid == job.gid]  # fmt: skip
+    assert listed.steps[0].history == ()
+
+
+async def test_back_check_calls_are_kept_on_the_job(sut: StoreUnderTest) -> None:
+    store = sut.store
+    new = _new(check_prepared_after=0.0)
+    assert await store.insert(new, status=TxStatus.PREPARED, owner=None, lease=0) is not None
+    [job] = await store.claim_due(owner="r1", lease=LEASE, limit=10)
+    first = _call(1, code=14, op="query_prepared", error="QueryPrepared: down")
+    await store.defer_prepared(job, delay=0.0, error="QueryPrepared: down", check=first)
+    [job] = await store.claim_due(owner="r1", lease=LEASE, limit=10)
+    second = _call(2, code=0, op="query_prepared", error="")
+    await store.set_status(job, TxStatus.SUBMITTED, error="", lease=LEASE, check=second)
+    stored = await store.get(new.gid)
+    assert stored is not None
+    assert stored.transaction.query_prepared_history == (first, second)

@@ -74,9 +74,24 @@ def without_details(tx: tm_pb2.Transaction) -> tm_pb2.Transaction:
     """A GetTransaction answer as Submit/List answer it: without the details (issue 13)."""
     light = tm_pb2.Transaction()
     light.CopyFrom(tx)
-    for name in ("options", "deadline_time", "trace_id", "query_prepared", "needs_attention"):
+    for name in (
+        "options",
+        "deadline_time",
+        "trace_id",
+        "query_prepared",
+        "needs_attention",
+        "query_prepared_history",
+    ):
         light.ClearField(name)
     for st in light.steps:
-        for name in ("payload", "headers", "action", "compensation", "retry_policy", "timeout"):
+        for name in (
+            "payload",
+            "headers",
+            "action",
+            "compensation",
+            "retry_policy",
+            "timeout",
+            "history",
+        ):
             st.ClearField(name)  # type: ignore[arg-type]
     return light

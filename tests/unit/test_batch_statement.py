@@ -106,6 +106,8 @@ def _full_write() -> FencedWrite:
         set_result=True,
         result=b"r",
         step_next_in=2.5,
+        history='[{"n": 1}]',
+        qp_history='[{"n": 2}]',
     )
 
 

@@ -10,13 +10,20 @@ from datetime import UTC, datetime
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from stepping.contract import QUERY_PREPARED_METHOD, is_reserved_header
+from stepping.contract import (
+    OP_ACTION,
+    OP_COMPENSATE,
+    OP_QUERY_PREPARED,
+    QUERY_PREPARED_METHOD,
+    is_reserved_header,
+)
 from stepping.tm.v1 import tm_pb2
 
 from tm_service.api._limits import abort_reason, check_job_limits, check_job_text
 from tm_service.api._tags import tags as check_tags
 from tm_service.config import Settings
 from tm_service.domain import (
+    Attempt,
     Endpoint,
     Mode,
     NewTransaction,
@@ -323,6 +330,24 @@ def trace_id_of(trace_context: dict[str, str]) -> str:
     return ""
 
 
+_ATTEMPT_OPS = {
+    OP_ACTION: tm_pb2.ATTEMPT_OP_ACTION,
+    OP_COMPENSATE: tm_pb2.ATTEMPT_OP_COMPENSATION,
+    OP_QUERY_PREPARED: tm_pb2.ATTEMPT_OP_QUERY_PREPARED,
+}
+
+
+def _attempt(a: Attempt) -> tm_pb2.Attempt:
+    return tm_pb2.Attempt(
+        number=a.number,
+        op=_ATTEMPT_OPS.get(a.op, tm_pb2.ATTEMPT_OP_UNSPECIFIED),
+        start_time=_ts(a.start),
+        duration=_dur(a.duration),
+        code=a.code,
+        error=a.error,
+    )
+
+
 def _add_details(tx: Transaction, out: tm_pb2.Transaction) -> None:
     """GetTransaction's extra fields: what each step is, the options, the trace."""
     if tx.options is not None:
@@ -343,7 +368,9 @@ def _add_details(tx: Transaction, out: tm_pb2.Transaction) -> None:
     if tx.query_prepared is not None:
         out.query_prepared.CopyFrom(_endpoint(tx.query_prepared))
     out.needs_attention = tx.needs_attention
-    # Tags: filled by the tags/search part of issue 13 (out.tags).
+    out.query_prepared_history.extend(_attempt(a) for a in tx.query_prepared_history)
+    for st, state in zip(out.steps, tx.steps, strict=True):
+        st.history.extend(_attempt(a) for a in state.history)
     for st, spec in zip(out.steps, tx.specs, strict=False):
         st.payload = spec.payload
         st.headers.update({k: _shown(k, v) for k, v in spec.headers.items()})

@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from stepping.contract import OP_QUERY_PREPARED, CallInfo
 
 from tm_service._limits import cut_text
-from tm_service.domain import ActiveJob, Mode, StepState, StepStatus, TxStatus
+from tm_service.domain import ActiveJob, Attempt, Mode, StepState, StepStatus, TxStatus
 from tm_service.errors import LeaseLost, StoreUnavailable
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._heartbeat import while_leased
@@ -108,6 +108,7 @@ class JobProcessor:
         request = participant_pb2.QueryPreparedRequest(gid=job.gid, database=job.database)
         info = CallInfo(gid=job.gid, op=OP_QUERY_PREPARED, trace_context=job.trace_context)
         await ctx.ensure_lease(job, job.options.step_timeout)
+        called_at, t0 = ctx.clock.now(), ctx.clock.monotonic()
         result = await while_leased(
             ctx,
             job,
@@ -120,6 +121,16 @@ class JobProcessor:
             ),
         )
         error = f"QueryPrepared: {cut_text(result.error_text, ctx.settings.max_error_text_bytes)}"
+        took = ctx.clock.monotonic() - t0
+        ok = result.code is grpc.StatusCode.OK
+        check = Attempt(
+            job.query_attempts + 1,
+            OP_QUERY_PREPARED,
+            called_at,
+            took,
+            result.code.value[0],
+            "" if ok else error,
+        )
         if result.code is grpc.StatusCode.OK:
             try:
                 outcome = participant_pb2.QueryPreparedResponse.FromString(result.response).outcome
@@ -128,21 +139,25 @@ class JobProcessor:
             started = ctx.clock.monotonic()
             if outcome == participant_pb2.PREPARED_OUTCOME_COMMITTED:
                 job.error = ""
-                await ctx.store.set_status(job, TxStatus.SUBMITTED, error="", lease=ctx.lease)
+                await ctx.store.set_status(
+                    job, TxStatus.SUBMITTED, error="", lease=ctx.lease, check=check
+                )
                 ctx.mark_leased(job, started)
                 job.status = TxStatus.SUBMITTED
                 _log.info("back-check: committed; submitting", extra={"gid": job.gid})
                 return True
             if outcome == participant_pb2.PREPARED_OUTCOME_ROLLED_BACK:
                 job.error = "the local transaction did not commit (QueryPrepared: ROLLED_BACK)"
-                await ctx.store.set_status(job, TxStatus.ABORTED, error=job.error, lease=ctx.lease)
+                await ctx.store.set_status(
+                    job, TxStatus.ABORTED, error=job.error, lease=ctx.lease, check=check
+                )
                 job.status = TxStatus.ABORTED
                 _log.info("back-check: rolled back; aborted", extra={"gid": job.gid})
                 ctx.on_final(job.gid)
                 return False
             error = "QueryPrepared answered no outcome"
         delay = job.specs[0].retry_policy.delay_after(job.query_attempts + 1)
-        await ctx.store.defer_prepared(job, delay=delay, error=error)
+        await ctx.store.defer_prepared(job, delay=delay, error=error, check=check)
         _log.info("back-check: %s; asking again in %.1fs", error, delay, extra={"gid": job.gid})
         return False
 
@@ -215,6 +230,7 @@ class JobProcessor:
             job_status=job_status,
             job_error=job_error,
             lease=ctx.lease,
+            call=result.call,
         )
         ctx.mark_leased(job, started)
         state.status = StepStatus.FAILED
@@ -260,6 +276,7 @@ class JobProcessor:
             result=result.response if status is StepStatus.SUCCEEDED else None,
             lease=ctx.lease,
             finish=finish,
+            call=result.call,
         )
         ctx.mark_leased(job, started)
         state.status = status

@@ -11,7 +11,7 @@ from stepping import contract
 from stepping.contract import CallInfo
 
 from tm_service._limits import cut_text
-from tm_service.domain import ActiveJob, StepSpec, StepState
+from tm_service.domain import ActiveJob, Attempt, StepSpec, StepState
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._heartbeat import while_leased
 
@@ -44,6 +44,7 @@ class StepResult:
     attempts: int
     response: bytes = b""
     error: str = ""
+    call: Attempt | None = None  # the last call, for the step's history (None: no call)
 
 
 def step_call(job: ActiveJob, spec: StepSpec, op: Op, attempt: int) -> CallInfo:
@@ -87,6 +88,7 @@ async def run_attempts(
             return StepResult(Outcome.FAILED, state.attempts, error="job deadline exceeded")
         await ctx.ensure_lease(job, spec.timeout)
         attempt = state.attempts + 1
+        called_at, t0 = ctx.clock.now(), ctx.clock.monotonic()
         result = await while_leased(
             ctx,
             job,
@@ -99,10 +101,13 @@ async def run_attempts(
             ),
         )
         state.attempts = attempt
+        took = ctx.clock.monotonic() - t0
         if result.code is grpc.StatusCode.OK:
-            return StepResult(Outcome.DONE, attempt, response=result.response)
+            call = Attempt(attempt, op.value, called_at, took, 0)
+            return StepResult(Outcome.DONE, attempt, response=result.response, call=call)
         # A participant's text is stored and logged: cut to max_error_text_bytes.
         error = cut_text(result.error_text, ctx.settings.max_error_text_bytes)
+        call = Attempt(attempt, op.value, called_at, took, result.code.value[0], error)
         _log.info(
             "step attempt failed",
             extra={
@@ -114,21 +119,25 @@ async def run_attempts(
             },
         )
         if result.permanent:
-            return StepResult(Outcome.FAILED, attempt, error=error)
+            return StepResult(Outcome.FAILED, attempt, error=error, call=call)
         if op is Op.ACTION:
             # A refused target is configuration, not weather: retrying would not help.
             # (A compensation keeps retrying with backoff: it must run once allowed.)
             if result.code is grpc.StatusCode.ABORTED or result.permanent:
-                return StepResult(Outcome.FAILED, attempt, error=error)
+                return StepResult(Outcome.FAILED, attempt, error=error, call=call)
             if _non_retryable(policy.non_retryable_codes, result.code):
                 return StepResult(
                     Outcome.FAILED,
                     attempt,
                     error=f"{error} (not retried: non-retryable code {result.code.name})",
+                    call=call,
                 )
             if policy.exhausted(attempt):
                 return StepResult(
-                    Outcome.FAILED, attempt, error=f"gave up after {attempt} attempts: {error}"
+                    Outcome.FAILED,
+                    attempt,
+                    error=f"gave up after {attempt} attempts: {error}",
+                    call=call,
                 )
         if result.retry_after is not None:
             # The participant knows best (RetryLater), down to the TM's minimum interval.
@@ -147,6 +156,7 @@ async def run_attempts(
             delay=delay,
             keep_lease=keep,
             lease=ctx.lease,
+            call=call,
         )
         state.last_error = error
         if not keep:

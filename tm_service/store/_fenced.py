@@ -8,11 +8,32 @@ written down once.
 
 from __future__ import annotations
 
-from tm_service.domain import FINAL_STATUSES, ActiveJob, StepStatus, TxStatus
+import json
+
+from tm_service.domain import (
+    FINAL_STATUSES,
+    HISTORY_LIMIT,
+    ActiveJob,
+    Attempt,
+    StepStatus,
+    TxStatus,
+)
 from tm_service.store._port import Written
 from tm_service.store._writes import FencedWrite
 
 __all__ = ["FencedWrites"]
+
+
+def _remember(job: ActiveJob, index: int, call: Attempt | None) -> None:
+    """The running job's own copy of the step's history (its final snapshot has it)."""
+    if call is not None:
+        state = job.states[index]
+        state.history = (*state.history, call)[-HISTORY_LIMIT:]
+
+
+def _calls(attempt: Attempt | None) -> str | None:
+    """The ``history`` / ``qp_history`` parameter of a write: one call, or nothing."""
+    return None if attempt is None else json.dumps([attempt.to_json()])
 
 
 class FencedWrites:
@@ -44,8 +65,10 @@ class FencedWrites:
         delay: float,
         keep_lease: bool,
         lease: float,
+        call: Attempt | None = None,
     ) -> None:
-        """Record a failed attempt; the job is due again after ``delay``."""
+        """Record a failed attempt (``call``, for the history); due again after ``delay``."""
+        _remember(job, index, call)
         await self._write(
             job,
             FencedWrite(
@@ -57,6 +80,7 @@ class FencedWrites:
                 attempts=attempts,
                 last_error=error,
                 step_next_in=delay,
+                history=_calls(call),
             ),
         )
 
@@ -70,8 +94,10 @@ class FencedWrites:
         result: bytes | None,
         lease: float,
         finish: TxStatus | None = None,
+        call: Attempt | None = None,
     ) -> Written:
         """Record a step's success (or compensation); optionally finish the job too."""
+        _remember(job, index, call)
         return await self._write(
             job,
             FencedWrite(
@@ -86,6 +112,7 @@ class FencedWrites:
                 last_error="" if status is StepStatus.SUCCEEDED else None,
                 set_result=status is StepStatus.SUCCEEDED,
                 result=result,
+                history=_calls(call),
             ),
         )
 
@@ -99,12 +126,14 @@ class FencedWrites:
         job_status: TxStatus | None,
         job_error: str,
         lease: float,
+        call: Attempt | None = None,
     ) -> Written:
         """A step failed for good: the job fails (or starts compensating) with ``job_error``.
 
         ``job_status`` None records the step only (another failure decides the job).
         """
         final = job_status is not None and job_status is not TxStatus.COMPENSATING
+        _remember(job, index, call)
         return await self._write(
             job,
             FencedWrite(
@@ -118,11 +147,18 @@ class FencedWrites:
                 step_status=int(StepStatus.FAILED),
                 attempts=attempts,
                 last_error=error,
+                history=_calls(call),
             ),
         )
 
     async def set_status(
-        self, job: ActiveJob, status: TxStatus, *, error: str | None = None, lease: float
+        self,
+        job: ActiveJob,
+        status: TxStatus,
+        *,
+        error: str | None = None,
+        lease: float,
+        check: Attempt | None = None,
     ) -> Written:
         """Move the job to ``status`` (final statuses also release the lease)."""
         final = status in FINAL_STATUSES
@@ -137,14 +173,22 @@ class FencedWrites:
                 next_in=None if final else 0.0,
                 finish=final,
                 deadline_in=deadline if status is TxStatus.SUBMITTED else None,
+                qp_history=_calls(check),
             ),
         )
 
-    async def defer_prepared(self, job: ActiveJob, *, delay: float, error: str) -> None:
+    async def defer_prepared(
+        self, job: ActiveJob, *, delay: float, error: str, check: Attempt | None = None
+    ) -> None:
         """The back-check got no answer: ask again after ``delay``."""
         await self._write(
             job,
             FencedWrite(
-                job.lease_token, None, error=error, next_in=delay, bump_query_attempts=True
+                job.lease_token,
+                None,
+                error=error,
+                next_in=delay,
+                bump_query_attempts=True,
+                qp_history=_calls(check),
             ),
         )

@@ -10,6 +10,7 @@ Single event loop only; it is not a production store (nothing survives the proce
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from typing import Any
 
 from tm_service.clock import Clock, SystemClock
 from tm_service.domain import (
+    HISTORY_LIMIT,
     ActiveJob,
+    Attempt,
     Endpoint,
     Mode,
     NewTransaction,
@@ -66,6 +69,7 @@ class _Row:
     tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
     needs_attention: str = ""  # set by the engine (control); filtered by lists
     cancel_reason: str | None = None
+    qp_history: tuple[Attempt, ...] = ()  # the back-check calls
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -83,6 +87,7 @@ class _Row:
                     s.last_error,
                     s.result if with_results else None,
                     s.next_attempt_time,
+                    s.history if with_results else (),
                 )
                 for s in self.states
             ],
@@ -103,6 +108,7 @@ class _Row:
             "deadline_at": self.deadline_at,
             "trace_context": dict(self.trace_context),
             "query_prepared": self.query_prepared,
+            "query_prepared_history": self.qp_history,
         }
 
     def active_job(self) -> ActiveJob:
@@ -130,6 +136,12 @@ class _Row:
             owner=self.owner,
             tags=dict(self.tags),
         )
+
+
+def _appended(stored: tuple[Attempt, ...], new: str) -> tuple[Attempt, ...]:
+    """``stored`` with the calls of a write's JSON appended, the newest HISTORY_LIMIT."""
+    calls = tuple(Attempt.from_json(d) for d in json.loads(new))
+    return (stored + calls)[-HISTORY_LIMIT:]
 
 
 def _after(now: datetime, seconds: float | None) -> datetime | None:
@@ -321,6 +333,10 @@ class InMemoryStore(FencedWrites):
             if write.set_result:
                 state.result = write.result
             state.next_attempt_time = _after(now, write.step_next_in)
+            if write.history is not None:
+                state.history = _appended(state.history, write.history)
+        if write.qp_history is not None:
+            row.qp_history = _appended(row.qp_history, write.qp_history)
         row.writes += 1
         return Written(row.update_time, row.finish_time)
 

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from tm_service.domain import ActiveJob, NewTransaction, StepStatus, Transaction, TxStatus
+from tm_service.domain import (
+    ActiveJob,
+    Attempt,
+    NewTransaction,
+    StepStatus,
+    Transaction,
+    TxStatus,
+)
 from tm_service.store._search import TxFilter
 
 __all__ = ["JobStore", "StoredTransaction", "Written"]
@@ -119,6 +126,7 @@ class JobStore(Protocol):
         delay: float,
         keep_lease: bool,
         lease: float,
+        call: Attempt | None = None,
     ) -> None:
         """Record a failed attempt; the job is due again after ``delay``."""
         ...
@@ -133,6 +141,7 @@ class JobStore(Protocol):
         result: bytes | None,
         lease: float,
         finish: TxStatus | None = None,
+        call: Attempt | None = None,
     ) -> Written:
         """Record a step's success (or compensation); optionally finish the job too."""
         ...
@@ -147,17 +156,26 @@ class JobStore(Protocol):
         job_status: TxStatus | None,
         job_error: str,
         lease: float,
+        call: Attempt | None = None,
     ) -> Written:
         """A step failed for good: the job fails (or compensates) with ``job_error``."""
         ...
 
     async def set_status(
-        self, job: ActiveJob, status: TxStatus, *, error: str | None = None, lease: float
+        self,
+        job: ActiveJob,
+        status: TxStatus,
+        *,
+        error: str | None = None,
+        lease: float,
+        check: Attempt | None = None,
     ) -> Written:
         """Move the job to ``status`` (final statuses also release the lease)."""
         ...
 
-    async def defer_prepared(self, job: ActiveJob, *, delay: float, error: str) -> None:
+    async def defer_prepared(
+        self, job: ActiveJob, *, delay: float, error: str, check: Attempt | None = None
+    ) -> None:
         """The back-check got no answer: ask again after ``delay``."""
         ...
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from tm_service.domain import (
     ActiveJob,
+    Attempt,
     Endpoint,
     Mode,
     NewTransaction,
@@ -61,7 +63,16 @@ def state_from_row(r: Row, *, with_result: bool = True) -> StepState:
         last_error=r["last_error"],
         result=bytes(result) if result is not None else None,
         next_attempt_time=r["next_attempt_time"],
+        history=_calls(r.get("history")) if with_result else (),
     )
+
+
+def _calls(raw: Any) -> tuple[Attempt, ...]:
+    """A stored history (JSON array; asyncpg may hand jsonb over as text)."""
+    if not raw:
+        return ()
+    items = json.loads(raw) if isinstance(raw, str) else raw
+    return tuple(Attempt.from_json(d) for d in items)
 
 
 def options_from_row(r: Row) -> TxOptions:
@@ -103,6 +114,7 @@ def _details(tx: Row, step_rows_: Sequence[Row]) -> dict[str, Any]:
         "trace_context": dict(tx["trace_context"] or {}),
         "query_prepared": qp,
         "needs_attention": tx.get("needs_attention") or "",
+        "query_prepared_history": _calls(tx.get("qp_history")),
     }
 
 

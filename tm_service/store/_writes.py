@@ -22,7 +22,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from sqlalchemy import Table
 
-from tm_service.domain import NewTransaction, StepSpec, StepStatus, TxStatus
+from tm_service.domain import HISTORY_LIMIT, NewTransaction, StepSpec, StepStatus, TxStatus
 from tm_service.errors import LeaseLost
 from tm_service.store._batch import Pending
 from tm_service.store._port import Written
@@ -87,6 +87,10 @@ class FencedWrite(NamedTuple):
     set_result: Annotated[bool, BOOL] = False
     result: Annotated[bytes | None, BYTEA] = None
     step_next_in: Annotated[float | None, FLOAT8] = None
+    # Calls to append to the step's history / the job's back-check history: a JSON
+    # array of ``Attempt.to_json()`` objects (text: unnest cannot take arrays of arrays).
+    history: Annotated[str | None, TEXT] = None
+    qp_history: Annotated[str | None, TEXT] = None
 
 
 # -- the statement's declaration ------------------------------------------------------
@@ -251,6 +255,21 @@ _WRITES: tuple[tuple[str, str], ...] = (
     ("gid", TEXT),
     *((field, _WRITE_TYPES[field].__metadata__[0]) for field in FencedWrite._fields),
 )
+
+
+def _appended(stored: str, new: str) -> str:
+    """SQL: the JSON array ``stored`` with ``new`` (JSON text) appended, the newest
+    HISTORY_LIMIT kept; the cut only when the array is that long already."""
+    both = f"({stored} || {new}::jsonb)"
+    return (
+        f"CASE WHEN {new} IS NULL THEN {stored}"
+        f" WHEN jsonb_array_length({stored}) < {HISTORY_LIMIT} THEN {both}"
+        f" ELSE (SELECT jsonb_agg(x.e ORDER BY x.i) FROM jsonb_array_elements({both})"
+        f" WITH ORDINALITY AS x(e, i) WHERE x.i > jsonb_array_length({both}) - {HISTORY_LIMIT})"
+        " END"
+    )
+
+
 # What a write sets: column → its SQL, over the write (``v``) and the stored row.
 _JOB_SET = {  # the stored job is ``t``
     "status": "coalesce(v.status, t.status)",
@@ -261,6 +280,7 @@ _JOB_SET = {  # the stored job is ``t``
     "finish_time": "CASE WHEN v.finish THEN now() ELSE t.finish_time END",
     "deadline_at": "coalesce(now() + v.deadline_in * interval '1 second', t.deadline_at)",
     "query_attempts": "t.query_attempts + CASE WHEN v.bump_query_attempts THEN 1 ELSE 0 END",
+    "qp_history": _appended("t.qp_history", "v.qp_history"),
     "update_time": "now()",
 }
 _STEP_SET = {  # the stored step is ``s``
@@ -269,6 +289,7 @@ _STEP_SET = {  # the stored step is ``s``
     "last_error": "coalesce(v.last_error, s.last_error)",
     "result": "CASE WHEN v.set_result THEN v.result ELSE s.result END",
     "next_attempt_time": "now() + v.step_next_in * interval '1 second'",
+    "history": _appended("s.history", "v.history"),
 }
 
 
