@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+import os
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -26,6 +27,11 @@ __all__ = ["TmClient"]
 R = TypeVar("R")
 
 _TM_SERVICE = contract.TM_SERVICE
+
+#: The environment variables :meth:`TmClient.connect` reads when given no address/token.
+ADDRESS_ENV = "STEPPING_TM_ADDRESS"
+TOKEN_ENV = "STEPPING_TM_TOKEN"
+DEFAULT_ADDRESS = "127.0.0.1:36790"
 
 
 class TmClient:
@@ -70,7 +76,7 @@ class TmClient:
     @classmethod
     def connect(
         cls,
-        target: str,
+        target: str | None = None,
         *,
         tls: bool | TLSConfig | grpc.ChannelCredentials | None = None,
         api_key: str | None = None,
@@ -83,6 +89,10 @@ class TmClient:
     ) -> _Connect:
         """Connects to the TM at ``target`` ("host:port").
 
+        Without ``target``, the address is ``$STEPPING_TM_ADDRESS`` (default
+        ``127.0.0.1:36790``); without ``api_key``, the token is ``$STEPPING_TM_TOKEN``
+        when set.
+
         Await it (``tm = await TmClient.connect(...)``, then ``await tm.close()``) or
         use it as an async context manager. ``tls``: None/False for plaintext, True for
         the system's roots, a :class:`TLSConfig` (CA, client certificate for mTLS,
@@ -92,6 +102,9 @@ class TmClient:
         :class:`~participant_sdk.errors.TmUnavailable` if it does not.
         ``tracer_provider``: where the calls' spans go (default: the global provider).
         """
+        target = target or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+        if api_key is None:
+            api_key = os.environ.get(TOKEN_ENV) or None
         if tls is None or tls is False:
             channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         elif isinstance(tls, TLSConfig):
@@ -140,13 +153,15 @@ class TmClient:
         concurrent: bool = False,
         query_prepared: Endpoint | None = None,
         database: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Job:
         """A new job to fill with :meth:`Job.add_step` and start with :meth:`Job.start`.
 
         ``gid`` defaults to a fresh random id. ``query_prepared`` (default: the
         client's) is where the TM asks whether the local transaction of
         ``job.start(conn)`` committed, and ``database`` which participant database
-        holds its barrier row.
+        holds its barrier row. ``tags``: labels kept with the job, for searching
+        (``list_jobs(tags=...)``).
         """
         options = tm_pb2.TransactionOptions(mode=Mode(mode).to_proto(), concurrent=concurrent)
         if retry_policy is not None:
@@ -164,6 +179,7 @@ class TmClient:
             options=options,
             query_prepared=query_prepared or self.query_prepared,
             database=self.database if database is None else database,
+            tags=tags,
         )
 
     # -- RPCs -----------------------------------------------------------------

@@ -13,6 +13,8 @@ def test_root_exports_are_pinned() -> None:
     assert sorted(participant_sdk.__all__) == [
         "Endpoint",
         "Job",
+        "JobAborted",
+        "JobFailed",
         "ParticipantServer",
         "RetryLater",
         "RetryPolicy",
@@ -32,6 +34,7 @@ def test_root_exports_are_pinned() -> None:
 
 def test_public_modules_are_pinned() -> None:
     assert sorted(participant_sdk.client.__all__) == [
+        "Attempt",
         "Job",
         "JobState",
         "JobStatus",
@@ -45,6 +48,9 @@ def test_public_modules_are_pinned() -> None:
         "GidConflict",
         "InvalidArgument",
         "InvalidState",
+        "JobAborted",
+        "JobError",
+        "JobFailed",
         "JobRolledBack",
         "NotResumable",
         "PermissionDenied",
