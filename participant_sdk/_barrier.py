@@ -86,11 +86,13 @@ class _Row:
                 reason=self.reason,
             )
             .on_conflict_do_nothing(index_elements=["gid", "branch_id", "op", "barrier_id"])
+            .returning(barrier_table.c.id)
         )
 
 
 def _inserted(result: Any) -> bool:
-    return int(result.rowcount) == 1
+    # RETURNING, not rowcount: every driver reports returned rows the same way.
+    return result.first() is not None
 
 
 async def _insert_ignore(conn: BarrierConnection, row: _Row) -> bool:

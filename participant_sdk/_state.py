@@ -7,7 +7,7 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from google.protobuf import timestamp_pb2
 from stepping.tm.v1 import tm_pb2
@@ -129,11 +129,11 @@ class JobState:
     cancel_reason: str = ""
     """The reason given to :meth:`TmClient.cancel`, if the job was cancelled."""
 
-    def step_result(
-        self,
-        step: Callable[[Any], Awaitable[R]] | Callable[[], Awaitable[R]],
-        index: int | None = None,
-    ) -> R:
+    @overload
+    def step_result(self, step: Callable[..., Awaitable[R]], index: int | None = None) -> R: ...
+    @overload
+    def step_result(self, step: Callable[..., R], index: int | None = None) -> R: ...
+    def step_result(self, step: Callable[..., Any], index: int | None = None) -> Any:
         """The decoded result of a step, typed by the step function's return annotation::
 
             receipt: Receipt = state.step_result(debit)
@@ -149,8 +149,7 @@ class JobState:
             found = matches[0]
         else:
             found = self.steps[index]
-        value: R = definition.result.decode(found.result)
-        return value
+        return definition.result.decode(found.result)
 
     @classmethod
     def from_proto(cls, tx: tm_pb2.Transaction) -> JobState:
