@@ -112,3 +112,14 @@ def test_endpoints() -> None:
     assert Endpoint.query_prepared("h:2").method == (
         "/stepping.participant.v1.ParticipantService/QueryPrepared"
     )
+
+
+def test_a_plain_def_step_runs_in_a_step_environment() -> None:
+    from participant_sdk import info
+    from participant_sdk.testing import StepEnvironment
+
+    @step(name="Where")
+    def where(t: Transfer) -> str:
+        return f"{info().gid}:{t.account}"
+
+    assert StepEnvironment(gid="g-7").run_sync(where, Transfer("alice", 1)) == "g-7:alice"
