@@ -32,6 +32,7 @@ from participant_sdk._info import StepInfo, info
 from participant_sdk._job import Job
 from participant_sdk._server import ParticipantServer
 from participant_sdk._step import compensation, step
+from participant_sdk._sync_client import SyncJob, SyncTmClient
 from participant_sdk._tls_config import TLSConfig
 from participant_sdk._types import Endpoint, RetryPolicy
 from participant_sdk.errors import JobAborted, JobFailed, RetryLater, StepFailed
@@ -47,6 +48,8 @@ __all__ = [
     "ServerTls",
     "StepFailed",
     "StepInfo",
+    "SyncJob",
+    "SyncTmClient",
     "TLSConfig",
     "TmClient",
     "barrier",

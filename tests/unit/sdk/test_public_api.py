@@ -21,6 +21,8 @@ def test_root_exports_are_pinned() -> None:
         "ServerTls",
         "StepFailed",
         "StepInfo",
+        "SyncJob",
+        "SyncTmClient",
         "TLSConfig",
         "TmClient",
         "barrier",
