@@ -13,10 +13,11 @@ Steps (participant side)::
 
 Jobs (client side)::
 
-    async with TmClient.connect("localhost:36790") as tm:
+    async with TmClient.connect() as tm:  # $STEPPING_TM_ADDRESS, default 127.0.0.1:36790
         job = tm.job()
-        job.add_step(Endpoint.for_step("bank:50061", "bank.v1.Bank", "Debit"), Transfer(...))
+        job.add_step(debit, Transfer(...), target=bank_server)  # typed by debit's argument
         await job.start()
+        state = await job.wait()  # raises JobFailed / JobAborted
 
 More in :mod:`participant_sdk.client`, :mod:`participant_sdk.errors`,
 :mod:`participant_sdk.migrations` and :mod:`participant_sdk.testing`.
@@ -31,19 +32,24 @@ from participant_sdk._info import StepInfo, info
 from participant_sdk._job import Job
 from participant_sdk._server import ParticipantServer
 from participant_sdk._step import compensation, step
+from participant_sdk._sync_client import SyncJob, SyncTmClient
 from participant_sdk._tls_config import TLSConfig
 from participant_sdk._types import Endpoint, RetryPolicy
-from participant_sdk.errors import RetryLater, StepFailed
+from participant_sdk.errors import JobAborted, JobFailed, RetryLater, StepFailed
 
 __all__ = [
     "Endpoint",
     "Job",
+    "JobAborted",
+    "JobFailed",
     "ParticipantServer",
     "RetryLater",
     "RetryPolicy",
     "ServerTls",
     "StepFailed",
     "StepInfo",
+    "SyncJob",
+    "SyncTmClient",
     "TLSConfig",
     "TmClient",
     "barrier",

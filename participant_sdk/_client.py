@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+import os
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -26,6 +36,11 @@ __all__ = ["TmClient"]
 R = TypeVar("R")
 
 _TM_SERVICE = contract.TM_SERVICE
+
+#: The environment variables :meth:`TmClient.connect` reads when given no address/token.
+ADDRESS_ENV = "STEPPING_TM_ADDRESS"
+TOKEN_ENV = "STEPPING_TM_TOKEN"
+DEFAULT_ADDRESS = "127.0.0.1:36790"
 
 
 class TmClient:
@@ -70,7 +85,7 @@ class TmClient:
     @classmethod
     def connect(
         cls,
-        target: str,
+        target: str | None = None,
         *,
         tls: bool | TLSConfig | grpc.ChannelCredentials | None = None,
         api_key: str | None = None,
@@ -83,6 +98,10 @@ class TmClient:
     ) -> _Connect:
         """Connects to the TM at ``target`` ("host:port").
 
+        Without ``target``, the address is ``$STEPPING_TM_ADDRESS`` (default
+        ``127.0.0.1:36790``); without ``api_key``, the token is ``$STEPPING_TM_TOKEN``
+        when set.
+
         Await it (``tm = await TmClient.connect(...)``, then ``await tm.close()``) or
         use it as an async context manager. ``tls``: None/False for plaintext, True for
         the system's roots, a :class:`TLSConfig` (CA, client certificate for mTLS,
@@ -92,6 +111,9 @@ class TmClient:
         :class:`~participant_sdk.errors.TmUnavailable` if it does not.
         ``tracer_provider``: where the calls' spans go (default: the global provider).
         """
+        target = target or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+        if api_key is None:
+            api_key = os.environ.get(TOKEN_ENV) or None
         if tls is None or tls is False:
             channel = grpc.aio.insecure_channel(target, interceptors=interceptors)
         elif isinstance(tls, TLSConfig):
@@ -140,13 +162,15 @@ class TmClient:
         concurrent: bool = False,
         query_prepared: Endpoint | None = None,
         database: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Job:
         """A new job to fill with :meth:`Job.add_step` and start with :meth:`Job.start`.
 
         ``gid`` defaults to a fresh random id. ``query_prepared`` (default: the
         client's) is where the TM asks whether the local transaction of
         ``job.start(conn)`` committed, and ``database`` which participant database
-        holds its barrier row.
+        holds its barrier row. ``tags``: labels kept with the job, for searching
+        (``list_jobs(tags=...)``).
         """
         options = tm_pb2.TransactionOptions(mode=Mode(mode).to_proto(), concurrent=concurrent)
         if retry_policy is not None:
@@ -164,6 +188,7 @@ class TmClient:
             options=options,
             query_prepared=query_prepared or self.query_prepared,
             database=self.database if database is None else database,
+            tags=tags,
         )
 
     # -- RPCs -----------------------------------------------------------------
@@ -262,18 +287,135 @@ class TmClient:
         return JobState.from_proto(response.transaction)
 
     async def list_jobs(
-        self, *, statuses: Iterable[JobStatus] = (), page_size: int = 50, page_token: str = ""
+        self,
+        *,
+        statuses: Iterable[JobStatus] = (),
+        page_size: int = 50,
+        page_token: str = "",
+        tags: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        gid_prefix: str = "",
+        target: str = "",
+        method: str = "",
+        error_contains: str = "",
+        needs_attention: bool = False,
     ) -> tuple[list[JobState], str]:
-        """One page of jobs, newest first, and the token of the next page ("" at the end)."""
+        """One page of jobs, newest first, and the token of the next page ("" at the end).
+
+        Every filter given must match: ``tags`` (each key with that value),
+        ``created_after``/``created_before``, ``gid_prefix``, ``target`` or ``method``
+        (of some step's action or compensation), ``error_contains`` (job or step error,
+        case-insensitive), ``needs_attention``. Listed jobs carry no step payloads,
+        results or history.
+        """
         request = tm_pb2.ListTransactionsRequest(
-            statuses=[
-                tm_pb2.TransactionStatus.Value(f"TRANSACTION_STATUS_{s.value}") for s in statuses
-            ],
+            statuses=[_status_pb(s) for s in statuses],
             page_size=page_size,
             page_token=page_token,
+            filter=_filter(
+                tags=tags,
+                created_after=created_after,
+                created_before=created_before,
+                gid_prefix=gid_prefix,
+                target=target,
+                method=method,
+                error_contains=error_contains,
+                needs_attention=needs_attention,
+            ),
         )
         response = await self.call(self._stub.ListTransactions, request)
         return [JobState.from_proto(t) for t in response.transactions], response.next_page_token
+
+    # -- job control (issue 13) -------------------------------------------------
+    async def cancel(self, gid: str, *, reason: str = "") -> JobState:
+        """Stops the job ``gid``: a saga compensates what ran, other jobs end ABORTED/FAILED
+        with ``reason`` as their error and ``cancel_reason``."""
+        response = await self.call(self._stub.Cancel, tm_pb2.CancelRequest(gid=gid, reason=reason))
+        return JobState.from_proto(response.transaction)
+
+    async def resume(self, gid: str) -> JobState:
+        """Runs the FAILED job ``gid`` again from its failed step; raises ``NotResumable``."""
+        response = await self.call(self._stub.Resume, tm_pb2.ResumeRequest(gid=gid))
+        return JobState.from_proto(response.transaction)
+
+    async def count_jobs(
+        self,
+        *,
+        tags: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        gid_prefix: str = "",
+        target: str = "",
+        method: str = "",
+        error_contains: str = "",
+        needs_attention: bool = False,
+    ) -> dict[JobStatus, int]:
+        """How many jobs match the filters (as :meth:`list_jobs`), per status (statuses
+        without jobs are absent)."""
+        request = tm_pb2.CountTransactionsRequest(
+            filter=_filter(
+                tags=tags,
+                created_after=created_after,
+                created_before=created_before,
+                gid_prefix=gid_prefix,
+                target=target,
+                method=method,
+                error_contains=error_contains,
+                needs_attention=needs_attention,
+            )
+        )
+        response = await self.call(self._stub.CountTransactions, request)
+        return {
+            JobStatus(
+                tm_pb2.TransactionStatus.Name(c.status).removeprefix("TRANSACTION_STATUS_")
+            ): (int(c.count))
+            for c in response.counts
+        }
+
+    async def watch(self, gid: str) -> AsyncIterator[JobState]:
+        """The job's state now and after each change, until it is final (then the stream
+        ends). Failures raise :class:`~participant_sdk.errors.TmError` as other calls do."""
+        call = self._stub.WatchTransaction(
+            tm_pb2.WatchTransactionRequest(gid=gid), metadata=self._auth or None
+        )
+        try:
+            async for response in call:
+                yield JobState.from_proto(response.transaction)
+        except grpc.aio.AioRpcError as err:
+            raise map_rpc_error(err) from err
+        finally:
+            call.cancel()
+
+
+def _status_pb(status: JobStatus) -> tm_pb2.TransactionStatus.ValueType:
+    return tm_pb2.TransactionStatus.Value(f"TRANSACTION_STATUS_{status.value}")
+
+
+def _filter(
+    *,
+    tags: Mapping[str, str] | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    gid_prefix: str,
+    target: str,
+    method: str,
+    error_contains: str,
+    needs_attention: bool,
+) -> tm_pb2.TransactionFilter:
+    out = tm_pb2.TransactionFilter(
+        tags=dict(tags or {}),
+        gid_prefix=gid_prefix,
+        target=target,
+        method=method,
+        error_contains=error_contains,
+        needs_attention=needs_attention,
+    )
+    if created_after is not None:
+        out.created_after.FromDatetime(created_after)
+    if created_before is not None:
+        out.created_before.FromDatetime(created_before)
+    return out
 
 
 class _Connect:

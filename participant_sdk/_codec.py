@@ -2,7 +2,9 @@
 
 The kind is taken from a type annotation (server side) or from a value's type (client
 side): a protobuf message travels in its wire format, a dataclass or a pydantic model as
-UTF-8 JSON, ``bytes`` verbatim, ``None`` as empty bytes.
+UTF-8 JSON, JSON-able plain values (``dict``, ``list``, ``str``, ``int``, ``float``,
+``bool``, and their generic forms such as ``dict[str, int]``) as UTF-8 JSON too,
+``bytes`` verbatim, ``None`` as empty bytes.
 """
 
 from __future__ import annotations
@@ -54,9 +56,11 @@ def codec_for(tp: Any) -> Codec:
         return Codec(tp, _encode_dataclass, lambda b: _decode_dataclass(tp, b))
     if tp in (bytes, Any, inspect.Parameter.empty):
         return Codec(bytes, _encode_bytes, bytes)
+    if tp in _JSON_TYPES or typing.get_origin(tp) in (dict, list):
+        return Codec(tp, _encode_json, lambda b: _decode_json(tp, b))
     raise TypeError(
         f"unsupported payload type {tp!r}: use a protobuf message, a dataclass, "
-        "a pydantic model, bytes or None"
+        "a pydantic model, a JSON-able dict/list/str/int/float/bool, bytes or None"
     )
 
 
@@ -72,10 +76,30 @@ def encode_value(value: object) -> bytes:
         return _encode_pydantic(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _encode_dataclass(value)
+    if isinstance(value, _JSON_TYPES):
+        return _encode_json(value)
     raise TypeError(
         f"unsupported payload {type(value).__name__}: use a protobuf message, a dataclass, "
-        "a pydantic model, bytes or None"
+        "a pydantic model, a JSON-able dict/list/str/int/float/bool, bytes or None"
     )
+
+
+# Plain values that travel as JSON (``bool`` is an ``int``, listed for the annotation).
+_JSON_TYPES = (dict, list, str, int, float, bool)
+
+
+def _encode_json(value: Any) -> bytes:
+    try:
+        return json.dumps(value, default=_json_default).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"payload is not JSON-able: {exc}") from exc
+
+
+def _decode_json(tp: Any, data: bytes) -> Any:
+    try:
+        return _from_json(tp, json.loads(data))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PayloadDecodeError(f"not a valid {tp}: {exc}") from exc
 
 
 def _encode_bytes(value: Any) -> bytes:
@@ -155,6 +179,8 @@ def _from_json(tp: Any, obj: Any) -> Any:
             raise TypeError(f"expected a JSON array for {tp}, got {type(obj).__name__}")
         item = args[0] if args else Any
         return origin(_from_json(item, v) for v in obj)
+    if tp in (dict, list) and not isinstance(obj, tp):
+        raise TypeError(f"expected a JSON {'object' if tp is dict else 'array'}")
     if origin is dict:
         if not isinstance(obj, dict):
             raise TypeError(f"expected a JSON object for {tp}")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +34,7 @@ from participant_sdk._tracing import (
 )
 from participant_sdk.errors import RetryLater, StepFailed
 
-__all__ = ["StepHandler", "parse_step_info"]
+__all__ = ["StepHandler", "call_step", "parse_step_info"]
 
 _log = logging.getLogger("participant_sdk")
 
@@ -81,6 +84,18 @@ def parse_step_info(
     )
 
 
+async def call_step(definition: StepDefinition, arg: Any, executor: Executor | None) -> Any:
+    """Runs a step function: awaited if ``async def``, else in ``executor`` (None: the
+    loop's default executor) with the caller's context variables (so ``info()`` and
+    ``barrier()`` work in it)."""
+    args = (arg,) if definition.arg is not None else ()
+    if definition.is_async:
+        return await definition.fn(*args)
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, definition.fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+
 def _retry_status(exc: RetryLater) -> _Failure:
     delay = duration_pb2.Duration()
     delay.FromTimedelta(exc.delay)
@@ -116,8 +131,10 @@ class StepHandler:
         service: str = "",
         tracer: trace.Tracer | None = None,
         guard: CallGuard | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.action = action
+        self._executor = executor
         self.compensation = compensation
         method = f"/{service}/{action.name}"
         self._span_name = method[1:]
@@ -204,9 +221,7 @@ class StepHandler:
         """The response bytes, or the failure status to answer with."""
         with step_context(step_info):
             try:
-                value = await (
-                    definition.fn(arg) if definition.arg is not None else definition.fn()
-                )
+                value = await call_step(definition, arg, self._executor)
                 return definition.result.encode(value)
             except StepFailed as exc:
                 _log.info("step %s gid=%s failed: %s", step_info.step_name, step_info.gid, exc)

@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import sqlalchemy.exc
 from stepping.tm.v1 import tm_pb2
 
 from participant_sdk._barrier import BarrierConnection, insert_msg_row
 from participant_sdk._codec import encode_value
-from participant_sdk._state import JobState
-from participant_sdk._types import Duration, Endpoint, RetryPolicy, to_duration_pb
-from participant_sdk.errors import JobRolledBack, TmError
+from participant_sdk._state import JobState, JobStatus
+from participant_sdk._step import step_definition
+from participant_sdk._types import Duration, Endpoint, RetryPolicy, to_duration_pb, to_seconds
+from participant_sdk.errors import JobAborted, JobFailed, JobRolledBack, TmError
 
 if TYPE_CHECKING:
     from participant_sdk._client import TmClient
 
-__all__ = ["Job"]
+__all__ = ["Job", "StepTarget"]
+
+A = TypeVar("A")
+
+
+class StepTarget(Protocol):
+    """Where a step function is served: a :class:`ParticipantServer`, or anything with
+    its ``target`` ("host:port") and ``service`` ("pkg.v1.Service")."""
+
+    @property
+    def target(self) -> str: ...
+
+    @property
+    def service(self) -> str: ...
+
 
 _log = logging.getLogger("participant_sdk")
 
@@ -44,8 +60,10 @@ class Job:
         options: tm_pb2.TransactionOptions,
         query_prepared: Endpoint | None,
         database: str,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
+        self._tags = dict(tags or {})
         self.gid: str = gid or uuid.uuid4().hex
         """The job's id, known before the job is started (store it with your data)."""
         self._options = options
@@ -59,9 +77,10 @@ class Job:
         """How many steps were added."""
         return len(self._steps)
 
+    @overload
     def add_step(
         self,
-        endpoint: Endpoint,
+        step: Endpoint,
         payload: object = None,
         *,
         name: str | None = None,
@@ -69,22 +88,91 @@ class Job:
         retry_policy: RetryPolicy | None = None,
         timeout: Duration | None = None,
         headers: Mapping[str, str] | None = None,
+    ) -> Job: ...
+    @overload
+    def add_step(
+        self,
+        step: Callable[[], object],
+        payload: None = None,
+        *,
+        target: StepTarget | str,
+        service: str | None = None,
+        compensate: bool = False,
+        name: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        timeout: Duration | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Job: ...
+    @overload
+    def add_step(
+        self,
+        step: Callable[[A], object],
+        payload: A,
+        *,
+        target: StepTarget | str,
+        service: str | None = None,
+        compensate: bool = False,
+        name: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        timeout: Duration | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Job: ...
+    def add_step(
+        self,
+        step: Endpoint | Callable[..., object],
+        payload: object = None,
+        *,
+        name: str | None = None,
+        compensation: Endpoint | None = None,
+        target: StepTarget | str | None = None,
+        service: str | None = None,
+        compensate: bool = False,
+        retry_policy: RetryPolicy | None = None,
+        timeout: Duration | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Job:
         """Appends a step; returns the job so that calls can be chained.
 
-        ``payload`` is sent as the request of ``endpoint``: a protobuf message, a
-        dataclass or pydantic model (JSON), ``bytes`` or None. ``name`` defaults to
-        the method's last part. ``compensation`` (saga mode) is the endpoint that
-        undoes the step; for a step served by :class:`ParticipantServer` with a
-        ``@compensation``, that is the step's own endpoint. ``headers`` are sent
-        as call metadata (lower-case keys).
+        Typed form: ``step`` is the ``@step`` function itself and ``target`` where it is
+        served (a :class:`ParticipantServer`, or "host:port" with ``service=``);
+        mypy checks ``payload`` against the function's argument type, and the payload
+        is encoded by that annotation. ``compensate=True`` (saga mode) makes the
+        step's own endpoint its compensation (its ``@compensation``)::
+
+            job.add_step(debit, Transfer("alice", 30), target=bank_a, compensate=True)
+
+        Endpoint form (steps in other languages): ``step`` is an :class:`Endpoint`,
+        ``payload`` a protobuf message, a dataclass or pydantic model (JSON), a
+        JSON-able dict/list/str/int/float/bool, ``bytes`` or None, and ``compensation``
+        the endpoint that undoes it.
+
+        ``name`` defaults to the method's last part. ``headers`` are sent as call
+        metadata (lower-case keys).
         """
+        if isinstance(step, Endpoint):
+            endpoint = step
+            data = encode_value(payload)
+        else:
+            if target is None:
+                raise TypeError("add_step(step_function, ...) needs target=")
+            definition = step_definition(step)
+            if isinstance(target, str):
+                if not service:
+                    raise TypeError("add_step(..., target='host:port') needs service=")
+                address = target
+            else:
+                address, service = target.target, service or target.service
+            endpoint = Endpoint.for_step(address, service, definition.name)
+            if compensate:
+                compensation = endpoint
+            codec = definition.arg
+            data = encode_value(payload) if codec is None else codec.encode(payload)
         if self._prepared:
             raise RuntimeError("the job is already prepared; steps can no longer be added")
         spec = tm_pb2.Step(
             name=name or endpoint.method.rsplit("/", 1)[-1],
             action=endpoint.to_proto(),
-            payload=encode_value(payload),
+            payload=data,
             headers=dict(headers or {}),
         )
         if compensation is not None:
@@ -160,6 +248,7 @@ class Job:
             query_prepared=query_prepared.to_proto(),
             options=self._options,
             database=self._database,
+            tags=self._tags,
         )
         response = await self._client.call(self._client.stub.Prepare, request)
         self._prepared = True
@@ -171,21 +260,54 @@ class Job:
         if not self._prepared:
             request.steps.extend(self._steps)
             request.options.CopyFrom(self._options)
+            request.tags.update(self._tags)
         return await self._client.submit_request(request, wait=wait, wait_timeout=wait_timeout)
 
     async def abort(self, reason: str = "") -> JobState:
         """Aborts the prepared job (low-level)."""
         return await self._client.abort(self.gid, reason=reason)
 
-    async def result(self) -> JobState:
-        """The job's current state at the TM."""
+    async def fetch(self) -> JobState:
+        """The job's current state at the TM, without waiting (see :meth:`wait`)."""
         return await self._client.get(self.gid)
+
+    async def wait(self, timeout: Duration | None = 60.0) -> JobState:
+        """Waits for the job to end: returns its final state if it SUCCEEDED, raises
+        :class:`~participant_sdk.errors.JobFailed` (FAILED: the failing step's index,
+        name and error) or :class:`~participant_sdk.errors.JobAborted` (ABORTED).
+
+        Raises ``TimeoutError`` after ``timeout`` seconds (None: no limit).
+        """
+        return await wait_for_end(self._client.get, self.gid, timeout)
 
     async def _abort_quietly(self, reason: str) -> None:
         try:
             await asyncio.shield(self._client.abort(self.gid, reason=reason))
         except Exception as exc:  # the back-check will find the rollback row or no row
             _log.warning("job %s: Abort failed (%s); the back-check will abort it", self.gid, exc)
+
+
+async def wait_for_end(get: Callable[[str], Any], gid: str, timeout: Duration | None) -> JobState:
+    """Polls ``get(gid)`` (50 ms growing to 1 s) until the job is final; see :meth:`Job.wait`."""
+    deadline = None if timeout is None else time.monotonic() + to_seconds(timeout)
+    delay = 0.05
+    while True:
+        state: JobState = await get(gid)
+        if state.status.is_final:
+            return raise_unless_succeeded(state)
+        if deadline is not None and time.monotonic() + delay > deadline:
+            raise TimeoutError(f"job {gid} is still {state.status.value} after {timeout} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def raise_unless_succeeded(state: JobState) -> JobState:
+    """The state of a SUCCEEDED job; JobFailed / JobAborted for the other final states."""
+    if state.status is JobStatus.FAILED:
+        raise JobFailed(state)
+    if state.status is JobStatus.ABORTED:
+        raise JobAborted(state)
+    return state
 
 
 async def _rollback_quietly(conn: BarrierConnection) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,10 @@ from participant_sdk._types import QUERY_PREPARED_METHOD, Endpoint
 __all__ = ["ParticipantServer"]
 
 _log = logging.getLogger("participant_sdk")
+
+
+#: Threads of the default ``step_executor`` (plain ``def`` steps running at once).
+_DEFAULT_STEP_THREADS = 32
 
 
 def _identity(data: bytes) -> bytes:
@@ -126,6 +131,9 @@ class ParticipantServer:
     TM's attempt span, current while the step runs: ``tracer.start_as_current_span``
     in a step nests under it. Spans go to ``tracer_provider`` (default: the global one).
 
+    Plain ``def`` steps run in ``step_executor`` (default: a pool of 32 threads owned
+    and shut down by the server; pass your own ``ThreadPoolExecutor`` to size it).
+
     Use it as an async context manager, or call :meth:`start` and :meth:`stop`::
 
         async with ParticipantServer(steps=[debit], service="bank.v1.Bank", port=50061):
@@ -135,7 +143,7 @@ class ParticipantServer:
     def __init__(
         self,
         *,
-        steps: Sequence[Callable[..., Awaitable[Any]]] = (),
+        steps: Sequence[Callable[..., Any]] = (),
         service: str | None = None,
         host: str = "0.0.0.0",
         port: int = 0,
@@ -148,6 +156,7 @@ class ParticipantServer:
         signing_key: bytes | str | None = None,
         tm_identities: Sequence[str] = (),
         tracer_provider: TracerProvider | None = None,
+        step_executor: Executor | None = None,
     ) -> None:
         if steps and not service:
             raise ValueError("service is required to serve steps (e.g. 'orders.v1.Orders')")
@@ -161,11 +170,19 @@ class ParticipantServer:
         self.service = service or ""
         self._tracer = tracer(tracer_provider)
         self._guard = CallGuard(signing_key=signing_key, tm_identities=tm_identities)
+        definitions = [step_definition(fn) for fn in steps]
+        self._own_executor: ThreadPoolExecutor | None = None
+        if step_executor is None and not all(d.is_async for d in definitions):
+            # Plain def steps block: they get threads of their own, not the loop's.
+            step_executor = self._own_executor = ThreadPoolExecutor(
+                max_workers=_DEFAULT_STEP_THREADS, thread_name_prefix="stepping-step"
+            )
         self._handlers = _handlers(
-            [step_definition(fn) for fn in steps],
+            definitions,
             service=self.service,
             tracer=self._tracer,
             guard=self._guard,
+            executor=step_executor,
         )
         self._databases: dict[str, AsyncEngine] = (
             {"default": databases} if isinstance(databases, AsyncEngine) else dict(databases or {})
@@ -258,6 +275,8 @@ class ParticipantServer:
             return
         await self._health.enter_graceful_shutdown()
         await server.stop(self._grace if grace is None else grace)
+        if self._own_executor is not None:
+            self._own_executor.shutdown(wait=False, cancel_futures=True)
 
     async def wait_for_termination(self) -> None:
         """Waits until the server stops."""
@@ -283,6 +302,7 @@ def _handlers(
     service: str,
     tracer: trace.Tracer,
     guard: CallGuard,
+    executor: Executor | None,
 ) -> dict[str, StepHandler]:
     actions: dict[str, StepDefinition] = {}
     compensations: dict[str, StepDefinition] = {}
@@ -295,6 +315,13 @@ def _handlers(
     if unknown:
         raise ValueError(f"compensations for steps that are not served: {sorted(unknown)}")
     return {
-        name: StepHandler(d, compensations.get(name), service=service, tracer=tracer, guard=guard)
+        name: StepHandler(
+            d,
+            compensations.get(name),
+            service=service,
+            tracer=tracer,
+            guard=guard,
+            executor=executor,
+        )
         for name, d in actions.items()
     }

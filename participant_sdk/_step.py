@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
@@ -16,7 +16,7 @@ from participant_sdk._codec import Codec, codec_for
 
 __all__ = ["StepDefinition", "compensation", "step", "step_definition"]
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[..., Any])
 
 _ATTR = "__stepping_definition__"
 
@@ -34,10 +34,13 @@ class StepDefinition:
     kind: Literal["step", "compensation"]
     name: str
     """The step's name (for a compensation: the name of the step it undoes)."""
-    fn: Callable[..., Awaitable[Any]]
+    fn: Callable[..., Any]
     arg: Codec | None
     """How the payload decodes; None when the function takes no argument."""
     result: Codec
+    is_async: bool = True
+    """An ``async def`` (awaited on the loop); else a plain ``def`` run in the server's
+    ``step_executor``."""
 
 
 @overload
@@ -45,7 +48,11 @@ def step(fn: F, /) -> F: ...
 @overload
 def step(*, name: str | None = None) -> Callable[[F], F]: ...
 def step(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
-    """Marks an ``async def`` as a step served at ``/<service>/<name>``.
+    """Marks a function as a step served at ``/<service>/<name>``.
+
+    An ``async def`` runs on the server's event loop; a plain ``def`` (blocking code,
+    sync SQLAlchemy) runs in the server's ``step_executor`` (a thread pool by default),
+    with :func:`info` and :func:`barrier` working the same.
 
     ``name`` defaults to the function's name. The function takes the decoded payload
     (typed by its annotation: a protobuf message, a dataclass, a pydantic model or
@@ -63,7 +70,7 @@ def step(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F]
 
 
 def compensation(*, for_step: str | Callable[..., Any]) -> Callable[[F], F]:
-    """Marks an ``async def`` as the compensation of a step (saga mode).
+    """Marks a function (``async def`` or ``def``) as the compensation of a step (saga mode).
 
     It is served at the step's own method and called when the TM sends
     ``stepping-op: compensate``; it gets the step's payload. Register it next to the
@@ -99,9 +106,13 @@ def step_definition(fn: Callable[..., Any]) -> StepDefinition:
     arg = codec_for(hints.get(params[0].name, params[0].empty)) if params else None
     returns = hints.get("return", signature.empty)
     result = codec_for(bytes if returns is signature.empty else returns)
-    return StepDefinition(meta.kind, meta.name, fn, arg, result)
+    return StepDefinition(
+        meta.kind, meta.name, fn, arg, result, is_async=inspect.iscoroutinefunction(fn)
+    )
 
 
 def _check_async(fn: Callable[..., Any]) -> None:
-    if not inspect.iscoroutinefunction(fn):
-        raise TypeError(f"{fn!r} must be an async def function")
+    if not callable(fn):
+        raise TypeError(f"{fn!r} is not a function")
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        raise TypeError(f"{fn!r} must be an async def or a plain def, not a generator")

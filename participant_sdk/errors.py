@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from participant_sdk._state import JobState, StepState
 
 __all__ = [
     "GidConflict",
     "InvalidArgument",
     "InvalidState",
+    "JobAborted",
+    "JobError",
+    "JobFailed",
     "JobRolledBack",
     "NotResumable",
     "PermissionDenied",
@@ -60,6 +67,52 @@ class RetryLater(SteppingError):
 class JobRolledBack(SteppingError):
     """``job.start(conn)`` found the job already resolved as rolled back (the TM's
     back-check ran first): the local transaction was rolled back and must not commit."""
+
+
+class JobError(SteppingError):
+    """A job ended without succeeding (raised by ``job.wait()``); ``state`` is its final
+    state, ``error`` the job's error text."""
+
+    def __init__(self, state: JobState) -> None:
+        self.state = state
+        self.gid = state.gid
+        self.error = state.error
+        super().__init__(f"job {state.gid} {state.status.value}: {state.error}")
+
+
+class JobFailed(JobError):
+    """The job is FAILED: a step failed for good (``StepFailed``, or its retries ran out);
+    in saga mode, the steps done before it were compensated.
+
+    ``step_index`` and ``step_name`` name the failing step (None when the TM named
+    none, e.g. a deadline), ``step_error`` is that step's last error.
+    """
+
+    def __init__(self, state: JobState) -> None:
+        super().__init__(state)
+        failing = _failing_step(state)
+        self.step_index: int | None = None if failing is None else failing.index
+        self.step_name: str | None = None if failing is None else failing.name
+        self.step_error: str = "" if failing is None else failing.last_error
+
+
+class JobAborted(JobError):
+    """The job is ABORTED: its 2-phase start was rolled back, or it was cancelled before
+    any step ran (``cancel_reason``, ``error``)."""
+
+    @property
+    def cancel_reason(self) -> str:
+        return self.state.cancel_reason
+
+
+def _failing_step(state: JobState) -> StepState | None:
+    from participant_sdk._state import StepStatus
+
+    failed = [s for s in state.steps if s.status is StepStatus.FAILED]
+    if failed:
+        return failed[0]
+    with_error = [s for s in state.steps if s.last_error]
+    return with_error[-1] if with_error else None
 
 
 class TmError(SteppingError):

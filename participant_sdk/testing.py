@@ -57,6 +57,11 @@ class StepEnvironment:
         with step_context(self.info):
             return await fn(*args, **kwargs)
 
+    def run_sync(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """:meth:`run` for a plain ``def`` step (called directly, in this thread)."""
+        with step_context(self.info):
+            return fn(*args, **kwargs)
+
 
 async def run_step(fn: Callable[..., Awaitable[T]], *args: Any, info: StepInfo | None = None) -> T:
     """Shorthand for ``StepEnvironment(info).run(fn, *args)``."""

@@ -152,7 +152,9 @@ def main() -> None:
     s.add_argument("--db", required=True, help="postgresql+asyncpg://... (created if missing)")
     p = sub.add_parser("place", help="place an order and start its payment job")
     p.add_argument("--db", required=True)
-    p.add_argument("--tm", default="127.0.0.1:36790", help="the TM")
+    p.add_argument(
+        "--tm", default=None, help="the TM (default: $STEPPING_TM_ADDRESS, else 127.0.0.1:36790)"
+    )
     p.add_argument("--orders", default="127.0.0.1:50060", help="the serve process")
     p.add_argument("--bank-a", default="127.0.0.1:50061", help="the buyer's bank")
     p.add_argument("--bank-b", default="127.0.0.1:50062", help="the seller's bank")

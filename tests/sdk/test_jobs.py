@@ -213,7 +213,7 @@ async def test_start_without_wait_then_result(
     assert state.gid == "sdk-xxxxxxxx"
     assert state.status in (JobStatus.SUBMITTED, JobStatus.SUCCEEDED)
     deadline = time.monotonic() + 10
-    while (state := await job.result()).status is not JobStatus.SUCCEEDED:
+    while (state := await job.fetch()).status is not JobStatus.SUCCEEDED:
         assert time.monotonic() < deadline, state
     assert state.steps[0].result == b"ba"
 

@@ -103,10 +103,25 @@ def test_none_is_empty() -> None:
     assert encode_value(None) == b""
 
 
+def test_json_able_plain_values_travel_as_json() -> None:
+    assert encode_value({"a": 1, "b": [True, None]}) == b'{"a": 1, "b": [true, null]}'
+    assert codec_for(dict).decode(b'{"a": 1}') == {"a": 1}
+    assert codec_for(dict[str, int]).decode(encode_value({"n": 2})) == {"n": 2}
+    assert codec_for(list[str]).decode(encode_value(["x", "y"])) == ["x", "y"]
+    assert codec_for(int).decode(encode_value(42)) == 42
+    assert codec_for(str).decode(encode_value("hé")) == "hé"
+    with pytest.raises(PayloadDecodeError):
+        codec_for(dict[str, int]).decode(b'{"n": "two"}')
+    with pytest.raises(PayloadDecodeError):
+        codec_for(dict).decode(b"[1]")
+    with pytest.raises(TypeError, match="not JSON-able"):
+        encode_value({"f": object()})
+
+
 def test_unsupported_types_are_refused() -> None:
     with pytest.raises(TypeError, match="unsupported payload type"):
-        codec_for(dict)
+        codec_for(set)
     with pytest.raises(TypeError, match="unsupported payload"):
-        encode_value({"a": 1})
+        encode_value({1, 2})
     with pytest.raises(TypeError, match="expected bytes"):
         codec_for(bytes).encode("text")

@@ -13,12 +13,16 @@ def test_root_exports_are_pinned() -> None:
     assert sorted(participant_sdk.__all__) == [
         "Endpoint",
         "Job",
+        "JobAborted",
+        "JobFailed",
         "ParticipantServer",
         "RetryLater",
         "RetryPolicy",
         "ServerTls",
         "StepFailed",
         "StepInfo",
+        "SyncJob",
+        "SyncTmClient",
         "TLSConfig",
         "TmClient",
         "barrier",
@@ -32,6 +36,7 @@ def test_root_exports_are_pinned() -> None:
 
 def test_public_modules_are_pinned() -> None:
     assert sorted(participant_sdk.client.__all__) == [
+        "Attempt",
         "Job",
         "JobState",
         "JobStatus",
@@ -45,6 +50,9 @@ def test_public_modules_are_pinned() -> None:
         "GidConflict",
         "InvalidArgument",
         "InvalidState",
+        "JobAborted",
+        "JobError",
+        "JobFailed",
         "JobRolledBack",
         "NotResumable",
         "PermissionDenied",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -65,8 +66,16 @@ def test_methods_can_be_steps() -> None:
 
 
 def test_bad_functions_are_refused() -> None:
-    with pytest.raises(TypeError, match="async def"):
-        step(name="x")(lambda: None)  # type: ignore[type-var]
+    with pytest.raises(TypeError, match="not a generator"):
+
+        @step(name="gen")
+        async def gen() -> AsyncIterator[bytes]:
+            yield b""
+
+    @step(name="plain")
+    def plain_sync(t: Transfer) -> None: ...
+
+    assert not step_definition(plain_sync).is_async
 
     @step(name="two")
     async def two(a: bytes, b: bytes) -> None: ...
@@ -75,7 +84,7 @@ def test_bad_functions_are_refused() -> None:
         step_definition(two)
 
     @step(name="bad")
-    async def bad(a: int) -> None: ...
+    async def bad(a: complex) -> None: ...
 
     with pytest.raises(TypeError, match="unsupported payload type"):
         step_definition(bad)
@@ -103,3 +112,14 @@ def test_endpoints() -> None:
     assert Endpoint.query_prepared("h:2").method == (
         "/stepping.participant.v1.ParticipantService/QueryPrepared"
     )
+
+
+def test_a_plain_def_step_runs_in_a_step_environment() -> None:
+    from participant_sdk import info
+    from participant_sdk.testing import StepEnvironment
+
+    @step(name="Where")
+    def where(t: Transfer) -> str:
+        return f"{info().gid}:{t.account}"
+
+    assert StepEnvironment(gid="g-7").run_sync(where, Transfer("alice", 1)) == "g-7:alice"
