@@ -56,7 +56,7 @@ class _State:
 
 
 _STATE: web.AppKey[_State] = web.AppKey("state", _State)
-_SESSION: str = "session"
+_SESSION: web.RequestKey[Session] = web.RequestKey("session", Session)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
