@@ -162,3 +162,31 @@ async def test_static_assets_ship_in_the_package(
     for name in ("console.js", "console.css"):
         async with http.get(console_tm.console.url + "static/" + name) as r:
             assert r.status == 200 and len(await r.read()) > 100
+
+
+async def test_without_an_auth_file_it_works_without_login_and_says_so(
+    database_url: str, http: aiohttp.ClientSession, participant: Participant
+) -> None:
+    from tests.conftest import test_settings
+
+    tm = TmServer(test_settings(database_url, console_listen="127.0.0.1:0"))
+    await tm.start()
+    try:
+        async with http.get(tm.console.url + "jobs", allow_redirects=False) as r:
+            assert r.status == 200
+            assert "no auth file (dev mode)" in await r.text()
+    finally:
+        await tm.stop(grace=1.0)
+
+
+async def test_an_unreachable_tm_is_a_502_page(http: aiohttp.ClientSession) -> None:
+    from tm_service.console import ConsoleServer
+
+    console = ConsoleServer("127.0.0.1:1")
+    await console.start()
+    try:
+        async with http.get(console.url + "jobs", allow_redirects=False) as r:
+            assert r.status == 502
+            assert "UNAVAILABLE" in await r.text()
+    finally:
+        await console.stop()

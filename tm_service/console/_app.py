@@ -96,7 +96,11 @@ def _html_response(text: str, status: int = 200) -> web.Response:
 @web.middleware
 async def _timing(request: web.Request, handler: Handler) -> web.StreamResponse:
     start = time.perf_counter()
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except grpc.aio.AioRpcError as err:  # the TM is away or refused: say so, no traceback
+        text = f"the TM answered {err.code().name}: {err.details()}"
+        response = _html_response(_html.message_page("TM error", text), 502)
     response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
     return response
 
