@@ -212,6 +212,7 @@ class TmServer:
             return ""
         from tm_service.console import ConsoleConfig, ConsoleServer, TmTls
 
+        assert self.store is not None
         tls = TmTls(
             s.console_tls_ca_file,
             s.console_tls_cert_file,
@@ -219,7 +220,10 @@ class TmServer:
             s.console_tls_server_name,
         )
         self.console = ConsoleServer(
-            self.target, s.console_listen, tls, ConsoleConfig(trace_url=s.console_trace_url)
+            self.target,
+            s.console_listen,
+            tls,
+            ConsoleConfig(trace_url=s.console_trace_url, due_stats=self.store.due_stats),
         )
         await self.console.start()
         return f"; console at {self.console.url}"

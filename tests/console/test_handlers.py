@@ -190,3 +190,19 @@ async def test_an_unreachable_tm_is_a_502_page(http: aiohttp.ClientSession) -> N
             assert "UNAVAILABLE" in await r.text()
     finally:
         await console.stop()
+
+
+async def test_the_overview_counts_started_and_finished_jobs_and_the_backlog(
+    console_tm: TmServer, http: aiohttp.ClientSession, participant: Participant
+) -> None:
+    for _ in range(3):
+        await submit(console_tm, participant, fails=False)
+    await login(http, console_tm, "audit")
+    async with http.get(console_tm.console.url + "overview") as r:
+        assert r.status == 200
+        text = await r.text()
+    started = sum(int(n) for n in re.findall(r'class="n started-n">(\d+)<', text))
+    finished = sum(int(n) for n in re.findall(r'class="n finished-n">(\d+)<', text))
+    assert started == 3 and finished == 3
+    assert re.search(r'<span id="due">0</span> due jobs', text)
+    assert "SUCCEEDED <b>3</b>" in text

@@ -22,6 +22,7 @@ from stepping.tm.v1 import tm_pb2
 from tm_service._tx_cli import TxCliError, parse_statuses, parse_time
 from tm_service.console import _html
 from tm_service.console._client import TmClient
+from tm_service.console._overview import DueStats, overview_page
 
 __all__ = ["COOKIE", "ConsoleConfig", "build_app"]
 
@@ -35,6 +36,8 @@ _DEV_RECHECK = 30.0
 @dataclass
 class ConsoleConfig:
     trace_url: str = ""
+    # The metrics' due-backlog query, when the console runs inside ``serve``.
+    due_stats: DueStats | None = None
 
 
 @dataclass
@@ -69,6 +72,7 @@ def build_app(client: TmClient, config: ConsoleConfig | None = None) -> web.Appl
     app.router.add_post("/login", _login)
     app.router.add_post("/logout", _logout)
     app.router.add_get("/jobs", _jobs)
+    app.router.add_get("/overview", _overview)
     app.router.add_get("/jobs/{gid}", _job)
     app.router.add_get("/jobs/{gid}/steps/{index}/{part:payload|result}", _download)
     app.router.add_post("/jobs/{gid}/{action:cancel|resume}", _act)
@@ -349,3 +353,16 @@ async def _act(request: web.Request) -> web.Response:
     except grpc.aio.AioRpcError as err:
         notice = f"{action} refused: {err.code().name}: {err.details()}"
     raise web.HTTPSeeOther(f"/jobs/{quote(gid, safe='')}?notice={quote(notice)}")
+
+
+async def _overview(request: web.Request) -> web.Response:
+    state = request.app[_STATE]
+    session: Session = request[_SESSION]
+    text = await overview_page(
+        state.client,
+        session.token,
+        state.config.due_stats,
+        user=session.user,
+        banner=_banner(request),
+    )
+    return _html_response(text)

@@ -63,7 +63,9 @@ def page(title: str, body: str, *, banner: str = "", user: str = "") -> str:
         f"<title>{e(title)} · Stepping TM</title>"
         '<link rel=stylesheet href="/static/console.css">'
         '<script src="/static/console.js" defer></script></head><body>'
-        f'<header><a href="/jobs" class="brand">Stepping TM</a> {who}</header>{top}'
+        f'<header><span><a href="/jobs" class="brand">Stepping TM</a> '
+        '<a href="/jobs">Jobs</a> <a href="/overview">Overview</a></span> '
+        f"{who}</header>{top}"
         f"<main>{body}</main></body></html>"
     )
 
