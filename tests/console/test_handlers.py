@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 
@@ -206,3 +207,18 @@ async def test_the_overview_counts_started_and_finished_jobs_and_the_backlog(
     assert started == 3 and finished == 3
     assert re.search(r'<span id="due">0</span> due jobs', text)
     assert "SUCCEEDED <b>3</b>" in text
+
+
+async def test_the_start_line_prints_the_console_url(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import test_settings
+
+    caplog.set_level(logging.INFO, logger="tm_service.server")
+    tm = TmServer(test_settings(database_url, console_listen="127.0.0.1:0"))
+    await tm.start()
+    try:
+        line = next(r.getMessage() for r in caplog.records if "TM listening" in r.getMessage())
+        assert line.endswith(f"; console at http://127.0.0.1:{tm.console.port}/")
+    finally:
+        await tm.stop(grace=1.0)
