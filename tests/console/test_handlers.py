@@ -147,7 +147,9 @@ async def test_actions_need_the_csrf_token_and_the_same_origin(
         assert "notice=resume" in r.headers["Location"]
 
 
-@pytest.mark.parametrize("query", ["status=NOPE", "after=yesterday", "tag=novalue"])
+@pytest.mark.parametrize(
+    "query", ["status=NOPE", "after=yesterday", "tag=novalue", "tag=" + "k" * 300 + "=v"]
+)
 async def test_bad_filters_are_a_400_naming_them(
     console_tm: TmServer, http: aiohttp.ClientSession, query: str
 ) -> None:

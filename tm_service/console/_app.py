@@ -190,10 +190,13 @@ async def _login(request: web.Request) -> web.Response:
             return _html_response(_html.login_page("The TM does not accept this token."), 401)
         raise
     admin = await state.client.is_admin(token)
+    now = time.time()
+    for old_sid in [k for k, v in state.sessions.items() if v.expires < now]:
+        del state.sessions[old_sid]
     sid = secrets.token_urlsafe(32)
     state.sessions[sid] = Session(
         token,
-        "admin" if admin else "reader",
+        "admin" if admin else "read-only",
         secrets.token_urlsafe(24),
         admin,
         time.time() + _SESSION_SECONDS,
@@ -267,6 +270,7 @@ async def _jobs(request: web.Request) -> web.Response:
         filter=flt,
     )
     error = ""
+    bad_filter = False
     jobs: list[tm_pb2.Transaction] = []
     next_token = ""
     counts: tm_pb2.CountTransactionsResponse | None = None
@@ -275,6 +279,8 @@ async def _jobs(request: web.Request) -> web.Response:
         jobs, next_token = list(listed.transactions), listed.next_page_token
     except grpc.aio.AioRpcError as err:
         error = f"ListTransactions: {err.code().name}: {err.details()}"
+        if err.code() == grpc.StatusCode.INVALID_ARGUMENT:  # a filter the TM refuses
+            bad_filter = True
     try:
         counts = await state.client.count(session.token, flt)
     except grpc.aio.AioRpcError as err:
@@ -290,7 +296,7 @@ async def _jobs(request: web.Request) -> web.Response:
         banner=_banner(request),
         error=error,
     )
-    return _html_response(page, 200 if not error else 502)
+    return _html_response(page, 400 if bad_filter else 502 if error else 200)
 
 
 async def _get(request: web.Request) -> tm_pb2.Transaction:
