@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_db_upgrade)
 
     _add_tx_commands(sub)
+    _add_console_command(sub)
 
     auth = sub.add_parser(
         "auth", help="credentials for the TM's auth file", description="Credentials."
@@ -336,6 +338,77 @@ def _version() -> str:
         return version("stepping-tm")
     except PackageNotFoundError:
         return "unknown"
+
+
+# -- stepping-tm console (README "Console") ------------------------------------------
+def _add_console_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "console",
+        help="run the web console against a TM",
+        description="Serve the web console; it calls the TM's gRPC API with each user's token.",
+        formatter_class=_Formatter,
+    )
+    env = os.environ
+    p.add_argument(
+        "--tm",
+        default=env.get("STEPPING_TM_ADDRESS") or "127.0.0.1:36790",
+        help="the TM's gRPC address (STEPPING_TM_ADDRESS)",
+    )
+    p.add_argument(
+        "--listen",
+        default=env.get("STEPPING_CONSOLE_LISTEN") or "127.0.0.1:36792",
+        help="HTTP host:port (STEPPING_CONSOLE_LISTEN)",
+    )
+    p.add_argument(
+        "--trace-url",
+        default=env.get("STEPPING_CONSOLE_TRACE_URL", ""),
+        help="trace link, {trace_id} replaced (STEPPING_CONSOLE_TRACE_URL)",
+    )
+    for name, what in (
+        ("ca", "PEM CA of the TM's certificate"),
+        ("cert", "client certificate (mTLS)"),
+        ("key", "its private key"),
+        ("server-name", "the TM's name in its certificate"),
+    ):
+        var = (
+            "STEPPING_CONSOLE_TLS_"
+            + name.replace("-", "_").upper()
+            + ("" if name == "server-name" else "_FILE")
+        )
+        p.add_argument(f"--tls-{name}", default=env.get(var, ""), help=f"{what} ({var})")
+    p.set_defaults(func=cmd_console)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from tm_service._logging import configure_logging
+    from tm_service.console import ConsoleConfig, ConsoleServer, TmTls
+
+    configure_logging("INFO", json_lines=False)
+
+    async def serve() -> None:
+        server = ConsoleServer(
+            args.tm,
+            args.listen,
+            TmTls(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name),
+            ConsoleConfig(trace_url=args.trace_url),
+        )
+        await server.start()
+        print(f"stepping console at {server.url} (TM {args.tm})", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(serve())
+    except OSError as err:
+        print(f"stepping-tm console: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -188,6 +188,27 @@ class Settings:
     )
     log_level: str = "INFO"
     log_json: bool = False
+    # -- Web console (README "Console"; tm_service/console) ------------------------------
+    console_listen: str = field(
+        default="",
+        metadata={"help": "serve the web console on this host:port (empty = off)"},
+    )
+    console_trace_url: str = field(
+        default="",
+        metadata={"help": "trace link of the console, {trace_id} replaced (e.g. Jaeger's)"},
+    )
+    console_tls_ca_file: str = field(
+        default="", metadata={"help": "the console calls the TM over TLS with this PEM CA"}
+    )
+    console_tls_cert_file: str = field(
+        default="", metadata={"help": "client certificate the console shows the TM (mTLS)"}
+    )
+    console_tls_key_file: str = field(
+        default="", metadata={"help": "the PEM private key of console_tls_cert_file"}
+    )
+    console_tls_server_name: str = field(
+        default="", metadata={"help": "the TM's name in its certificate, if not the address"}
+    )
 
     @classmethod
     def load(

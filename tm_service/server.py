@@ -68,6 +68,7 @@ class TmServer:
     _backlog: asyncio.Task[None] | None = None
     _db_watch: DatabaseWatch | None = None
     retention: Retention | None = None
+    console: Any = None  # the web console (STEPPING_CONSOLE_LISTEN), a ConsoleServer
 
     @property
     def target(self) -> str:
@@ -144,7 +145,8 @@ class TmServer:
         )
         self.retention.start()
         await self._set_serving(True)
-        _log.info("stepping TM listening on %s (port %d)", s.listen, self.port)
+        console = await self._start_console()
+        _log.info("stepping TM listening on %s (port %d)%s", s.listen, self.port, console)
 
     async def _wait_for_database(self) -> None:
         """Listen already (NOT_SERVING), so probes get an answer while the database is away."""
@@ -181,6 +183,8 @@ class TmServer:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
+        if self.console is not None:
+            await self.console.stop()
         if self._db_watch is not None:
             await self._db_watch.stop()
         if self.retention is not None:
@@ -199,6 +203,30 @@ class TmServer:
             await self.store.close()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
+
+    # -- the web console (README "Console") --------------------------------------------
+    async def _start_console(self) -> str:
+        """Start the console when STEPPING_CONSOLE_LISTEN is set; the text for the start line."""
+        s = self.settings
+        if not s.console_listen or self.reuse_port:  # not in each --workers process
+            return ""
+        from tm_service.console import ConsoleConfig, ConsoleServer, TmTls
+
+        assert self.store is not None
+        tls = TmTls(
+            s.console_tls_ca_file,
+            s.console_tls_cert_file,
+            s.console_tls_key_file,
+            s.console_tls_server_name,
+        )
+        self.console = ConsoleServer(
+            self.target,
+            s.console_listen,
+            tls,
+            ConsoleConfig(trace_url=s.console_trace_url, due_stats=self.store.due_stats),
+        )
+        await self.console.start()
+        return f"; console at {self.console.url}"
 
 
 async def run(settings: Settings, *, reuse_port: bool = False) -> None:
