@@ -219,7 +219,7 @@ def _bars(rows: list[tuple[str, list[tm_pb2.Attempt]]]) -> str:
                 f"code {a.code}" + (f": {a.error}" if a.error else "")
             )
             bars.append(
-                f'<span class="bar {ok} op-{e(op)}" style="left:{left:.2f}%;width:{width:.2f}%"'
+                f'<span class="bar {ok} op-{e(op)}" data-left="{left:.2f}" data-width="{width:.2f}"'
                 f' title="{e(tip)}" tabindex=0 data-detail="{e(tip)}"></span>'
             )
         lines.append(

@@ -52,9 +52,9 @@ async def overview_page(
     top = max([*s_counts, *f_counts, 1])
     rows = "".join(
         f"<tr><td>{e(a.strftime('%H:%M'))}</td>"
-        f'<td><span class="mbar started" style="width:{100 * s / top:.1f}%"></span> '
+        f'<td><span class="mbar started" data-width="{100 * s / top:.1f}"></span> '
         f'<span class="n started-n">{s}</span></td>'
-        f'<td><span class="mbar finished" style="width:{100 * f / top:.1f}%"></span> '
+        f'<td><span class="mbar finished" data-width="{100 * f / top:.1f}"></span> '
         f'<span class="n finished-n">{f}</span></td></tr>'
         for (a, _), s, f in zip(windows, s_counts, f_counts, strict=True)
     )

@@ -13,6 +13,11 @@ document.addEventListener("DOMContentLoaded", () => {
       });
     });
   }
+  // Geometry from data attributes: the Content-Security-Policy allows no inline styles.
+  for (const el of document.querySelectorAll("[data-width]")) {
+    el.style.width = el.dataset.width + "%";
+    if (el.dataset.left !== undefined) el.style.left = el.dataset.left + "%";
+  }
   const detail = document.getElementById("tl-detail");
   for (const bar of document.querySelectorAll(".bar")) {
     const show = () => { if (detail) detail.textContent = bar.dataset.detail; };
