@@ -250,7 +250,7 @@ class Report:
 
 def _scale_text(s: dict[str, Any]) -> str:
     lines = [f"at {s['rows']:,} finished jobs (p50 / p95 ms):"]
-    for name, stats in {**s["list"], **s["count"]}.items():
+    for name, stats in {**s["list"], **s["count"], **s.get("console", {})}.items():
         lines.append(f"  {name:<40} {stats['p50_ms']:>8} {stats['p95_ms']:>8}")
     wp = s["write_path"]
     for name, stats in (

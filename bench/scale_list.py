@@ -267,6 +267,34 @@ async def _write_path(server: TmServer, stub: Any, url: str, repeat: int) -> dic
         await participant.stop(0)
 
 
+async def _console_pages(server: TmServer, repeat: int) -> dict[str, dict[str, float]]:
+    """The console's jobs page (one List + one Count): its ``Server-Timing`` app time."""
+    import aiohttp
+
+    assert server.console is not None
+    pages = {
+        "jobs page": "jobs",
+        "jobs page, FAILED": "jobs?status=FAILED",
+        "jobs page, tag shop": "jobs?tag=shop%3Dshop-7",
+    }
+    out: dict[str, dict[str, float]] = {}
+    async with aiohttp.ClientSession() as http:
+        for name, path in pages.items():
+            times: list[float] = []
+            for _ in range(repeat + 1):
+                async with http.get(server.console.url + path) as resp:
+                    assert resp.status == 200, (path, resp.status)
+                    await resp.read()
+                    timing = resp.headers["Server-Timing"]
+                times.append(float(timing.partition("dur=")[2]))
+            times = sorted(times[1:])  # the first one warms up
+            out[name] = {
+                "p50_ms": round(statistics.median(times), 2),
+                "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 2),
+            }
+    return out
+
+
 async def measure(url: str, rows: int, repeat: int, purge_rows: int) -> dict[str, Any]:
     settings = Settings.load(
         env={},
@@ -275,6 +303,7 @@ async def measure(url: str, rows: int, repeat: int, purge_rows: int) -> dict[str
             "listen": "127.0.0.1:0",
             "migrate_on_start": False,
             "retention_seconds": 0.0,
+            "console_listen": "127.0.0.1:0",
         },
     )
     server = TmServer(settings)
@@ -310,6 +339,8 @@ async def measure(url: str, rows: int, repeat: int, purge_rows: int) -> dict[str
             get = tm_pb2.GetTransactionRequest(gid=gid)
             report["get"] = await _latency(partial(stub.GetTransaction, get), repeat)
             print(f"  Get: {report['get']}")
+            report["console"] = await _console_pages(server, repeat)
+            print(f"  console pages (server time): {report['console']}")
             report["write_path"] = await _write_path(server, stub, url, repeat)
             wp = report["write_path"]
             print(f"  Submit(wait_result, 3 steps): {wp['submit_3_steps']}")

@@ -40,6 +40,7 @@ def test_a_small_scale_run_measures_every_call(pg_url: str, tmp_path: Path) -> N
     assert scale["list"] and all(v["p50_ms"] > 0 for v in scale["list"].values())
     assert all(scale["plans"].values())
     assert scale["write_path"]["submit_3_steps"]["p50_ms"] > 0
+    assert scale["console"]["jobs page"]["p50_ms"] > 0
     assert "LockRows" in scale["write_path"]["claim_plan"]
     assert scale["purge"]["deleted"] == 51  # rows // 10, plus the one at the cut
     assert "at 500 finished jobs" in proc.stdout
