@@ -221,11 +221,14 @@ class TransactionService:
             raise _denied(who, "write", gid)
 
     # -- search and retention (issue 13) ------------------------------------------------
-    async def count(self, filter: TxFilter, who: Principal | None = None) -> dict[TxStatus, int]:
-        """Jobs per status for ``filter``; a ``client`` principal counts only its own."""
+    async def count(
+        self, filter: TxFilter, who: Principal | None = None, *, at_most: int = 0
+    ) -> dict[TxStatus, int]:
+        """Jobs per status for ``filter``; a ``client`` principal counts only its own.
+        ``at_most`` > 0: up to that many per status (``at_most + 1`` = more)."""
         self._check_started()
         owner = None if who is None or who.reads_all else who.name
-        return await self._store.count_transactions(filter.with_owner(owner))
+        return await self._store.count_transactions(filter.with_owner(owner), at_most=at_most)
 
     async def purge(
         self,

@@ -170,6 +170,13 @@ async def test_counts_per_status_follow_the_filter(sut: StoreUnderTest) -> None:
         TxStatus.FAILED: 1
     }
     assert await s.count_transactions(TxFilter(tags={"batch": "none"})) == {}
+    # Capped: each status counted up to at_most + 1 ("more"), the others exact.
+    capped = await s.count_transactions(TxFilter(tags={"batch": u}), at_most=2)
+    assert capped == {TxStatus.SUCCEEDED: 3, TxStatus.FAILED: 1, TxStatus.SUBMITTED: 1}
+    capped = await s.count_transactions(TxFilter(tags={"batch": u}), at_most=1)
+    assert capped == {TxStatus.SUCCEEDED: 2, TxStatus.FAILED: 1, TxStatus.SUBMITTED: 1}
+    only = TxFilter(tags={"batch": u}, statuses=(TxStatus.SUCCEEDED,))
+    assert await s.count_transactions(only, at_most=1) == {TxStatus.SUCCEEDED: 2}
 
 
 async def test_paging_is_stable_while_jobs_are_inserted(sut: StoreUnderTest) -> None:

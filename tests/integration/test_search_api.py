@@ -148,6 +148,16 @@ async def test_list_and_count_filter_through_the_api(
             S.TRANSACTION_STATUS_FAILED: 1,
         }
         assert counts.total == 2
+        assert not counts.capped
+        capped = await stub.CountTransactions(
+            S.CountTransactionsRequest(filter=S.TransactionFilter(tags={"shop": "x"}), at_most=1)
+        )
+        assert capped.capped is False  # one of each status: at_most not passed
+        assert [c.capped for c in capped.counts] == [False, False]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.CountTransactions(S.CountTransactionsRequest(at_most=-1))
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "at_most" in (refused.value.details() or "")
         invalid: list[tuple[S.TransactionFilter, str]] = [
             (S.TransactionFilter(tags={"bad key": "1"}), 'filter.tags["bad key"]'),
             (S.TransactionFilter(gid_prefix="a b"), "filter.gid_prefix"),

@@ -180,13 +180,18 @@ class TransactionManagerServicer(tm_pb2_grpc.TransactionManagerServiceServicer):
         self, request: tm_pb2.CountTransactionsRequest, context: Ctx
     ) -> tm_pb2.CountTransactionsResponse:
         who = self._who(context)
-        counts = await self._svc.count(self._filter(request.filter), who)
+        if request.at_most < 0:
+            raise InvalidArgument("at_most", "must be 0 (count all) or positive")
+        at_most = request.at_most
+        counts = await self._svc.count(self._filter(request.filter), who, at_most=at_most)
+        capped = {s for s, n in counts.items() if at_most and n > at_most}
         return tm_pb2.CountTransactionsResponse(
             counts=[
-                tm_pb2.StatusCount(status=int(s), count=n)  # type: ignore[arg-type]
+                tm_pb2.StatusCount(status=int(s), count=n, capped=s in capped)  # type: ignore[arg-type]
                 for s, n in sorted(counts.items())
             ],
             total=sum(counts.values()),
+            capped=bool(capped),
         )
 
     @grpc_errors

@@ -97,6 +97,11 @@ FILTER_FIELDS = (
 )
 
 
+def _count(n: int, capped: bool) -> str:
+    """A count as shown: a capped one is a lower bound ("10000+")."""
+    return f"{n - 1}+" if capped else str(n)
+
+
 def _link(params: Mapping[str, list[str]], **change: list[str]) -> str:
     merged = {k: v for k, v in params.items() if k != "page"}
     merged.update(change)
@@ -116,8 +121,10 @@ def jobs_page(
     error: str = "",
 ) -> str:
     chosen = set(params.get("status", []))
-    by_status = {status_name(c.status): c.count for c in counts.counts} if counts else {}
-    total = counts.total if counts else None
+    by_status = (
+        {status_name(c.status): _count(c.count, c.capped) for c in counts.counts} if counts else {}
+    )
+    total = _count(counts.total, counts.capped) if counts else None
     chips = [
         f'<a class="chip{" on" if not chosen else ""}" href="{e(_link(params, status=[]))}">'
         f"all <b>{e(total if total is not None else '?')}</b></a>"

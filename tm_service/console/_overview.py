@@ -36,11 +36,17 @@ async def overview_page(
     now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     windows = [(now - timedelta(minutes=i + 1), now - timedelta(minutes=i)) for i in range(MINUTES)]
     started = [
-        client.count(token, tm_pb2.TransactionFilter(created_after=_ts(a), created_before=_ts(b)))
+        client.count(
+            token, tm_pb2.TransactionFilter(created_after=_ts(a), created_before=_ts(b)), at_most=0
+        )
         for a, b in windows
     ]
     finished = [
-        client.count(token, tm_pb2.TransactionFilter(finished_after=_ts(a), finished_before=_ts(b)))
+        client.count(
+            token,
+            tm_pb2.TransactionFilter(finished_after=_ts(a), finished_before=_ts(b)),
+            at_most=0,
+        )
         for a, b in windows
     ]
     results = await asyncio.gather(

@@ -400,11 +400,15 @@ class InMemoryStore(FencedWrites):
         return {gid: copy.deepcopy(r.transaction()) for gid, r in self._rows.items()}
 
     # -- search and retention (issue 13) ------------------------------------------------
-    async def count_transactions(self, filter: TxFilter) -> dict[TxStatus, int]:
+    async def count_transactions(
+        self, filter: TxFilter, *, at_most: int = 0
+    ) -> dict[TxStatus, int]:
         counts: dict[TxStatus, int] = {}
         for r in self._rows.values():
             if _matches(filter, r):
                 counts[r.status] = counts.get(r.status, 0) + 1
+        if at_most > 0:
+            counts = {s: min(n, at_most + 1) for s, n in counts.items()}
         return counts
 
     async def purge_finished(

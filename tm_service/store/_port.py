@@ -180,8 +180,13 @@ class JobStore(Protocol):
         ...
 
     # -- search and retention (issue 13) ------------------------------------------------
-    async def count_transactions(self, filter: TxFilter) -> dict[TxStatus, int]:
-        """Jobs matching ``filter`` per status (statuses without jobs left out)."""
+    async def count_transactions(
+        self, filter: TxFilter, *, at_most: int = 0
+    ) -> dict[TxStatus, int]:
+        """Jobs matching ``filter`` per status (statuses without jobs left out).
+
+        ``at_most`` > 0: each status is counted up to ``at_most + 1`` only (that value
+        means "more"), so a count stays cheap on a table of millions."""
         ...
 
     async def purge_finished(

@@ -24,9 +24,11 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    literal,
     or_,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -357,12 +359,31 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
 
     # -- search and retention (issue 13) ------------------------------------------------
     @map_unavailable
-    async def count_transactions(self, filter: TxFilter) -> dict[TxStatus, int]:
-        """Jobs matching ``filter`` per status (statuses without jobs left out)."""
-        stmt = select(_TX.status, func.count()).where(*conditions(filter)).group_by(_TX.status)
+    async def count_transactions(
+        self, filter: TxFilter, *, at_most: int = 0
+    ) -> dict[TxStatus, int]:
+        """Jobs matching ``filter`` per status; ``at_most``: see ``JobStore``.
+
+        Capped, it is one statement of a short scan per status (``LIMIT at_most + 1``
+        on the (status, create_time) index), whatever the table's size."""
+        where = conditions(filter)
+        if at_most <= 0:
+            stmt: Any = select(_TX.status, func.count()).where(*where).group_by(_TX.status)
+        else:
+            wanted = filter.statuses or tuple(TxStatus)
+            parts = [
+                select(literal(int(s)).label("status"), func.count().label("n")).select_from(
+                    select(_TX.gid)
+                    .where(*where, _TX.status == int(s))
+                    .limit(at_most + 1)
+                    .subquery()
+                )
+                for s in wanted
+            ]
+            stmt = union_all(*parts)
         async with self._connect(auto=True) as conn:
             rows = (await conn.execute(stmt)).all()
-        return {TxStatus(status): int(n) for status, n in rows}
+        return {TxStatus(status): int(n) for status, n in rows if n}
 
     @map_unavailable
     async def purge_finished(

@@ -384,6 +384,7 @@ PROTOBUF_ATTRIBUTE_NO_DESTROY PROTOBUF_CONSTINIT PROTOBUF_ATTRIBUTE_INIT_PRIORIT
 PROTOBUF_CONSTEXPR CountTransactionsRequest::CountTransactionsRequest(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.filter_)*/nullptr
+  , /*decltype(_impl_.at_most_)*/int64_t{0}
   , /*decltype(_impl_._cached_size_)*/{}} {}
 struct CountTransactionsRequestDefaultTypeInternal {
   PROTOBUF_CONSTEXPR CountTransactionsRequestDefaultTypeInternal()
@@ -398,6 +399,7 @@ PROTOBUF_CONSTEXPR StatusCount::StatusCount(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.count_)*/int64_t{0}
   , /*decltype(_impl_.status_)*/0
+  , /*decltype(_impl_.capped_)*/false
   , /*decltype(_impl_._cached_size_)*/{}} {}
 struct StatusCountDefaultTypeInternal {
   PROTOBUF_CONSTEXPR StatusCountDefaultTypeInternal()
@@ -412,6 +414,7 @@ PROTOBUF_CONSTEXPR CountTransactionsResponse::CountTransactionsResponse(
     ::_pbi::ConstantInitialized): _impl_{
     /*decltype(_impl_.counts_)*/{}
   , /*decltype(_impl_.total_)*/int64_t{0}
+  , /*decltype(_impl_.capped_)*/false
   , /*decltype(_impl_._cached_size_)*/{}} {}
 struct CountTransactionsResponseDefaultTypeInternal {
   PROTOBUF_CONSTEXPR CountTransactionsResponseDefaultTypeInternal()
@@ -815,6 +818,7 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   ~0u,  // no _weak_field_map_
   ~0u,  // no _inlined_string_donated_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsRequest, _impl_.filter_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsRequest, _impl_.at_most_),
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StatusCount, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -823,6 +827,7 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   ~0u,  // no _inlined_string_donated_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StatusCount, _impl_.status_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StatusCount, _impl_.count_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::StatusCount, _impl_.capped_),
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsResponse, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -831,6 +836,7 @@ const uint32_t TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets[] PROTOBUF_S
   ~0u,  // no _inlined_string_donated_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsResponse, _impl_.counts_),
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsResponse, _impl_.total_),
+  PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::CountTransactionsResponse, _impl_.capped_),
   ~0u,  // no _has_bits_
   PROTOBUF_FIELD_OFFSET(::stepping::tm::v1::WatchTransactionRequest, _internal_metadata_),
   ~0u,  // no _extensions_
@@ -964,17 +970,17 @@ static const ::_pbi::MigrationSchema schemas[] PROTOBUF_SECTION_VARIABLE(protode
   { 214, -1, -1, sizeof(::stepping::tm::v1::ResumeRequest)},
   { 221, -1, -1, sizeof(::stepping::tm::v1::ResumeResponse)},
   { 228, -1, -1, sizeof(::stepping::tm::v1::CountTransactionsRequest)},
-  { 235, -1, -1, sizeof(::stepping::tm::v1::StatusCount)},
-  { 243, -1, -1, sizeof(::stepping::tm::v1::CountTransactionsResponse)},
-  { 251, -1, -1, sizeof(::stepping::tm::v1::WatchTransactionRequest)},
-  { 258, -1, -1, sizeof(::stepping::tm::v1::WatchTransactionResponse)},
-  { 265, -1, -1, sizeof(::stepping::tm::v1::PurgeTransactionsRequest)},
-  { 274, -1, -1, sizeof(::stepping::tm::v1::PurgeTransactionsResponse)},
-  { 281, 289, -1, sizeof(::stepping::tm::v1::StepState_HeadersEntry_DoNotUse)},
-  { 291, -1, -1, sizeof(::stepping::tm::v1::StepState)},
-  { 311, -1, -1, sizeof(::stepping::tm::v1::Attempt)},
-  { 323, 331, -1, sizeof(::stepping::tm::v1::Transaction_TagsEntry_DoNotUse)},
-  { 333, -1, -1, sizeof(::stepping::tm::v1::Transaction)},
+  { 236, -1, -1, sizeof(::stepping::tm::v1::StatusCount)},
+  { 245, -1, -1, sizeof(::stepping::tm::v1::CountTransactionsResponse)},
+  { 254, -1, -1, sizeof(::stepping::tm::v1::WatchTransactionRequest)},
+  { 261, -1, -1, sizeof(::stepping::tm::v1::WatchTransactionResponse)},
+  { 268, -1, -1, sizeof(::stepping::tm::v1::PurgeTransactionsRequest)},
+  { 277, -1, -1, sizeof(::stepping::tm::v1::PurgeTransactionsResponse)},
+  { 284, 292, -1, sizeof(::stepping::tm::v1::StepState_HeadersEntry_DoNotUse)},
+  { 294, -1, -1, sizeof(::stepping::tm::v1::StepState)},
+  { 314, -1, -1, sizeof(::stepping::tm::v1::Attempt)},
+  { 326, 334, -1, sizeof(::stepping::tm::v1::Transaction_TagsEntry_DoNotUse)},
+  { 336, -1, -1, sizeof(::stepping::tm::v1::Transaction)},
 };
 
 static const ::_pb::Message* const file_default_instances[] = {
@@ -1108,120 +1114,122 @@ const char descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto[] PROTOBUF_
   "ping.tm.v1.TransactionR\013transaction\"!\n\rR"
   "esumeRequest\022\020\n\003gid\030\001 \001(\tR\003gid\"O\n\016Resume"
   "Response\022=\n\013transaction\030\001 \001(\0132\033.stepping"
-  ".tm.v1.TransactionR\013transaction\"U\n\030Count"
+  ".tm.v1.TransactionR\013transaction\"n\n\030Count"
   "TransactionsRequest\0229\n\006filter\030\001 \001(\0132!.st"
-  "epping.tm.v1.TransactionFilterR\006filter\"^"
-  "\n\013StatusCount\0229\n\006status\030\001 \001(\0162!.stepping"
-  ".tm.v1.TransactionStatusR\006status\022\024\n\005coun"
-  "t\030\002 \001(\003R\005count\"f\n\031CountTransactionsRespo"
-  "nse\0223\n\006counts\030\001 \003(\0132\033.stepping.tm.v1.Sta"
-  "tusCountR\006counts\022\024\n\005total\030\002 \001(\003R\005total\"+"
-  "\n\027WatchTransactionRequest\022\020\n\003gid\030\001 \001(\tR\003"
-  "gid\"Y\n\030WatchTransactionResponse\022=\n\013trans"
-  "action\030\001 \001(\0132\033.stepping.tm.v1.Transactio"
-  "nR\013transaction\"\254\001\n\030PurgeTransactionsRequ"
-  "est\0228\n\nolder_than\030\001 \001(\0132\031.google.protobu"
-  "f.DurationR\tolderThan\022=\n\010statuses\030\002 \003(\0162"
-  "!.stepping.tm.v1.TransactionStatusR\010stat"
-  "uses\022\027\n\007dry_run\030\003 \001(\010R\006dryRun\"5\n\031PurgeTr"
-  "ansactionsResponse\022\030\n\007deleted\030\001 \001(\003R\007del"
-  "eted\"\264\005\n\tStepState\022\024\n\005index\030\001 \001(\005R\005index"
-  "\022\022\n\004name\030\002 \001(\tR\004name\0222\n\006status\030\003 \001(\0162\032.s"
-  "tepping.tm.v1.StepStatusR\006status\022\032\n\010atte"
-  "mpts\030\004 \001(\005R\010attempts\022\035\n\nlast_error\030\005 \001(\t"
-  "R\tlastError\022\026\n\006result\030\006 \001(\014R\006result\022F\n\021n"
-  "ext_attempt_time\030\007 \001(\0132\032.google.protobuf"
-  ".TimestampR\017nextAttemptTime\0221\n\007history\030\010"
-  " \003(\0132\027.stepping.tm.v1.AttemptR\007history\022\030"
-  "\n\007payload\030\t \001(\014R\007payload\022@\n\007headers\030\n \003("
-  "\0132&.stepping.tm.v1.StepState.HeadersEntr"
-  "yR\007headers\0220\n\006action\030\013 \001(\0132\030.stepping.tm"
-  ".v1.EndpointR\006action\022<\n\014compensation\030\014 \001"
-  "(\0132\030.stepping.tm.v1.EndpointR\014compensati"
-  "on\022>\n\014retry_policy\030\r \001(\0132\033.stepping.tm.v"
-  "1.RetryPolicyR\013retryPolicy\0223\n\007timeout\030\016 "
-  "\001(\0132\031.google.protobuf.DurationR\007timeout\032"
-  ":\n\014HeadersEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005val"
-  "ue\030\002 \001(\tR\005value:\0028\001\"\350\001\n\007Attempt\022\026\n\006numbe"
-  "r\030\001 \001(\005R\006number\022)\n\002op\030\002 \001(\0162\031.stepping.t"
-  "m.v1.AttemptOpR\002op\0229\n\nstart_time\030\003 \001(\0132\032"
-  ".google.protobuf.TimestampR\tstartTime\0225\n"
-  "\010duration\030\004 \001(\0132\031.google.protobuf.Durati"
-  "onR\010duration\022\022\n\004code\030\005 \001(\005R\004code\022\024\n\005erro"
-  "r\030\006 \001(\tR\005error\"\204\007\n\013Transaction\022\020\n\003gid\030\001 "
-  "\001(\tR\003gid\022(\n\004mode\030\002 \001(\0162\024.stepping.tm.v1."
-  "ModeR\004mode\0229\n\006status\030\003 \001(\0162!.stepping.tm"
-  ".v1.TransactionStatusR\006status\022/\n\005steps\030\004"
-  " \003(\0132\031.stepping.tm.v1.StepStateR\005steps\022\024"
-  "\n\005error\030\005 \001(\tR\005error\022;\n\013create_time\030\006 \001("
-  "\0132\032.google.protobuf.TimestampR\ncreateTim"
-  "e\022;\n\013update_time\030\007 \001(\0132\032.google.protobuf"
-  ".TimestampR\nupdateTime\022;\n\013finish_time\030\010 "
-  "\001(\0132\032.google.protobuf.TimestampR\nfinishT"
-  "ime\022\024\n\005owner\030\t \001(\tR\005owner\0229\n\004tags\030\n \003(\0132"
-  "%.stepping.tm.v1.Transaction.TagsEntryR\004"
-  "tags\022<\n\007options\030\013 \001(\0132\".stepping.tm.v1.T"
-  "ransactionOptionsR\007options\022\?\n\rdeadline_t"
-  "ime\030\014 \001(\0132\032.google.protobuf.TimestampR\014d"
-  "eadlineTime\022\031\n\010trace_id\030\r \001(\tR\007traceId\022\?"
-  "\n\016query_prepared\030\016 \001(\0132\030.stepping.tm.v1."
-  "EndpointR\rqueryPrepared\022M\n\026query_prepare"
-  "d_history\030\017 \003(\0132\027.stepping.tm.v1.Attempt"
-  "R\024queryPreparedHistory\022\'\n\017needs_attentio"
-  "n\030\020 \001(\tR\016needsAttention\022#\n\rcancel_reason"
-  "\030\021 \001(\tR\014cancelReason\0327\n\tTagsEntry\022\020\n\003key"
-  "\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001*=\n"
-  "\004Mode\022\024\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESS"
-  "AGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStat"
-  "us\022\"\n\036TRANSACTION_STATUS_UNSPECIFIED\020\000\022\037"
-  "\n\033TRANSACTION_STATUS_PREPARED\020\001\022 \n\034TRANS"
-  "ACTION_STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION"
-  "_STATUS_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATU"
-  "S_ABORTED\020\004\022#\n\037TRANSACTION_STATUS_COMPEN"
-  "SATING\020\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*"
-  "\222\001\n\nStepStatus\022\033\n\027STEP_STATUS_UNSPECIFIE"
-  "D\020\000\022\027\n\023STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STA"
-  "TUS_SUCCEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022"
-  "\033\n\027STEP_STATUS_COMPENSATED\020\004*z\n\tAttemptO"
-  "p\022\032\n\026ATTEMPT_OP_UNSPECIFIED\020\000\022\025\n\021ATTEMPT"
-  "_OP_ACTION\020\001\022\033\n\027ATTEMPT_OP_COMPENSATION\020"
-  "\002\022\035\n\031ATTEMPT_OP_QUERY_PREPARED\020\003*\337\002\n\013Err"
-  "orReason\022\034\n\030ERROR_REASON_UNSPECIFIED\020\000\022&"
-  "\n\"ERROR_REASON_TRANSACTION_NOT_FOUND\020\001\022\035"
-  "\n\031ERROR_REASON_GID_CONFLICT\020\002\022\036\n\032ERROR_R"
-  "EASON_INVALID_STATE\020\003\022!\n\035ERROR_REASON_IN"
-  "VALID_ARGUMENT\020\004\022\036\n\032ERROR_REASON_SHUTTIN"
-  "G_DOWN\020\005\022\"\n\036ERROR_REASON_STORE_UNAVAILAB"
-  "LE\020\006\022 \n\034ERROR_REASON_UNAUTHENTICATED\020\007\022\""
-  "\n\036ERROR_REASON_PERMISSION_DENIED\020\010\022\036\n\032ER"
-  "ROR_REASON_NOT_RESUMABLE\020\t2\326\007\n\031Transacti"
-  "onManagerService\022G\n\006NewGid\022\035.stepping.tm"
-  ".v1.NewGidRequest\032\036.stepping.tm.v1.NewGi"
-  "dResponse\022J\n\007Prepare\022\036.stepping.tm.v1.Pr"
-  "epareRequest\032\037.stepping.tm.v1.PrepareRes"
-  "ponse\022G\n\006Submit\022\035.stepping.tm.v1.SubmitR"
-  "equest\032\036.stepping.tm.v1.SubmitResponse\022D"
-  "\n\005Abort\022\034.stepping.tm.v1.AbortRequest\032\035."
-  "stepping.tm.v1.AbortResponse\022_\n\016GetTrans"
-  "action\022%.stepping.tm.v1.GetTransactionRe"
-  "quest\032&.stepping.tm.v1.GetTransactionRes"
-  "ponse\022e\n\020ListTransactions\022\'.stepping.tm."
-  "v1.ListTransactionsRequest\032(.stepping.tm"
-  ".v1.ListTransactionsResponse\022G\n\006Cancel\022\035"
-  ".stepping.tm.v1.CancelRequest\032\036.stepping"
-  ".tm.v1.CancelResponse\022G\n\006Resume\022\035.steppi"
-  "ng.tm.v1.ResumeRequest\032\036.stepping.tm.v1."
-  "ResumeResponse\022h\n\021CountTransactions\022(.st"
-  "epping.tm.v1.CountTransactionsRequest\032)."
-  "stepping.tm.v1.CountTransactionsResponse"
-  "\022g\n\020WatchTransaction\022\'.stepping.tm.v1.Wa"
-  "tchTransactionRequest\032(.stepping.tm.v1.W"
-  "atchTransactionResponse0\001\022h\n\021PurgeTransa"
-  "ctions\022(.stepping.tm.v1.PurgeTransaction"
-  "sRequest\032).stepping.tm.v1.PurgeTransacti"
-  "onsResponseBQ\n\021io.stepping.tm.v1P\001Z:gith"
-  "ub.com/stepping-tm/stepping/gen/go/stepp"
-  "ing/tm/v1;tmv1b\006proto3"
+  "epping.tm.v1.TransactionFilterR\006filter\022\027"
+  "\n\007at_most\030\002 \001(\003R\006atMost\"v\n\013StatusCount\0229"
+  "\n\006status\030\001 \001(\0162!.stepping.tm.v1.Transact"
+  "ionStatusR\006status\022\024\n\005count\030\002 \001(\003R\005count\022"
+  "\026\n\006capped\030\003 \001(\010R\006capped\"~\n\031CountTransact"
+  "ionsResponse\0223\n\006counts\030\001 \003(\0132\033.stepping."
+  "tm.v1.StatusCountR\006counts\022\024\n\005total\030\002 \001(\003"
+  "R\005total\022\026\n\006capped\030\003 \001(\010R\006capped\"+\n\027Watch"
+  "TransactionRequest\022\020\n\003gid\030\001 \001(\tR\003gid\"Y\n\030"
+  "WatchTransactionResponse\022=\n\013transaction\030"
+  "\001 \001(\0132\033.stepping.tm.v1.TransactionR\013tran"
+  "saction\"\254\001\n\030PurgeTransactionsRequest\0228\n\n"
+  "older_than\030\001 \001(\0132\031.google.protobuf.Durat"
+  "ionR\tolderThan\022=\n\010statuses\030\002 \003(\0162!.stepp"
+  "ing.tm.v1.TransactionStatusR\010statuses\022\027\n"
+  "\007dry_run\030\003 \001(\010R\006dryRun\"5\n\031PurgeTransacti"
+  "onsResponse\022\030\n\007deleted\030\001 \001(\003R\007deleted\"\264\005"
+  "\n\tStepState\022\024\n\005index\030\001 \001(\005R\005index\022\022\n\004nam"
+  "e\030\002 \001(\tR\004name\0222\n\006status\030\003 \001(\0162\032.stepping"
+  ".tm.v1.StepStatusR\006status\022\032\n\010attempts\030\004 "
+  "\001(\005R\010attempts\022\035\n\nlast_error\030\005 \001(\tR\tlastE"
+  "rror\022\026\n\006result\030\006 \001(\014R\006result\022F\n\021next_att"
+  "empt_time\030\007 \001(\0132\032.google.protobuf.Timest"
+  "ampR\017nextAttemptTime\0221\n\007history\030\010 \003(\0132\027."
+  "stepping.tm.v1.AttemptR\007history\022\030\n\007paylo"
+  "ad\030\t \001(\014R\007payload\022@\n\007headers\030\n \003(\0132&.ste"
+  "pping.tm.v1.StepState.HeadersEntryR\007head"
+  "ers\0220\n\006action\030\013 \001(\0132\030.stepping.tm.v1.End"
+  "pointR\006action\022<\n\014compensation\030\014 \001(\0132\030.st"
+  "epping.tm.v1.EndpointR\014compensation\022>\n\014r"
+  "etry_policy\030\r \001(\0132\033.stepping.tm.v1.Retry"
+  "PolicyR\013retryPolicy\0223\n\007timeout\030\016 \001(\0132\031.g"
+  "oogle.protobuf.DurationR\007timeout\032:\n\014Head"
+  "ersEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001("
+  "\tR\005value:\0028\001\"\350\001\n\007Attempt\022\026\n\006number\030\001 \001(\005"
+  "R\006number\022)\n\002op\030\002 \001(\0162\031.stepping.tm.v1.At"
+  "temptOpR\002op\0229\n\nstart_time\030\003 \001(\0132\032.google"
+  ".protobuf.TimestampR\tstartTime\0225\n\010durati"
+  "on\030\004 \001(\0132\031.google.protobuf.DurationR\010dur"
+  "ation\022\022\n\004code\030\005 \001(\005R\004code\022\024\n\005error\030\006 \001(\t"
+  "R\005error\"\204\007\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gi"
+  "d\022(\n\004mode\030\002 \001(\0162\024.stepping.tm.v1.ModeR\004m"
+  "ode\0229\n\006status\030\003 \001(\0162!.stepping.tm.v1.Tra"
+  "nsactionStatusR\006status\022/\n\005steps\030\004 \003(\0132\031."
+  "stepping.tm.v1.StepStateR\005steps\022\024\n\005error"
+  "\030\005 \001(\tR\005error\022;\n\013create_time\030\006 \001(\0132\032.goo"
+  "gle.protobuf.TimestampR\ncreateTime\022;\n\013up"
+  "date_time\030\007 \001(\0132\032.google.protobuf.Timest"
+  "ampR\nupdateTime\022;\n\013finish_time\030\010 \001(\0132\032.g"
+  "oogle.protobuf.TimestampR\nfinishTime\022\024\n\005"
+  "owner\030\t \001(\tR\005owner\0229\n\004tags\030\n \003(\0132%.stepp"
+  "ing.tm.v1.Transaction.TagsEntryR\004tags\022<\n"
+  "\007options\030\013 \001(\0132\".stepping.tm.v1.Transact"
+  "ionOptionsR\007options\022\?\n\rdeadline_time\030\014 \001"
+  "(\0132\032.google.protobuf.TimestampR\014deadline"
+  "Time\022\031\n\010trace_id\030\r \001(\tR\007traceId\022\?\n\016query"
+  "_prepared\030\016 \001(\0132\030.stepping.tm.v1.Endpoin"
+  "tR\rqueryPrepared\022M\n\026query_prepared_histo"
+  "ry\030\017 \003(\0132\027.stepping.tm.v1.AttemptR\024query"
+  "PreparedHistory\022\'\n\017needs_attention\030\020 \001(\t"
+  "R\016needsAttention\022#\n\rcancel_reason\030\021 \001(\tR"
+  "\014cancelReason\0327\n\tTagsEntry\022\020\n\003key\030\001 \001(\tR"
+  "\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001*=\n\004Mode\022\024"
+  "\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r"
+  "\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStatus\022\"\n\036T"
+  "RANSACTION_STATUS_UNSPECIFIED\020\000\022\037\n\033TRANS"
+  "ACTION_STATUS_PREPARED\020\001\022 \n\034TRANSACTION_"
+  "STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION_STATUS"
+  "_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATUS_ABORT"
+  "ED\020\004\022#\n\037TRANSACTION_STATUS_COMPENSATING\020"
+  "\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*\222\001\n\nSte"
+  "pStatus\022\033\n\027STEP_STATUS_UNSPECIFIED\020\000\022\027\n\023"
+  "STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STATUS_SUC"
+  "CEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022\033\n\027STEP"
+  "_STATUS_COMPENSATED\020\004*z\n\tAttemptOp\022\032\n\026AT"
+  "TEMPT_OP_UNSPECIFIED\020\000\022\025\n\021ATTEMPT_OP_ACT"
+  "ION\020\001\022\033\n\027ATTEMPT_OP_COMPENSATION\020\002\022\035\n\031AT"
+  "TEMPT_OP_QUERY_PREPARED\020\003*\337\002\n\013ErrorReaso"
+  "n\022\034\n\030ERROR_REASON_UNSPECIFIED\020\000\022&\n\"ERROR"
+  "_REASON_TRANSACTION_NOT_FOUND\020\001\022\035\n\031ERROR"
+  "_REASON_GID_CONFLICT\020\002\022\036\n\032ERROR_REASON_I"
+  "NVALID_STATE\020\003\022!\n\035ERROR_REASON_INVALID_A"
+  "RGUMENT\020\004\022\036\n\032ERROR_REASON_SHUTTING_DOWN\020"
+  "\005\022\"\n\036ERROR_REASON_STORE_UNAVAILABLE\020\006\022 \n"
+  "\034ERROR_REASON_UNAUTHENTICATED\020\007\022\"\n\036ERROR"
+  "_REASON_PERMISSION_DENIED\020\010\022\036\n\032ERROR_REA"
+  "SON_NOT_RESUMABLE\020\t2\326\007\n\031TransactionManag"
+  "erService\022G\n\006NewGid\022\035.stepping.tm.v1.New"
+  "GidRequest\032\036.stepping.tm.v1.NewGidRespon"
+  "se\022J\n\007Prepare\022\036.stepping.tm.v1.PrepareRe"
+  "quest\032\037.stepping.tm.v1.PrepareResponse\022G"
+  "\n\006Submit\022\035.stepping.tm.v1.SubmitRequest\032"
+  "\036.stepping.tm.v1.SubmitResponse\022D\n\005Abort"
+  "\022\034.stepping.tm.v1.AbortRequest\032\035.steppin"
+  "g.tm.v1.AbortResponse\022_\n\016GetTransaction\022"
+  "%.stepping.tm.v1.GetTransactionRequest\032&"
+  ".stepping.tm.v1.GetTransactionResponse\022e"
+  "\n\020ListTransactions\022\'.stepping.tm.v1.List"
+  "TransactionsRequest\032(.stepping.tm.v1.Lis"
+  "tTransactionsResponse\022G\n\006Cancel\022\035.steppi"
+  "ng.tm.v1.CancelRequest\032\036.stepping.tm.v1."
+  "CancelResponse\022G\n\006Resume\022\035.stepping.tm.v"
+  "1.ResumeRequest\032\036.stepping.tm.v1.ResumeR"
+  "esponse\022h\n\021CountTransactions\022(.stepping."
+  "tm.v1.CountTransactionsRequest\032).steppin"
+  "g.tm.v1.CountTransactionsResponse\022g\n\020Wat"
+  "chTransaction\022\'.stepping.tm.v1.WatchTran"
+  "sactionRequest\032(.stepping.tm.v1.WatchTra"
+  "nsactionResponse0\001\022h\n\021PurgeTransactions\022"
+  "(.stepping.tm.v1.PurgeTransactionsReques"
+  "t\032).stepping.tm.v1.PurgeTransactionsResp"
+  "onseBQ\n\021io.stepping.tm.v1P\001Z:github.com/"
+  "stepping-tm/stepping/gen/go/stepping/tm/"
+  "v1;tmv1b\006proto3"
   ;
 static const ::_pbi::DescriptorTable* const descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_deps[2] = {
   &::descriptor_table_google_2fprotobuf_2fduration_2eproto,
@@ -1229,7 +1237,7 @@ static const ::_pbi::DescriptorTable* const descriptor_table_stepping_2ftm_2fv1_
 };
 static ::_pbi::once_flag descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once;
 const ::_pbi::DescriptorTable descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto = {
-    false, false, 8142, descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto,
+    false, false, 8215, descriptor_table_protodef_stepping_2ftm_2fv1_2ftm_2eproto,
     "stepping/tm/v1/tm.proto",
     &descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_once, descriptor_table_stepping_2ftm_2fv1_2ftm_2eproto_deps, 2, 37,
     schemas, file_default_instances, TableStruct_stepping_2ftm_2fv1_2ftm_2eproto::offsets,
@@ -7322,12 +7330,14 @@ CountTransactionsRequest::CountTransactionsRequest(const CountTransactionsReques
   CountTransactionsRequest* const _this = this; (void)_this;
   new (&_impl_) Impl_{
       decltype(_impl_.filter_){nullptr}
+    , decltype(_impl_.at_most_){}
     , /*decltype(_impl_._cached_size_)*/{}};
 
   _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
   if (from._internal_has_filter()) {
     _this->_impl_.filter_ = new ::stepping::tm::v1::TransactionFilter(*from._impl_.filter_);
   }
+  _this->_impl_.at_most_ = from._impl_.at_most_;
   // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.CountTransactionsRequest)
 }
 
@@ -7337,6 +7347,7 @@ inline void CountTransactionsRequest::SharedCtor(
   (void)is_message_owned;
   new (&_impl_) Impl_{
       decltype(_impl_.filter_){nullptr}
+    , decltype(_impl_.at_most_){int64_t{0}}
     , /*decltype(_impl_._cached_size_)*/{}
   };
 }
@@ -7369,6 +7380,7 @@ void CountTransactionsRequest::Clear() {
     delete _impl_.filter_;
   }
   _impl_.filter_ = nullptr;
+  _impl_.at_most_ = int64_t{0};
   _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
 }
 
@@ -7382,6 +7394,14 @@ const char* CountTransactionsRequest::_InternalParse(const char* ptr, ::_pbi::Pa
       case 1:
         if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 10)) {
           ptr = ctx->ParseMessage(_internal_mutable_filter(), ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // int64 at_most = 2 [json_name = "atMost"];
+      case 2:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 16)) {
+          _impl_.at_most_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
           CHK_(ptr);
         } else
           goto handle_unusual;
@@ -7422,6 +7442,12 @@ uint8_t* CountTransactionsRequest::_InternalSerialize(
         _Internal::filter(this).GetCachedSize(), target, stream);
   }
 
+  // int64 at_most = 2 [json_name = "atMost"];
+  if (this->_internal_at_most() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteInt64ToArray(2, this->_internal_at_most(), target);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -7443,6 +7469,11 @@ size_t CountTransactionsRequest::ByteSizeLong() const {
     total_size += 1 +
       ::PROTOBUF_NAMESPACE_ID::internal::WireFormatLite::MessageSize(
         *_impl_.filter_);
+  }
+
+  // int64 at_most = 2 [json_name = "atMost"];
+  if (this->_internal_at_most() != 0) {
+    total_size += ::_pbi::WireFormatLite::Int64SizePlusOne(this->_internal_at_most());
   }
 
   return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
@@ -7467,6 +7498,9 @@ void CountTransactionsRequest::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_ms
     _this->_internal_mutable_filter()->::stepping::tm::v1::TransactionFilter::MergeFrom(
         from._internal_filter());
   }
+  if (from._internal_at_most() != 0) {
+    _this->_internal_set_at_most(from._internal_at_most());
+  }
   _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
 }
 
@@ -7484,7 +7518,12 @@ bool CountTransactionsRequest::IsInitialized() const {
 void CountTransactionsRequest::InternalSwap(CountTransactionsRequest* other) {
   using std::swap;
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
-  swap(_impl_.filter_, other->_impl_.filter_);
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(CountTransactionsRequest, _impl_.at_most_)
+      + sizeof(CountTransactionsRequest::_impl_.at_most_)
+      - PROTOBUF_FIELD_OFFSET(CountTransactionsRequest, _impl_.filter_)>(
+          reinterpret_cast<char*>(&_impl_.filter_),
+          reinterpret_cast<char*>(&other->_impl_.filter_));
 }
 
 ::PROTOBUF_NAMESPACE_ID::Metadata CountTransactionsRequest::GetMetadata() const {
@@ -7511,12 +7550,13 @@ StatusCount::StatusCount(const StatusCount& from)
   new (&_impl_) Impl_{
       decltype(_impl_.count_){}
     , decltype(_impl_.status_){}
+    , decltype(_impl_.capped_){}
     , /*decltype(_impl_._cached_size_)*/{}};
 
   _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
   ::memcpy(&_impl_.count_, &from._impl_.count_,
-    static_cast<size_t>(reinterpret_cast<char*>(&_impl_.status_) -
-    reinterpret_cast<char*>(&_impl_.count_)) + sizeof(_impl_.status_));
+    static_cast<size_t>(reinterpret_cast<char*>(&_impl_.capped_) -
+    reinterpret_cast<char*>(&_impl_.count_)) + sizeof(_impl_.capped_));
   // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.StatusCount)
 }
 
@@ -7527,6 +7567,7 @@ inline void StatusCount::SharedCtor(
   new (&_impl_) Impl_{
       decltype(_impl_.count_){int64_t{0}}
     , decltype(_impl_.status_){0}
+    , decltype(_impl_.capped_){false}
     , /*decltype(_impl_._cached_size_)*/{}
   };
 }
@@ -7555,8 +7596,8 @@ void StatusCount::Clear() {
   (void) cached_has_bits;
 
   ::memset(&_impl_.count_, 0, static_cast<size_t>(
-      reinterpret_cast<char*>(&_impl_.status_) -
-      reinterpret_cast<char*>(&_impl_.count_)) + sizeof(_impl_.status_));
+      reinterpret_cast<char*>(&_impl_.capped_) -
+      reinterpret_cast<char*>(&_impl_.count_)) + sizeof(_impl_.capped_));
   _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
 }
 
@@ -7579,6 +7620,14 @@ const char* StatusCount::_InternalParse(const char* ptr, ::_pbi::ParseContext* c
       case 2:
         if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 16)) {
           _impl_.count_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // bool capped = 3 [json_name = "capped"];
+      case 3:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 24)) {
+          _impl_.capped_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
           CHK_(ptr);
         } else
           goto handle_unusual;
@@ -7625,6 +7674,12 @@ uint8_t* StatusCount::_InternalSerialize(
     target = ::_pbi::WireFormatLite::WriteInt64ToArray(2, this->_internal_count(), target);
   }
 
+  // bool capped = 3 [json_name = "capped"];
+  if (this->_internal_capped() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteBoolToArray(3, this->_internal_capped(), target);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -7652,6 +7707,11 @@ size_t StatusCount::ByteSizeLong() const {
       ::_pbi::WireFormatLite::EnumSize(this->_internal_status());
   }
 
+  // bool capped = 3 [json_name = "capped"];
+  if (this->_internal_capped() != 0) {
+    total_size += 1 + 1;
+  }
+
   return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
 }
 
@@ -7676,6 +7736,9 @@ void StatusCount::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_msg, const ::PR
   if (from._internal_status() != 0) {
     _this->_internal_set_status(from._internal_status());
   }
+  if (from._internal_capped() != 0) {
+    _this->_internal_set_capped(from._internal_capped());
+  }
   _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
 }
 
@@ -7694,8 +7757,8 @@ void StatusCount::InternalSwap(StatusCount* other) {
   using std::swap;
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
   ::PROTOBUF_NAMESPACE_ID::internal::memswap<
-      PROTOBUF_FIELD_OFFSET(StatusCount, _impl_.status_)
-      + sizeof(StatusCount::_impl_.status_)
+      PROTOBUF_FIELD_OFFSET(StatusCount, _impl_.capped_)
+      + sizeof(StatusCount::_impl_.capped_)
       - PROTOBUF_FIELD_OFFSET(StatusCount, _impl_.count_)>(
           reinterpret_cast<char*>(&_impl_.count_),
           reinterpret_cast<char*>(&other->_impl_.count_));
@@ -7725,10 +7788,13 @@ CountTransactionsResponse::CountTransactionsResponse(const CountTransactionsResp
   new (&_impl_) Impl_{
       decltype(_impl_.counts_){from._impl_.counts_}
     , decltype(_impl_.total_){}
+    , decltype(_impl_.capped_){}
     , /*decltype(_impl_._cached_size_)*/{}};
 
   _internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
-  _this->_impl_.total_ = from._impl_.total_;
+  ::memcpy(&_impl_.total_, &from._impl_.total_,
+    static_cast<size_t>(reinterpret_cast<char*>(&_impl_.capped_) -
+    reinterpret_cast<char*>(&_impl_.total_)) + sizeof(_impl_.capped_));
   // @@protoc_insertion_point(copy_constructor:stepping.tm.v1.CountTransactionsResponse)
 }
 
@@ -7739,6 +7805,7 @@ inline void CountTransactionsResponse::SharedCtor(
   new (&_impl_) Impl_{
       decltype(_impl_.counts_){arena}
     , decltype(_impl_.total_){int64_t{0}}
+    , decltype(_impl_.capped_){false}
     , /*decltype(_impl_._cached_size_)*/{}
   };
 }
@@ -7768,7 +7835,9 @@ void CountTransactionsResponse::Clear() {
   (void) cached_has_bits;
 
   _impl_.counts_.Clear();
-  _impl_.total_ = int64_t{0};
+  ::memset(&_impl_.total_, 0, static_cast<size_t>(
+      reinterpret_cast<char*>(&_impl_.capped_) -
+      reinterpret_cast<char*>(&_impl_.total_)) + sizeof(_impl_.capped_));
   _internal_metadata_.Clear<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>();
 }
 
@@ -7795,6 +7864,14 @@ const char* CountTransactionsResponse::_InternalParse(const char* ptr, ::_pbi::P
       case 2:
         if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 16)) {
           _impl_.total_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
+          CHK_(ptr);
+        } else
+          goto handle_unusual;
+        continue;
+      // bool capped = 3 [json_name = "capped"];
+      case 3:
+        if (PROTOBUF_PREDICT_TRUE(static_cast<uint8_t>(tag) == 24)) {
+          _impl_.capped_ = ::PROTOBUF_NAMESPACE_ID::internal::ReadVarint64(&ptr);
           CHK_(ptr);
         } else
           goto handle_unusual;
@@ -7842,6 +7919,12 @@ uint8_t* CountTransactionsResponse::_InternalSerialize(
     target = ::_pbi::WireFormatLite::WriteInt64ToArray(2, this->_internal_total(), target);
   }
 
+  // bool capped = 3 [json_name = "capped"];
+  if (this->_internal_capped() != 0) {
+    target = stream->EnsureSpace(target);
+    target = ::_pbi::WireFormatLite::WriteBoolToArray(3, this->_internal_capped(), target);
+  }
+
   if (PROTOBUF_PREDICT_FALSE(_internal_metadata_.have_unknown_fields())) {
     target = ::_pbi::WireFormat::InternalSerializeUnknownFieldsToArray(
         _internal_metadata_.unknown_fields<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(::PROTOBUF_NAMESPACE_ID::UnknownFieldSet::default_instance), target, stream);
@@ -7870,6 +7953,11 @@ size_t CountTransactionsResponse::ByteSizeLong() const {
     total_size += ::_pbi::WireFormatLite::Int64SizePlusOne(this->_internal_total());
   }
 
+  // bool capped = 3 [json_name = "capped"];
+  if (this->_internal_capped() != 0) {
+    total_size += 1 + 1;
+  }
+
   return MaybeComputeUnknownFieldsSize(total_size, &_impl_._cached_size_);
 }
 
@@ -7892,6 +7980,9 @@ void CountTransactionsResponse::MergeImpl(::PROTOBUF_NAMESPACE_ID::Message& to_m
   if (from._internal_total() != 0) {
     _this->_internal_set_total(from._internal_total());
   }
+  if (from._internal_capped() != 0) {
+    _this->_internal_set_capped(from._internal_capped());
+  }
   _this->_internal_metadata_.MergeFrom<::PROTOBUF_NAMESPACE_ID::UnknownFieldSet>(from._internal_metadata_);
 }
 
@@ -7910,7 +8001,12 @@ void CountTransactionsResponse::InternalSwap(CountTransactionsResponse* other) {
   using std::swap;
   _internal_metadata_.InternalSwap(&other->_internal_metadata_);
   _impl_.counts_.InternalSwap(&other->_impl_.counts_);
-  swap(_impl_.total_, other->_impl_.total_);
+  ::PROTOBUF_NAMESPACE_ID::internal::memswap<
+      PROTOBUF_FIELD_OFFSET(CountTransactionsResponse, _impl_.capped_)
+      + sizeof(CountTransactionsResponse::_impl_.capped_)
+      - PROTOBUF_FIELD_OFFSET(CountTransactionsResponse, _impl_.total_)>(
+          reinterpret_cast<char*>(&_impl_.total_),
+          reinterpret_cast<char*>(&other->_impl_.total_));
 }
 
 ::PROTOBUF_NAMESPACE_ID::Metadata CountTransactionsResponse::GetMetadata() const {

@@ -4567,6 +4567,7 @@ class CountTransactionsRequest final :
 
   enum : int {
     kFilterFieldNumber = 1,
+    kAtMostFieldNumber = 2,
   };
   // .stepping.tm.v1.TransactionFilter filter = 1 [json_name = "filter"];
   bool has_filter() const;
@@ -4586,6 +4587,15 @@ class CountTransactionsRequest final :
       ::stepping::tm::v1::TransactionFilter* filter);
   ::stepping::tm::v1::TransactionFilter* unsafe_arena_release_filter();
 
+  // int64 at_most = 2 [json_name = "atMost"];
+  void clear_at_most();
+  int64_t at_most() const;
+  void set_at_most(int64_t value);
+  private:
+  int64_t _internal_at_most() const;
+  void _internal_set_at_most(int64_t value);
+  public:
+
   // @@protoc_insertion_point(class_scope:stepping.tm.v1.CountTransactionsRequest)
  private:
   class _Internal;
@@ -4595,6 +4605,7 @@ class CountTransactionsRequest final :
   typedef void DestructorSkippable_;
   struct Impl_ {
     ::stepping::tm::v1::TransactionFilter* filter_;
+    int64_t at_most_;
     mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
   };
   union { Impl_ _impl_; };
@@ -4725,6 +4736,7 @@ class StatusCount final :
   enum : int {
     kCountFieldNumber = 2,
     kStatusFieldNumber = 1,
+    kCappedFieldNumber = 3,
   };
   // int64 count = 2 [json_name = "count"];
   void clear_count();
@@ -4744,6 +4756,15 @@ class StatusCount final :
   void _internal_set_status(::stepping::tm::v1::TransactionStatus value);
   public:
 
+  // bool capped = 3 [json_name = "capped"];
+  void clear_capped();
+  bool capped() const;
+  void set_capped(bool value);
+  private:
+  bool _internal_capped() const;
+  void _internal_set_capped(bool value);
+  public:
+
   // @@protoc_insertion_point(class_scope:stepping.tm.v1.StatusCount)
  private:
   class _Internal;
@@ -4754,6 +4775,7 @@ class StatusCount final :
   struct Impl_ {
     int64_t count_;
     int status_;
+    bool capped_;
     mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
   };
   union { Impl_ _impl_; };
@@ -4884,6 +4906,7 @@ class CountTransactionsResponse final :
   enum : int {
     kCountsFieldNumber = 1,
     kTotalFieldNumber = 2,
+    kCappedFieldNumber = 3,
   };
   // repeated .stepping.tm.v1.StatusCount counts = 1 [json_name = "counts"];
   int counts_size() const;
@@ -4912,6 +4935,15 @@ class CountTransactionsResponse final :
   void _internal_set_total(int64_t value);
   public:
 
+  // bool capped = 3 [json_name = "capped"];
+  void clear_capped();
+  bool capped() const;
+  void set_capped(bool value);
+  private:
+  bool _internal_capped() const;
+  void _internal_set_capped(bool value);
+  public:
+
   // @@protoc_insertion_point(class_scope:stepping.tm.v1.CountTransactionsResponse)
  private:
   class _Internal;
@@ -4922,6 +4954,7 @@ class CountTransactionsResponse final :
   struct Impl_ {
     ::PROTOBUF_NAMESPACE_ID::RepeatedPtrField< ::stepping::tm::v1::StatusCount > counts_;
     int64_t total_;
+    bool capped_;
     mutable ::PROTOBUF_NAMESPACE_ID::internal::CachedSize _cached_size_;
   };
   union { Impl_ _impl_; };
@@ -10578,6 +10611,26 @@ inline void CountTransactionsRequest::set_allocated_filter(::stepping::tm::v1::T
   // @@protoc_insertion_point(field_set_allocated:stepping.tm.v1.CountTransactionsRequest.filter)
 }
 
+// int64 at_most = 2 [json_name = "atMost"];
+inline void CountTransactionsRequest::clear_at_most() {
+  _impl_.at_most_ = int64_t{0};
+}
+inline int64_t CountTransactionsRequest::_internal_at_most() const {
+  return _impl_.at_most_;
+}
+inline int64_t CountTransactionsRequest::at_most() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CountTransactionsRequest.at_most)
+  return _internal_at_most();
+}
+inline void CountTransactionsRequest::_internal_set_at_most(int64_t value) {
+  
+  _impl_.at_most_ = value;
+}
+inline void CountTransactionsRequest::set_at_most(int64_t value) {
+  _internal_set_at_most(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.CountTransactionsRequest.at_most)
+}
+
 // -------------------------------------------------------------------
 
 // StatusCount
@@ -10620,6 +10673,26 @@ inline void StatusCount::_internal_set_count(int64_t value) {
 inline void StatusCount::set_count(int64_t value) {
   _internal_set_count(value);
   // @@protoc_insertion_point(field_set:stepping.tm.v1.StatusCount.count)
+}
+
+// bool capped = 3 [json_name = "capped"];
+inline void StatusCount::clear_capped() {
+  _impl_.capped_ = false;
+}
+inline bool StatusCount::_internal_capped() const {
+  return _impl_.capped_;
+}
+inline bool StatusCount::capped() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.StatusCount.capped)
+  return _internal_capped();
+}
+inline void StatusCount::_internal_set_capped(bool value) {
+  
+  _impl_.capped_ = value;
+}
+inline void StatusCount::set_capped(bool value) {
+  _internal_set_capped(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.StatusCount.capped)
 }
 
 // -------------------------------------------------------------------
@@ -10684,6 +10757,26 @@ inline void CountTransactionsResponse::_internal_set_total(int64_t value) {
 inline void CountTransactionsResponse::set_total(int64_t value) {
   _internal_set_total(value);
   // @@protoc_insertion_point(field_set:stepping.tm.v1.CountTransactionsResponse.total)
+}
+
+// bool capped = 3 [json_name = "capped"];
+inline void CountTransactionsResponse::clear_capped() {
+  _impl_.capped_ = false;
+}
+inline bool CountTransactionsResponse::_internal_capped() const {
+  return _impl_.capped_;
+}
+inline bool CountTransactionsResponse::capped() const {
+  // @@protoc_insertion_point(field_get:stepping.tm.v1.CountTransactionsResponse.capped)
+  return _internal_capped();
+}
+inline void CountTransactionsResponse::_internal_set_capped(bool value) {
+  
+  _impl_.capped_ = value;
+}
+inline void CountTransactionsResponse::set_capped(bool value) {
+  _internal_set_capped(value);
+  // @@protoc_insertion_point(field_set:stepping.tm.v1.CountTransactionsResponse.capped)
 }
 
 // -------------------------------------------------------------------

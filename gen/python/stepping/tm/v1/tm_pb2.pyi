@@ -1003,6 +1003,12 @@ class CountTransactionsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FILTER_FIELD_NUMBER: _builtins.int
+    AT_MOST_FIELD_NUMBER: _builtins.int
+    at_most: _builtins.int
+    """Count at most this many jobs per status (0 = count them all). A status that
+    reaches it answers at_most + 1 with `capped` set, so a page shows "10000+"
+    without counting millions of rows.
+    """
     @_builtins.property
     def filter(self) -> Global___TransactionFilter:
         """Conditions; statuses are not filtered (the answer is per status)."""
@@ -1011,10 +1017,11 @@ class CountTransactionsRequest(_message.Message):
         self,
         *,
         filter: Global___TransactionFilter | None = ...,
+        at_most: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_most", b"at_most", "filter", b"filter"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1028,19 +1035,23 @@ class StatusCount(_message.Message):
 
     STATUS_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
+    CAPPED_FIELD_NUMBER: _builtins.int
     status: Global___TransactionStatus.ValueType
     """The state."""
     count: _builtins.int
-    """How many jobs."""
+    """How many jobs (a lower bound when capped)."""
+    capped: _builtins.bool
+    """The request's at_most was reached: there are more."""
     def __init__(
         self,
         *,
         status: Global___TransactionStatus.ValueType = ...,
         count: _builtins.int = ...,
+        capped: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capped", b"capped", "count", b"count", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1054,8 +1065,11 @@ class CountTransactionsResponse(_message.Message):
 
     COUNTS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    CAPPED_FIELD_NUMBER: _builtins.int
     total: _builtins.int
     """The sum of counts."""
+    capped: _builtins.bool
+    """Some status was capped: total is a lower bound."""
     @_builtins.property
     def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusCount]:
         """One entry per status that has jobs."""
@@ -1065,10 +1079,11 @@ class CountTransactionsResponse(_message.Message):
         *,
         counts: _abc.Iterable[Global___StatusCount] | None = ...,
         total: _builtins.int = ...,
+        capped: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capped", b"capped", "counts", b"counts", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -85,6 +85,23 @@ private static final long serialVersionUID = 0L;
     return filter_ == null ? io.stepping.tm.v1.TransactionFilter.getDefaultInstance() : filter_;
   }
 
+  public static final int AT_MOST_FIELD_NUMBER = 2;
+  private long atMost_ = 0L;
+  /**
+   * <pre>
+   * Count at most this many jobs per status (0 = count them all). A status that
+   * reaches it answers at_most + 1 with `capped` set, so a page shows "10000+"
+   * without counting millions of rows.
+   * </pre>
+   *
+   * <code>int64 at_most = 2 [json_name = "atMost"];</code>
+   * @return The atMost.
+   */
+  @java.lang.Override
+  public long getAtMost() {
+    return atMost_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -102,6 +119,9 @@ private static final long serialVersionUID = 0L;
     if (filter_ != null) {
       output.writeMessage(1, getFilter());
     }
+    if (atMost_ != 0L) {
+      output.writeInt64(2, atMost_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -114,6 +134,10 @@ private static final long serialVersionUID = 0L;
     if (filter_ != null) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(1, getFilter());
+    }
+    if (atMost_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(2, atMost_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -135,6 +159,8 @@ private static final long serialVersionUID = 0L;
       if (!getFilter()
           .equals(other.getFilter())) return false;
     }
+    if (getAtMost()
+        != other.getAtMost()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -150,6 +176,9 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + FILTER_FIELD_NUMBER;
       hash = (53 * hash) + getFilter().hashCode();
     }
+    hash = (37 * hash) + AT_MOST_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getAtMost());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -288,6 +317,7 @@ private static final long serialVersionUID = 0L;
         filterBuilder_.dispose();
         filterBuilder_ = null;
       }
+      atMost_ = 0L;
       return this;
     }
 
@@ -325,6 +355,9 @@ private static final long serialVersionUID = 0L;
         result.filter_ = filterBuilder_ == null
             ? filter_
             : filterBuilder_.build();
+      }
+      if (((from_bitField0_ & 0x00000002) != 0)) {
+        result.atMost_ = atMost_;
       }
     }
 
@@ -375,6 +408,9 @@ private static final long serialVersionUID = 0L;
       if (other.hasFilter()) {
         mergeFilter(other.getFilter());
       }
+      if (other.getAtMost() != 0L) {
+        setAtMost(other.getAtMost());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -408,6 +444,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000001;
               break;
             } // case 10
+            case 16: {
+              atMost_ = input.readInt64();
+              bitField0_ |= 0x00000002;
+              break;
+            } // case 16
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -578,6 +619,56 @@ private static final long serialVersionUID = 0L;
         filter_ = null;
       }
       return filterBuilder_;
+    }
+
+    private long atMost_ ;
+    /**
+     * <pre>
+     * Count at most this many jobs per status (0 = count them all). A status that
+     * reaches it answers at_most + 1 with `capped` set, so a page shows "10000+"
+     * without counting millions of rows.
+     * </pre>
+     *
+     * <code>int64 at_most = 2 [json_name = "atMost"];</code>
+     * @return The atMost.
+     */
+    @java.lang.Override
+    public long getAtMost() {
+      return atMost_;
+    }
+    /**
+     * <pre>
+     * Count at most this many jobs per status (0 = count them all). A status that
+     * reaches it answers at_most + 1 with `capped` set, so a page shows "10000+"
+     * without counting millions of rows.
+     * </pre>
+     *
+     * <code>int64 at_most = 2 [json_name = "atMost"];</code>
+     * @param value The atMost to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAtMost(long value) {
+      
+      atMost_ = value;
+      bitField0_ |= 0x00000002;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Count at most this many jobs per status (0 = count them all). A status that
+     * reaches it answers at_most + 1 with `capped` set, so a page shows "10000+"
+     * without counting millions of rows.
+     * </pre>
+     *
+     * <code>int64 at_most = 2 [json_name = "atMost"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAtMost() {
+      bitField0_ = (bitField0_ & ~0x00000002);
+      atMost_ = 0L;
+      onChanged();
+      return this;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

@@ -33,4 +33,16 @@ public interface CountTransactionsRequestOrBuilder extends
    * <code>.stepping.tm.v1.TransactionFilter filter = 1 [json_name = "filter"];</code>
    */
   io.stepping.tm.v1.TransactionFilterOrBuilder getFilterOrBuilder();
+
+  /**
+   * <pre>
+   * Count at most this many jobs per status (0 = count them all). A status that
+   * reaches it answers at_most + 1 with `capped` set, so a page shows "10000+"
+   * without counting millions of rows.
+   * </pre>
+   *
+   * <code>int64 at_most = 2 [json_name = "atMost"];</code>
+   * @return The atMost.
+   */
+  long getAtMost();
 }

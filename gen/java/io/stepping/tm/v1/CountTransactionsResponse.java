@@ -124,6 +124,21 @@ private static final long serialVersionUID = 0L;
     return total_;
   }
 
+  public static final int CAPPED_FIELD_NUMBER = 3;
+  private boolean capped_ = false;
+  /**
+   * <pre>
+   * Some status was capped: total is a lower bound.
+   * </pre>
+   *
+   * <code>bool capped = 3 [json_name = "capped"];</code>
+   * @return The capped.
+   */
+  @java.lang.Override
+  public boolean getCapped() {
+    return capped_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -144,6 +159,9 @@ private static final long serialVersionUID = 0L;
     if (total_ != 0L) {
       output.writeInt64(2, total_);
     }
+    if (capped_ != false) {
+      output.writeBool(3, capped_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -160,6 +178,10 @@ private static final long serialVersionUID = 0L;
     if (total_ != 0L) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt64Size(2, total_);
+    }
+    if (capped_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(3, capped_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -180,6 +202,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getCountsList())) return false;
     if (getTotal()
         != other.getTotal()) return false;
+    if (getCapped()
+        != other.getCapped()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -198,6 +222,9 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + TOTAL_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
         getTotal());
+    hash = (37 * hash) + CAPPED_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getCapped());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -339,6 +366,7 @@ private static final long serialVersionUID = 0L;
       }
       bitField0_ = (bitField0_ & ~0x00000001);
       total_ = 0L;
+      capped_ = false;
       return this;
     }
 
@@ -387,6 +415,9 @@ private static final long serialVersionUID = 0L;
       int from_bitField0_ = bitField0_;
       if (((from_bitField0_ & 0x00000002) != 0)) {
         result.total_ = total_;
+      }
+      if (((from_bitField0_ & 0x00000004) != 0)) {
+        result.capped_ = capped_;
       }
     }
 
@@ -463,6 +494,9 @@ private static final long serialVersionUID = 0L;
       if (other.getTotal() != 0L) {
         setTotal(other.getTotal());
       }
+      if (other.getCapped() != false) {
+        setCapped(other.getCapped());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -507,6 +541,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000002;
               break;
             } // case 16
+            case 24: {
+              capped_ = input.readBool();
+              bitField0_ |= 0x00000004;
+              break;
+            } // case 24
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -876,6 +915,50 @@ private static final long serialVersionUID = 0L;
     public Builder clearTotal() {
       bitField0_ = (bitField0_ & ~0x00000002);
       total_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private boolean capped_ ;
+    /**
+     * <pre>
+     * Some status was capped: total is a lower bound.
+     * </pre>
+     *
+     * <code>bool capped = 3 [json_name = "capped"];</code>
+     * @return The capped.
+     */
+    @java.lang.Override
+    public boolean getCapped() {
+      return capped_;
+    }
+    /**
+     * <pre>
+     * Some status was capped: total is a lower bound.
+     * </pre>
+     *
+     * <code>bool capped = 3 [json_name = "capped"];</code>
+     * @param value The capped to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCapped(boolean value) {
+      
+      capped_ = value;
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Some status was capped: total is a lower bound.
+     * </pre>
+     *
+     * <code>bool capped = 3 [json_name = "capped"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCapped() {
+      bitField0_ = (bitField0_ & ~0x00000004);
+      capped_ = false;
       onChanged();
       return this;
     }

@@ -60,4 +60,14 @@ public interface CountTransactionsResponseOrBuilder extends
    * @return The total.
    */
   long getTotal();
+
+  /**
+   * <pre>
+   * Some status was capped: total is a lower bound.
+   * </pre>
+   *
+   * <code>bool capped = 3 [json_name = "capped"];</code>
+   * @return The capped.
+   */
+  boolean getCapped();
 }

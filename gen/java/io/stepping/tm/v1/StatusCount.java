@@ -78,7 +78,7 @@ private static final long serialVersionUID = 0L;
   private long count_ = 0L;
   /**
    * <pre>
-   * How many jobs.
+   * How many jobs (a lower bound when capped).
    * </pre>
    *
    * <code>int64 count = 2 [json_name = "count"];</code>
@@ -87,6 +87,21 @@ private static final long serialVersionUID = 0L;
   @java.lang.Override
   public long getCount() {
     return count_;
+  }
+
+  public static final int CAPPED_FIELD_NUMBER = 3;
+  private boolean capped_ = false;
+  /**
+   * <pre>
+   * The request's at_most was reached: there are more.
+   * </pre>
+   *
+   * <code>bool capped = 3 [json_name = "capped"];</code>
+   * @return The capped.
+   */
+  @java.lang.Override
+  public boolean getCapped() {
+    return capped_;
   }
 
   private byte memoizedIsInitialized = -1;
@@ -109,6 +124,9 @@ private static final long serialVersionUID = 0L;
     if (count_ != 0L) {
       output.writeInt64(2, count_);
     }
+    if (capped_ != false) {
+      output.writeBool(3, capped_);
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -125,6 +143,10 @@ private static final long serialVersionUID = 0L;
     if (count_ != 0L) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt64Size(2, count_);
+    }
+    if (capped_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(3, capped_);
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -144,6 +166,8 @@ private static final long serialVersionUID = 0L;
     if (status_ != other.status_) return false;
     if (getCount()
         != other.getCount()) return false;
+    if (getCapped()
+        != other.getCapped()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -160,6 +184,9 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + COUNT_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
         getCount());
+    hash = (37 * hash) + CAPPED_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getCapped());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -295,6 +322,7 @@ private static final long serialVersionUID = 0L;
       bitField0_ = 0;
       status_ = 0;
       count_ = 0L;
+      capped_ = false;
       return this;
     }
 
@@ -333,6 +361,9 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000002) != 0)) {
         result.count_ = count_;
+      }
+      if (((from_bitField0_ & 0x00000004) != 0)) {
+        result.capped_ = capped_;
       }
     }
 
@@ -386,6 +417,9 @@ private static final long serialVersionUID = 0L;
       if (other.getCount() != 0L) {
         setCount(other.getCount());
       }
+      if (other.getCapped() != false) {
+        setCapped(other.getCapped());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -422,6 +456,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000002;
               break;
             } // case 16
+            case 24: {
+              capped_ = input.readBool();
+              bitField0_ |= 0x00000004;
+              break;
+            } // case 24
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -515,7 +554,7 @@ private static final long serialVersionUID = 0L;
     private long count_ ;
     /**
      * <pre>
-     * How many jobs.
+     * How many jobs (a lower bound when capped).
      * </pre>
      *
      * <code>int64 count = 2 [json_name = "count"];</code>
@@ -527,7 +566,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * How many jobs.
+     * How many jobs (a lower bound when capped).
      * </pre>
      *
      * <code>int64 count = 2 [json_name = "count"];</code>
@@ -543,7 +582,7 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * How many jobs.
+     * How many jobs (a lower bound when capped).
      * </pre>
      *
      * <code>int64 count = 2 [json_name = "count"];</code>
@@ -552,6 +591,50 @@ private static final long serialVersionUID = 0L;
     public Builder clearCount() {
       bitField0_ = (bitField0_ & ~0x00000002);
       count_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private boolean capped_ ;
+    /**
+     * <pre>
+     * The request's at_most was reached: there are more.
+     * </pre>
+     *
+     * <code>bool capped = 3 [json_name = "capped"];</code>
+     * @return The capped.
+     */
+    @java.lang.Override
+    public boolean getCapped() {
+      return capped_;
+    }
+    /**
+     * <pre>
+     * The request's at_most was reached: there are more.
+     * </pre>
+     *
+     * <code>bool capped = 3 [json_name = "capped"];</code>
+     * @param value The capped to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCapped(boolean value) {
+      
+      capped_ = value;
+      bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The request's at_most was reached: there are more.
+     * </pre>
+     *
+     * <code>bool capped = 3 [json_name = "capped"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCapped() {
+      bitField0_ = (bitField0_ & ~0x00000004);
+      capped_ = false;
       onChanged();
       return this;
     }

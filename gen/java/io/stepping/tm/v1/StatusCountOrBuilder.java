@@ -28,11 +28,21 @@ public interface StatusCountOrBuilder extends
 
   /**
    * <pre>
-   * How many jobs.
+   * How many jobs (a lower bound when capped).
    * </pre>
    *
    * <code>int64 count = 2 [json_name = "count"];</code>
    * @return The count.
    */
   long getCount();
+
+  /**
+   * <pre>
+   * The request's at_most was reached: there are more.
+   * </pre>
+   *
+   * <code>bool capped = 3 [json_name = "capped"];</code>
+   * @return The capped.
+   */
+  boolean getCapped();
 }

@@ -298,120 +298,122 @@ public final class Tm {
       "ping.tm.v1.TransactionR\013transaction\"!\n\rR" +
       "esumeRequest\022\020\n\003gid\030\001 \001(\tR\003gid\"O\n\016Resume" +
       "Response\022=\n\013transaction\030\001 \001(\0132\033.stepping" +
-      ".tm.v1.TransactionR\013transaction\"U\n\030Count" +
+      ".tm.v1.TransactionR\013transaction\"n\n\030Count" +
       "TransactionsRequest\0229\n\006filter\030\001 \001(\0132!.st" +
-      "epping.tm.v1.TransactionFilterR\006filter\"^" +
-      "\n\013StatusCount\0229\n\006status\030\001 \001(\0162!.stepping" +
-      ".tm.v1.TransactionStatusR\006status\022\024\n\005coun" +
-      "t\030\002 \001(\003R\005count\"f\n\031CountTransactionsRespo" +
-      "nse\0223\n\006counts\030\001 \003(\0132\033.stepping.tm.v1.Sta" +
-      "tusCountR\006counts\022\024\n\005total\030\002 \001(\003R\005total\"+" +
-      "\n\027WatchTransactionRequest\022\020\n\003gid\030\001 \001(\tR\003" +
-      "gid\"Y\n\030WatchTransactionResponse\022=\n\013trans" +
-      "action\030\001 \001(\0132\033.stepping.tm.v1.Transactio" +
-      "nR\013transaction\"\254\001\n\030PurgeTransactionsRequ" +
-      "est\0228\n\nolder_than\030\001 \001(\0132\031.google.protobu" +
-      "f.DurationR\tolderThan\022=\n\010statuses\030\002 \003(\0162" +
-      "!.stepping.tm.v1.TransactionStatusR\010stat" +
-      "uses\022\027\n\007dry_run\030\003 \001(\010R\006dryRun\"5\n\031PurgeTr" +
-      "ansactionsResponse\022\030\n\007deleted\030\001 \001(\003R\007del" +
-      "eted\"\264\005\n\tStepState\022\024\n\005index\030\001 \001(\005R\005index" +
-      "\022\022\n\004name\030\002 \001(\tR\004name\0222\n\006status\030\003 \001(\0162\032.s" +
-      "tepping.tm.v1.StepStatusR\006status\022\032\n\010atte" +
-      "mpts\030\004 \001(\005R\010attempts\022\035\n\nlast_error\030\005 \001(\t" +
-      "R\tlastError\022\026\n\006result\030\006 \001(\014R\006result\022F\n\021n" +
-      "ext_attempt_time\030\007 \001(\0132\032.google.protobuf" +
-      ".TimestampR\017nextAttemptTime\0221\n\007history\030\010" +
-      " \003(\0132\027.stepping.tm.v1.AttemptR\007history\022\030" +
-      "\n\007payload\030\t \001(\014R\007payload\022@\n\007headers\030\n \003(" +
-      "\0132&.stepping.tm.v1.StepState.HeadersEntr" +
-      "yR\007headers\0220\n\006action\030\013 \001(\0132\030.stepping.tm" +
-      ".v1.EndpointR\006action\022<\n\014compensation\030\014 \001" +
-      "(\0132\030.stepping.tm.v1.EndpointR\014compensati" +
-      "on\022>\n\014retry_policy\030\r \001(\0132\033.stepping.tm.v" +
-      "1.RetryPolicyR\013retryPolicy\0223\n\007timeout\030\016 " +
-      "\001(\0132\031.google.protobuf.DurationR\007timeout\032" +
-      ":\n\014HeadersEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005val" +
-      "ue\030\002 \001(\tR\005value:\0028\001\"\350\001\n\007Attempt\022\026\n\006numbe" +
-      "r\030\001 \001(\005R\006number\022)\n\002op\030\002 \001(\0162\031.stepping.t" +
-      "m.v1.AttemptOpR\002op\0229\n\nstart_time\030\003 \001(\0132\032" +
-      ".google.protobuf.TimestampR\tstartTime\0225\n" +
-      "\010duration\030\004 \001(\0132\031.google.protobuf.Durati" +
-      "onR\010duration\022\022\n\004code\030\005 \001(\005R\004code\022\024\n\005erro" +
-      "r\030\006 \001(\tR\005error\"\204\007\n\013Transaction\022\020\n\003gid\030\001 " +
-      "\001(\tR\003gid\022(\n\004mode\030\002 \001(\0162\024.stepping.tm.v1." +
-      "ModeR\004mode\0229\n\006status\030\003 \001(\0162!.stepping.tm" +
-      ".v1.TransactionStatusR\006status\022/\n\005steps\030\004" +
-      " \003(\0132\031.stepping.tm.v1.StepStateR\005steps\022\024" +
-      "\n\005error\030\005 \001(\tR\005error\022;\n\013create_time\030\006 \001(" +
-      "\0132\032.google.protobuf.TimestampR\ncreateTim" +
-      "e\022;\n\013update_time\030\007 \001(\0132\032.google.protobuf" +
-      ".TimestampR\nupdateTime\022;\n\013finish_time\030\010 " +
-      "\001(\0132\032.google.protobuf.TimestampR\nfinishT" +
-      "ime\022\024\n\005owner\030\t \001(\tR\005owner\0229\n\004tags\030\n \003(\0132" +
-      "%.stepping.tm.v1.Transaction.TagsEntryR\004" +
-      "tags\022<\n\007options\030\013 \001(\0132\".stepping.tm.v1.T" +
-      "ransactionOptionsR\007options\022?\n\rdeadline_t" +
-      "ime\030\014 \001(\0132\032.google.protobuf.TimestampR\014d" +
-      "eadlineTime\022\031\n\010trace_id\030\r \001(\tR\007traceId\022?" +
-      "\n\016query_prepared\030\016 \001(\0132\030.stepping.tm.v1." +
-      "EndpointR\rqueryPrepared\022M\n\026query_prepare" +
-      "d_history\030\017 \003(\0132\027.stepping.tm.v1.Attempt" +
-      "R\024queryPreparedHistory\022\'\n\017needs_attentio" +
-      "n\030\020 \001(\tR\016needsAttention\022#\n\rcancel_reason" +
-      "\030\021 \001(\tR\014cancelReason\0327\n\tTagsEntry\022\020\n\003key" +
-      "\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001*=\n" +
-      "\004Mode\022\024\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESS" +
-      "AGE\020\001\022\r\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStat" +
-      "us\022\"\n\036TRANSACTION_STATUS_UNSPECIFIED\020\000\022\037" +
-      "\n\033TRANSACTION_STATUS_PREPARED\020\001\022 \n\034TRANS" +
-      "ACTION_STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION" +
-      "_STATUS_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATU" +
-      "S_ABORTED\020\004\022#\n\037TRANSACTION_STATUS_COMPEN" +
-      "SATING\020\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*" +
-      "\222\001\n\nStepStatus\022\033\n\027STEP_STATUS_UNSPECIFIE" +
-      "D\020\000\022\027\n\023STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STA" +
-      "TUS_SUCCEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022" +
-      "\033\n\027STEP_STATUS_COMPENSATED\020\004*z\n\tAttemptO" +
-      "p\022\032\n\026ATTEMPT_OP_UNSPECIFIED\020\000\022\025\n\021ATTEMPT" +
-      "_OP_ACTION\020\001\022\033\n\027ATTEMPT_OP_COMPENSATION\020" +
-      "\002\022\035\n\031ATTEMPT_OP_QUERY_PREPARED\020\003*\337\002\n\013Err" +
-      "orReason\022\034\n\030ERROR_REASON_UNSPECIFIED\020\000\022&" +
-      "\n\"ERROR_REASON_TRANSACTION_NOT_FOUND\020\001\022\035" +
-      "\n\031ERROR_REASON_GID_CONFLICT\020\002\022\036\n\032ERROR_R" +
-      "EASON_INVALID_STATE\020\003\022!\n\035ERROR_REASON_IN" +
-      "VALID_ARGUMENT\020\004\022\036\n\032ERROR_REASON_SHUTTIN" +
-      "G_DOWN\020\005\022\"\n\036ERROR_REASON_STORE_UNAVAILAB" +
-      "LE\020\006\022 \n\034ERROR_REASON_UNAUTHENTICATED\020\007\022\"" +
-      "\n\036ERROR_REASON_PERMISSION_DENIED\020\010\022\036\n\032ER" +
-      "ROR_REASON_NOT_RESUMABLE\020\t2\326\007\n\031Transacti" +
-      "onManagerService\022G\n\006NewGid\022\035.stepping.tm" +
-      ".v1.NewGidRequest\032\036.stepping.tm.v1.NewGi" +
-      "dResponse\022J\n\007Prepare\022\036.stepping.tm.v1.Pr" +
-      "epareRequest\032\037.stepping.tm.v1.PrepareRes" +
-      "ponse\022G\n\006Submit\022\035.stepping.tm.v1.SubmitR" +
-      "equest\032\036.stepping.tm.v1.SubmitResponse\022D" +
-      "\n\005Abort\022\034.stepping.tm.v1.AbortRequest\032\035." +
-      "stepping.tm.v1.AbortResponse\022_\n\016GetTrans" +
-      "action\022%.stepping.tm.v1.GetTransactionRe" +
-      "quest\032&.stepping.tm.v1.GetTransactionRes" +
-      "ponse\022e\n\020ListTransactions\022\'.stepping.tm." +
-      "v1.ListTransactionsRequest\032(.stepping.tm" +
-      ".v1.ListTransactionsResponse\022G\n\006Cancel\022\035" +
-      ".stepping.tm.v1.CancelRequest\032\036.stepping" +
-      ".tm.v1.CancelResponse\022G\n\006Resume\022\035.steppi" +
-      "ng.tm.v1.ResumeRequest\032\036.stepping.tm.v1." +
-      "ResumeResponse\022h\n\021CountTransactions\022(.st" +
-      "epping.tm.v1.CountTransactionsRequest\032)." +
-      "stepping.tm.v1.CountTransactionsResponse" +
-      "\022g\n\020WatchTransaction\022\'.stepping.tm.v1.Wa" +
-      "tchTransactionRequest\032(.stepping.tm.v1.W" +
-      "atchTransactionResponse0\001\022h\n\021PurgeTransa" +
-      "ctions\022(.stepping.tm.v1.PurgeTransaction" +
-      "sRequest\032).stepping.tm.v1.PurgeTransacti" +
-      "onsResponseBQ\n\021io.stepping.tm.v1P\001Z:gith" +
-      "ub.com/stepping-tm/stepping/gen/go/stepp" +
-      "ing/tm/v1;tmv1b\006proto3"
+      "epping.tm.v1.TransactionFilterR\006filter\022\027" +
+      "\n\007at_most\030\002 \001(\003R\006atMost\"v\n\013StatusCount\0229" +
+      "\n\006status\030\001 \001(\0162!.stepping.tm.v1.Transact" +
+      "ionStatusR\006status\022\024\n\005count\030\002 \001(\003R\005count\022" +
+      "\026\n\006capped\030\003 \001(\010R\006capped\"~\n\031CountTransact" +
+      "ionsResponse\0223\n\006counts\030\001 \003(\0132\033.stepping." +
+      "tm.v1.StatusCountR\006counts\022\024\n\005total\030\002 \001(\003" +
+      "R\005total\022\026\n\006capped\030\003 \001(\010R\006capped\"+\n\027Watch" +
+      "TransactionRequest\022\020\n\003gid\030\001 \001(\tR\003gid\"Y\n\030" +
+      "WatchTransactionResponse\022=\n\013transaction\030" +
+      "\001 \001(\0132\033.stepping.tm.v1.TransactionR\013tran" +
+      "saction\"\254\001\n\030PurgeTransactionsRequest\0228\n\n" +
+      "older_than\030\001 \001(\0132\031.google.protobuf.Durat" +
+      "ionR\tolderThan\022=\n\010statuses\030\002 \003(\0162!.stepp" +
+      "ing.tm.v1.TransactionStatusR\010statuses\022\027\n" +
+      "\007dry_run\030\003 \001(\010R\006dryRun\"5\n\031PurgeTransacti" +
+      "onsResponse\022\030\n\007deleted\030\001 \001(\003R\007deleted\"\264\005" +
+      "\n\tStepState\022\024\n\005index\030\001 \001(\005R\005index\022\022\n\004nam" +
+      "e\030\002 \001(\tR\004name\0222\n\006status\030\003 \001(\0162\032.stepping" +
+      ".tm.v1.StepStatusR\006status\022\032\n\010attempts\030\004 " +
+      "\001(\005R\010attempts\022\035\n\nlast_error\030\005 \001(\tR\tlastE" +
+      "rror\022\026\n\006result\030\006 \001(\014R\006result\022F\n\021next_att" +
+      "empt_time\030\007 \001(\0132\032.google.protobuf.Timest" +
+      "ampR\017nextAttemptTime\0221\n\007history\030\010 \003(\0132\027." +
+      "stepping.tm.v1.AttemptR\007history\022\030\n\007paylo" +
+      "ad\030\t \001(\014R\007payload\022@\n\007headers\030\n \003(\0132&.ste" +
+      "pping.tm.v1.StepState.HeadersEntryR\007head" +
+      "ers\0220\n\006action\030\013 \001(\0132\030.stepping.tm.v1.End" +
+      "pointR\006action\022<\n\014compensation\030\014 \001(\0132\030.st" +
+      "epping.tm.v1.EndpointR\014compensation\022>\n\014r" +
+      "etry_policy\030\r \001(\0132\033.stepping.tm.v1.Retry" +
+      "PolicyR\013retryPolicy\0223\n\007timeout\030\016 \001(\0132\031.g" +
+      "oogle.protobuf.DurationR\007timeout\032:\n\014Head" +
+      "ersEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(" +
+      "\tR\005value:\0028\001\"\350\001\n\007Attempt\022\026\n\006number\030\001 \001(\005" +
+      "R\006number\022)\n\002op\030\002 \001(\0162\031.stepping.tm.v1.At" +
+      "temptOpR\002op\0229\n\nstart_time\030\003 \001(\0132\032.google" +
+      ".protobuf.TimestampR\tstartTime\0225\n\010durati" +
+      "on\030\004 \001(\0132\031.google.protobuf.DurationR\010dur" +
+      "ation\022\022\n\004code\030\005 \001(\005R\004code\022\024\n\005error\030\006 \001(\t" +
+      "R\005error\"\204\007\n\013Transaction\022\020\n\003gid\030\001 \001(\tR\003gi" +
+      "d\022(\n\004mode\030\002 \001(\0162\024.stepping.tm.v1.ModeR\004m" +
+      "ode\0229\n\006status\030\003 \001(\0162!.stepping.tm.v1.Tra" +
+      "nsactionStatusR\006status\022/\n\005steps\030\004 \003(\0132\031." +
+      "stepping.tm.v1.StepStateR\005steps\022\024\n\005error" +
+      "\030\005 \001(\tR\005error\022;\n\013create_time\030\006 \001(\0132\032.goo" +
+      "gle.protobuf.TimestampR\ncreateTime\022;\n\013up" +
+      "date_time\030\007 \001(\0132\032.google.protobuf.Timest" +
+      "ampR\nupdateTime\022;\n\013finish_time\030\010 \001(\0132\032.g" +
+      "oogle.protobuf.TimestampR\nfinishTime\022\024\n\005" +
+      "owner\030\t \001(\tR\005owner\0229\n\004tags\030\n \003(\0132%.stepp" +
+      "ing.tm.v1.Transaction.TagsEntryR\004tags\022<\n" +
+      "\007options\030\013 \001(\0132\".stepping.tm.v1.Transact" +
+      "ionOptionsR\007options\022?\n\rdeadline_time\030\014 \001" +
+      "(\0132\032.google.protobuf.TimestampR\014deadline" +
+      "Time\022\031\n\010trace_id\030\r \001(\tR\007traceId\022?\n\016query" +
+      "_prepared\030\016 \001(\0132\030.stepping.tm.v1.Endpoin" +
+      "tR\rqueryPrepared\022M\n\026query_prepared_histo" +
+      "ry\030\017 \003(\0132\027.stepping.tm.v1.AttemptR\024query" +
+      "PreparedHistory\022\'\n\017needs_attention\030\020 \001(\t" +
+      "R\016needsAttention\022#\n\rcancel_reason\030\021 \001(\tR" +
+      "\014cancelReason\0327\n\tTagsEntry\022\020\n\003key\030\001 \001(\tR" +
+      "\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001*=\n\004Mode\022\024" +
+      "\n\020MODE_UNSPECIFIED\020\000\022\020\n\014MODE_MESSAGE\020\001\022\r" +
+      "\n\tMODE_SAGA\020\002*\200\002\n\021TransactionStatus\022\"\n\036T" +
+      "RANSACTION_STATUS_UNSPECIFIED\020\000\022\037\n\033TRANS" +
+      "ACTION_STATUS_PREPARED\020\001\022 \n\034TRANSACTION_" +
+      "STATUS_SUBMITTED\020\002\022 \n\034TRANSACTION_STATUS" +
+      "_SUCCEEDED\020\003\022\036\n\032TRANSACTION_STATUS_ABORT" +
+      "ED\020\004\022#\n\037TRANSACTION_STATUS_COMPENSATING\020" +
+      "\005\022\035\n\031TRANSACTION_STATUS_FAILED\020\006*\222\001\n\nSte" +
+      "pStatus\022\033\n\027STEP_STATUS_UNSPECIFIED\020\000\022\027\n\023" +
+      "STEP_STATUS_PENDING\020\001\022\031\n\025STEP_STATUS_SUC" +
+      "CEEDED\020\002\022\026\n\022STEP_STATUS_FAILED\020\003\022\033\n\027STEP" +
+      "_STATUS_COMPENSATED\020\004*z\n\tAttemptOp\022\032\n\026AT" +
+      "TEMPT_OP_UNSPECIFIED\020\000\022\025\n\021ATTEMPT_OP_ACT" +
+      "ION\020\001\022\033\n\027ATTEMPT_OP_COMPENSATION\020\002\022\035\n\031AT" +
+      "TEMPT_OP_QUERY_PREPARED\020\003*\337\002\n\013ErrorReaso" +
+      "n\022\034\n\030ERROR_REASON_UNSPECIFIED\020\000\022&\n\"ERROR" +
+      "_REASON_TRANSACTION_NOT_FOUND\020\001\022\035\n\031ERROR" +
+      "_REASON_GID_CONFLICT\020\002\022\036\n\032ERROR_REASON_I" +
+      "NVALID_STATE\020\003\022!\n\035ERROR_REASON_INVALID_A" +
+      "RGUMENT\020\004\022\036\n\032ERROR_REASON_SHUTTING_DOWN\020" +
+      "\005\022\"\n\036ERROR_REASON_STORE_UNAVAILABLE\020\006\022 \n" +
+      "\034ERROR_REASON_UNAUTHENTICATED\020\007\022\"\n\036ERROR" +
+      "_REASON_PERMISSION_DENIED\020\010\022\036\n\032ERROR_REA" +
+      "SON_NOT_RESUMABLE\020\t2\326\007\n\031TransactionManag" +
+      "erService\022G\n\006NewGid\022\035.stepping.tm.v1.New" +
+      "GidRequest\032\036.stepping.tm.v1.NewGidRespon" +
+      "se\022J\n\007Prepare\022\036.stepping.tm.v1.PrepareRe" +
+      "quest\032\037.stepping.tm.v1.PrepareResponse\022G" +
+      "\n\006Submit\022\035.stepping.tm.v1.SubmitRequest\032" +
+      "\036.stepping.tm.v1.SubmitResponse\022D\n\005Abort" +
+      "\022\034.stepping.tm.v1.AbortRequest\032\035.steppin" +
+      "g.tm.v1.AbortResponse\022_\n\016GetTransaction\022" +
+      "%.stepping.tm.v1.GetTransactionRequest\032&" +
+      ".stepping.tm.v1.GetTransactionResponse\022e" +
+      "\n\020ListTransactions\022\'.stepping.tm.v1.List" +
+      "TransactionsRequest\032(.stepping.tm.v1.Lis" +
+      "tTransactionsResponse\022G\n\006Cancel\022\035.steppi" +
+      "ng.tm.v1.CancelRequest\032\036.stepping.tm.v1." +
+      "CancelResponse\022G\n\006Resume\022\035.stepping.tm.v" +
+      "1.ResumeRequest\032\036.stepping.tm.v1.ResumeR" +
+      "esponse\022h\n\021CountTransactions\022(.stepping." +
+      "tm.v1.CountTransactionsRequest\032).steppin" +
+      "g.tm.v1.CountTransactionsResponse\022g\n\020Wat" +
+      "chTransaction\022\'.stepping.tm.v1.WatchTran" +
+      "sactionRequest\032(.stepping.tm.v1.WatchTra" +
+      "nsactionResponse0\001\022h\n\021PurgeTransactions\022" +
+      "(.stepping.tm.v1.PurgeTransactionsReques" +
+      "t\032).stepping.tm.v1.PurgeTransactionsResp" +
+      "onseBQ\n\021io.stepping.tm.v1P\001Z:github.com/" +
+      "stepping-tm/stepping/gen/go/stepping/tm/" +
+      "v1;tmv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -574,19 +576,19 @@ public final class Tm {
     internal_static_stepping_tm_v1_CountTransactionsRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_CountTransactionsRequest_descriptor,
-        new java.lang.String[] { "Filter", });
+        new java.lang.String[] { "Filter", "AtMost", });
     internal_static_stepping_tm_v1_StatusCount_descriptor =
       getDescriptor().getMessageTypes().get(22);
     internal_static_stepping_tm_v1_StatusCount_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_StatusCount_descriptor,
-        new java.lang.String[] { "Status", "Count", });
+        new java.lang.String[] { "Status", "Count", "Capped", });
     internal_static_stepping_tm_v1_CountTransactionsResponse_descriptor =
       getDescriptor().getMessageTypes().get(23);
     internal_static_stepping_tm_v1_CountTransactionsResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_stepping_tm_v1_CountTransactionsResponse_descriptor,
-        new java.lang.String[] { "Counts", "Total", });
+        new java.lang.String[] { "Counts", "Total", "Capped", });
     internal_static_stepping_tm_v1_WatchTransactionRequest_descriptor =
       getDescriptor().getMessageTypes().get(24);
     internal_static_stepping_tm_v1_WatchTransactionRequest_fieldAccessorTable = new
