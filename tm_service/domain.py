@@ -125,6 +125,8 @@ class NewTransaction:
     trace_context: dict[str, str] = field(default_factory=dict)
     # The principal creating it (None when the TM runs without an auth file).
     owner: str | None = None
+    # The wire dialect of its calls: "" (the stepping contract) or "dtm" (issue 17).
+    protocol: str = ""
 
 
 @dataclass(slots=True)
@@ -186,6 +188,7 @@ class ActiveJob:
     update_time: datetime | None = None
     finish_time: datetime | None = None
     owner: str | None = None  # the principal that created it
+    protocol: str = ""  # the wire dialect of its calls ("" stepping, "dtm")
 
     @property
     def is_final(self) -> bool:

@@ -96,3 +96,7 @@ class PermissionDenied(TmError):
 
 class LeaseLost(Exception):
     """This replica's lease on a job was taken over; it must stop working on it."""
+
+
+class BusinessFailure(TmError):
+    """A job a caller waited for failed (DTM's WaitResult: ABORTED "FAILURE")."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from dtmgimp import dtmgimp_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from stepping.contract import TM_SERVICE
@@ -19,6 +20,7 @@ from tm_service._db_health import DatabaseWatch, wait_for_database
 from tm_service._listen import ListenError, check_address_free
 from tm_service._listeners import add_api_port, start_health_server
 from tm_service.api import Converter, MalformedRequests, TransactionManagerServicer
+from tm_service.api._dtm import DtmServicer
 from tm_service.auth import Authenticator, PrincipalFile
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
@@ -105,8 +107,11 @@ class TmServer:
                 ("grpc.max_receive_message_length", s.max_request_bytes),
             ],
         )
-        tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
-            TransactionManagerServicer(service, Converter(s, targets=targets), auth), server
+        main = TransactionManagerServicer(service, Converter(s, targets=targets), auth)
+        tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(main, server)
+        # DTM's API beside ours, on the same port (issue 17).
+        dtmgimp_pb2_grpc.add_DtmServicer_to_server(
+            DtmServicer(service, Converter(s, targets=targets), s, main), server
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

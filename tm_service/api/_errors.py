@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 from stepping.contract import ERROR_DOMAIN
 
 from tm_service.errors import (
+    BusinessFailure,
     Conflict,
     InvalidArgument,
     InvalidState,
@@ -42,6 +43,7 @@ _CODES: dict[type[TmError], int] = {
     StoreUnavailable: code_pb2.UNAVAILABLE,
     Unauthenticated: code_pb2.UNAUTHENTICATED,
     PermissionDenied: code_pb2.PERMISSION_DENIED,
+    BusinessFailure: code_pb2.ABORTED,
 }
 
 

@@ -59,6 +59,7 @@ class _Row:
     lease_token: int = 0
     lease_expires: datetime | None = None
     owner: str | None = None  # the principal that created it
+    protocol: str = ""  # the wire dialect of its calls
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -109,6 +110,7 @@ class _Row:
             update_time=self.update_time,
             finish_time=self.finish_time,
             owner=self.owner,
+            protocol=self.protocol,
         )
 
 
@@ -168,6 +170,7 @@ class InMemoryStore(FencedWrites):
             lease_token=1 if submitted else 0,
             lease_expires=_after(now, lease) if submitted else None,
             owner=new.owner,
+            protocol=new.protocol,
         )
         self._rows[new.gid] = row
         job = row.active_job()

@@ -122,6 +122,7 @@ def inserted_job(new: NewTransaction, status: TxStatus, create_time: datetime) -
         "update_time": create_time,
         "finish_time": None,
         "owner": new.owner,
+        "protocol": new.protocol,
     }
     states = [StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps]
     return _job(
@@ -162,4 +163,5 @@ def _job(
         update_time=tx["update_time"],
         finish_time=tx["finish_time"],
         owner=tx["owner"],
+        protocol=tx.get("protocol") or "",
     )

@@ -157,6 +157,7 @@ _JOBS = _Insert[NewJob](
             cast="jsonb",
         ),
         _Param("owner", TEXT, lambda _, js: [j.new.owner for j in js]),
+        _Param("protocol", TEXT, lambda _, js: [j.new.protocol for j in js]),
         _Param(
             "lease_owner",
             TEXT,
