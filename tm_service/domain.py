@@ -130,6 +130,8 @@ class NewTransaction:
     owner: str | None = None
     # Business keys (issue 13), validated by the API; part of the fingerprint.
     tags: dict[str, str] = field(default_factory=dict)
+    # The wire dialect of its calls: "" (the stepping contract) or "dtm" (issue 17).
+    protocol: str = ""
 
 
 @dataclass(slots=True)
@@ -244,6 +246,7 @@ class ActiveJob:
     finish_time: datetime | None = None
     owner: str | None = None  # the principal that created it
     tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
+    protocol: str = ""  # the wire dialect of its calls ("" stepping, "dtm")
 
     @property
     def is_final(self) -> bool:

@@ -103,3 +103,7 @@ class Busy(TmError):
     """A per-process limit is reached (e.g. ``max_watches``); retry later or elsewhere."""
 
     reason = contract.REASON_UNSPECIFIED
+
+
+class BusinessFailure(TmError):
+    """A job a caller waited for failed (DTM's WaitResult: ABORTED "FAILURE")."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from dtmgimp import dtmgimp_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from stepping.contract import TM_SERVICE
@@ -19,6 +20,7 @@ from tm_service._db_health import DatabaseWatch, wait_for_database
 from tm_service._listen import ListenError, check_address_free
 from tm_service._listeners import add_api_port, start_health_server
 from tm_service.api import Converter, MalformedRequests, TransactionManagerServicer
+from tm_service.api._dtm import DtmServicer
 from tm_service.auth import Authenticator, PrincipalFile
 from tm_service.clock import Clock, SystemClock
 from tm_service.config import Settings, otel_environment
@@ -108,8 +110,11 @@ class TmServer:
                 ("grpc.max_receive_message_length", s.max_request_bytes),
             ],
         )
-        tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(
-            TransactionManagerServicer(service, Converter(s, targets=targets), auth), server
+        main = TransactionManagerServicer(service, Converter(s, targets=targets), auth)
+        tm_pb2_grpc.add_TransactionManagerServiceServicer_to_server(main, server)
+        # DTM's API beside ours, on the same port (issue 17).
+        dtmgimp_pb2_grpc.add_DtmServicer_to_server(
+            DtmServicer(service, Converter(s, targets=targets), s, main), server
         )
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -132,6 +137,16 @@ class TmServer:
         )
         await self._wait_for_database()
         self.engine.start()
+        self._start_background()
+        await self._set_serving(True)
+        console = await self._start_console()
+        _log.info("stepping TM listening on %s (port %d)%s", s.listen, self.port, console)
+
+    def _start_background(self) -> None:
+        """What runs beside the engine once the database is there: the backlog metric,
+        the database watch, retention."""
+        assert self.store is not None
+        s, tel = self.settings, self.telemetry
         if tel.metrics:
             self._backlog = asyncio.create_task(
                 watch_backlog(self.store.due_stats, tel.backlog, self.backlog_interval),
@@ -144,9 +159,6 @@ class TmServer:
             interval=s.retention_interval_seconds,
         )
         self.retention.start()
-        await self._set_serving(True)
-        console = await self._start_console()
-        _log.info("stepping TM listening on %s (port %d)%s", s.listen, self.port, console)
 
     async def _wait_for_database(self) -> None:
         """Listen already (NOT_SERVING), so probes get an answer while the database is away."""

@@ -670,3 +670,19 @@ async def test_back_check_calls_are_kept_on_the_job(sut: StoreUnderTest) -> None
     stored = await store.get(new.gid)
     assert stored is not None
     assert stored.transaction.query_prepared_history == (first, second)
+
+
+# -- the wire dialect (issue 17) ------------------------------------------------------
+async def test_a_job_keeps_its_protocol_from_insert_to_claim(sut: StoreUnderTest) -> None:
+    store = sut.store
+    dtm_job = dataclasses.replace(_new(check_prepared_after=1.0), protocol="dtm")
+    plain = _new(check_prepared_after=1.0)
+    made = await store.insert(dtm_job, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    assert made is not None and made[0].protocol == "dtm"
+    await store.insert(plain, status=TxStatus.PREPARED, owner=None, lease=LEASE)
+    await sut.advance(1.1)
+    claimed = {j.gid: j for j in await store.claim_due(owner="r1", lease=LEASE, limit=10)}
+    assert claimed[dtm_job.gid].protocol == "dtm"
+    assert claimed[plain.gid].protocol == ""
+    reloaded = await store.reload(claimed[dtm_job.gid], owner="r1", lease=LEASE)
+    assert reloaded is not None and reloaded.protocol == "dtm"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Hand-written modules among the stubs: gen-proto must keep them, not make them.
-HAND_WRITTEN = ("stepping/contract.py",)
+HAND_WRITTEN = ("stepping/contract.py", "stepping/dtm_contract.py")
 
 
 def _tree(path: Path) -> dict[str, Path]:

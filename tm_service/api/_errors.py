@@ -14,6 +14,7 @@ from grpc_status import rpc_status
 from stepping.contract import ERROR_DOMAIN
 
 from tm_service.errors import (
+    BusinessFailure,
     Busy,
     Conflict,
     InvalidArgument,
@@ -44,6 +45,7 @@ _CODES: dict[type[TmError], int] = {
     Unauthenticated: code_pb2.UNAUTHENTICATED,
     PermissionDenied: code_pb2.PERMISSION_DENIED,
     Busy: code_pb2.RESOURCE_EXHAUSTED,
+    BusinessFailure: code_pb2.ABORTED,
 }
 
 

@@ -17,6 +17,7 @@ from stepping.contract import OP_QUERY_PREPARED, CallInfo
 from tm_service._limits import cut_text
 from tm_service.domain import ActiveJob, Attempt, Mode, StepState, StepStatus, TxStatus
 from tm_service.errors import LeaseLost, StoreUnavailable
+from tm_service.processing import _dialect
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._heartbeat import while_leased
 from tm_service.processing._steps import Op, Outcome, StepResult, run_attempts
@@ -107,6 +108,9 @@ class JobProcessor:
         assert job.query_prepared is not None
         request = participant_pb2.QueryPreparedRequest(gid=job.gid, database=job.database)
         info = CallInfo(gid=job.gid, op=OP_QUERY_PREPARED, trace_context=job.trace_context)
+        payload = request.SerializeToString()
+        if _dialect.is_dtm(job):  # DTM's back-check: empty payload, its metadata
+            payload, info = _dialect.back_check_call(job, ctx.settings.listen)
         await ctx.ensure_lease(job, job.options.step_timeout)
         called_at, t0 = ctx.clock.now(), ctx.clock.monotonic()
         result = await while_leased(
@@ -115,7 +119,7 @@ class JobProcessor:
             job.options.step_timeout,
             ctx.transport.call(
                 job.query_prepared,
-                request.SerializeToString(),
+                payload,
                 info=info,
                 timeout=job.options.step_timeout,
             ),
@@ -131,9 +135,13 @@ class JobProcessor:
             result.code.value[0],
             "" if ok else error,
         )
-        if result.code is grpc.StatusCode.OK:
+        if _dialect.is_dtm(job) or result.code is grpc.StatusCode.OK:
             try:
-                outcome = participant_pb2.QueryPreparedResponse.FromString(result.response).outcome
+                outcome = (
+                    _dialect.back_check_outcome(result)
+                    if _dialect.is_dtm(job)
+                    else participant_pb2.QueryPreparedResponse.FromString(result.response).outcome
+                )
             except DecodeError:
                 outcome = participant_pb2.PREPARED_OUTCOME_UNSPECIFIED
             started = ctx.clock.monotonic()

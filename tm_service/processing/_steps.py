@@ -12,6 +12,7 @@ from stepping.contract import CallInfo
 
 from tm_service._limits import cut_text
 from tm_service.domain import ActiveJob, Attempt, StepSpec, StepState
+from tm_service.processing import _dialect
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._heartbeat import while_leased
 
@@ -96,7 +97,9 @@ async def run_attempts(
             ctx.transport.call(
                 endpoint,
                 spec.payload,
-                info=step_call(job, spec, op, attempt),
+                info=_dialect.step_call(job, spec, op.value, attempt, ctx.settings.listen)
+                if _dialect.is_dtm(job)
+                else step_call(job, spec, op, attempt),
                 timeout=spec.timeout,
             ),
         )
@@ -123,7 +126,10 @@ async def run_attempts(
         if op is Op.ACTION:
             # A refused target is configuration, not weather: retrying would not help.
             # (A compensation keeps retrying with backoff: it must run once allowed.)
-            if result.code is grpc.StatusCode.ABORTED or result.permanent:
+            if _dialect.is_dtm(job):  # DTM's terms: only a saga action's FAILURE
+                if _dialect.business_failure(job, result):
+                    return StepResult(Outcome.FAILED, attempt, error=error, call=call)
+            elif result.code is grpc.StatusCode.ABORTED or result.permanent:
                 return StepResult(Outcome.FAILED, attempt, error=error, call=call)
             if _non_retryable(policy.non_retryable_codes, result.code):
                 return StepResult(
@@ -142,7 +148,9 @@ async def run_attempts(
         if result.retry_after is not None:
             # The participant knows best (RetryLater), down to the TM's minimum interval.
             delay = max(result.retry_after, ctx.settings.min_retry_interval_seconds)
-        elif result.code is grpc.StatusCode.FAILED_PRECONDITION:
+        elif result.code is grpc.StatusCode.FAILED_PRECONDITION or (
+            _dialect.is_dtm(job) and _dialect.ongoing(result)
+        ):
             delay = policy.initial_interval
         else:
             delay = policy.delay_after(attempt)

@@ -70,6 +70,7 @@ class _Row:
     needs_attention: str = ""  # set by the engine (control); filtered by lists
     cancel_reason: str | None = None
     qp_history: tuple[Attempt, ...] = ()  # the back-check calls
+    protocol: str = ""  # the wire dialect of its calls
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -135,6 +136,7 @@ class _Row:
             finish_time=self.finish_time,
             owner=self.owner,
             tags=dict(self.tags),
+            protocol=self.protocol,
         )
 
 
@@ -202,6 +204,7 @@ class InMemoryStore(FencedWrites):
             lease_expires=_after(now, lease) if submitted else None,
             owner=new.owner,
             tags=dict(new.tags),
+            protocol=new.protocol,
         )
         self._rows[new.gid] = row
         job = row.active_job()

@@ -152,6 +152,7 @@ def inserted_job(new: NewTransaction, status: TxStatus, create_time: datetime) -
         "finish_time": None,
         "owner": new.owner,
         "tags": new.tags,
+        "protocol": new.protocol,
     }
     states = [StepState(s.index, s.name, StepStatus.PENDING, 0, "", None, None) for s in new.steps]
     return _job(
@@ -193,4 +194,5 @@ def _job(
         finish_time=tx["finish_time"],
         owner=tx["owner"],
         tags=dict(tx["tags"] or {}),
+        protocol=tx.get("protocol") or "",
     )

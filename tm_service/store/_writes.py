@@ -161,6 +161,7 @@ _JOBS = _Insert[NewJob](
             cast="jsonb",
         ),
         _Param("owner", TEXT, lambda _, js: [j.new.owner for j in js]),
+        _Param("protocol", TEXT, lambda _, js: [j.new.protocol for j in js]),
         _Param(
             "tags",
             TEXT,
