@@ -77,6 +77,15 @@ def to_status(err: TmError) -> grpc.Status:
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: Exception, name: str) -> None:
+    """End the call for ``err`` (call from its ``except``): a TmError's own status, else
+    INTERNAL, logged with its traceback."""
+    if isinstance(err, TmError):
+        await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
+    _log.exception("unexpected error in %s", name)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the TM's log")
+
+
 def grpc_errors(handler: Handler) -> Handler:
     """Wrap a servicer method: TmError → its status; anything else → INTERNAL, logged."""
 
@@ -84,13 +93,10 @@ def grpc_errors(handler: Handler) -> Handler:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return await handler(self, request, context)
-        except TmError as err:
-            await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            _log.exception("unexpected error in %s", handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the TM's log")
+        except Exception as err:
+            await _abort(context, err, handler.__name__)
 
     return wrapper  # type: ignore[return-value]
 
@@ -108,12 +114,9 @@ def grpc_stream_errors(handler: StreamHandler) -> StreamHandler:
         try:
             async for item in handler(self, request, context):
                 yield item
-        except TmError as err:
-            await context.abort_with_status(to_status(err))  # type: ignore[attr-defined]
         except grpc.aio.AbortError:
             raise
-        except Exception:
-            _log.exception("unexpected error in %s", handler.__name__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the TM's log")
+        except Exception as err:
+            await _abort(context, err, handler.__name__)
 
     return wrapper  # type: ignore[return-value]
