@@ -15,6 +15,7 @@ import pytest
 from tests.contract.conftest import StoreUnderTest
 from tm_service.domain import (
     HISTORY_LIMIT,
+    ActiveJob,
     Attempt,
     Endpoint,
     Mode,
@@ -686,3 +687,53 @@ async def test_a_job_keeps_its_protocol_from_insert_to_claim(sut: StoreUnderTest
     assert claimed[plain.gid].protocol == ""
     reloaded = await store.reload(claimed[dtm_job.gid], owner="r1", lease=LEASE)
     assert reloaded is not None and reloaded.protocol == "dtm"
+
+
+# -- a parked compensation (issue 13) ----------------------------------------------------
+async def _park_one(sut: StoreUnderTest) -> ActiveJob:
+    store = sut.store
+    made = await store.insert(
+        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
+    )
+    assert made is not None
+    job, _ = made
+    await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=LEASE)
+    await store.step_failed(
+        job, 1, attempts=1, error="ABORTED: no", job_status=TxStatus.COMPENSATING,
+        job_error="step 1 failed", lease=LEASE,
+    )  # fmt: skip
+    call = Attempt(1, "compensate", datetime(2026, 12, 1, tzinfo=UTC), 0.1, 12, "UNIMPLEMENTED")
+    await store.park(job, 0, attempts=2, error="UNIMPLEMENTED", reason="undo missing", call=call)
+    return job
+
+
+async def test_a_parked_job_waits_then_cancel_fails_it(sut: StoreUnderTest) -> None:
+    store = sut.store
+    job = await _park_one(sut)
+    stored = await store.get(job.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.COMPENSATING and tx.needs_attention == "undo missing"
+    assert tx.steps[0].history[-1].op == "compensate"
+    await sut.advance(0.5)
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []  # not due, not leased
+    assert await store.cancel(job.gid, "by hand")
+    stored = await store.get(job.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.FAILED and tx.finish_time is not None
+    assert tx.error == "cancelled: by hand (left undone: undo missing)"
+    assert tx.needs_attention == ""
+
+
+async def test_resume_makes_a_parked_job_run_here_again(sut: StoreUnderTest) -> None:
+    store = sut.store
+    job = await _park_one(sut)
+    moved = await store.resume(job.gid, owner="r2", lease=LEASE)
+    assert moved is not None
+    active, tx = moved
+    assert tx.status is TxStatus.COMPENSATING and tx.needs_attention == ""
+    assert active.lease_token > job.lease_token
+    with pytest.raises(LeaseLost):  # the old holder is fenced out
+        await store.renew(job, LEASE)
+    assert await store.resume(job.gid, owner="r2", lease=LEASE) is None  # not parked now

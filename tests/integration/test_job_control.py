@@ -305,3 +305,39 @@ async def test_non_retryable_codes_are_validated_and_stored(
     assert "UNIMPLEMENTED" in fields[0][1]  # the valid names are listed
     assert tx.status == S.TRANSACTION_STATUS_FAILED and tx.steps[0].attempts == 1
     assert list(got.steps[0].retry_policy.non_retryable_codes) == ["NOT_FOUND", "INVALID_ARGUMENT"]
+
+
+async def test_an_unimplemented_compensation_waits_for_an_operator_who_cancels(
+    tm: TmServer, participant: Participant
+) -> None:
+    participant.fail("/a.v1.A/Charge", FakeAnswer(grpc.StatusCode.ABORTED, "card declined"))
+    participant.fail(UNDO, *[FakeAnswer(grpc.StatusCode.UNIMPLEMENTED, "no Undo here")] * 5)
+    g = gid()
+    undo = S.Endpoint(target=participant.target, method=UNDO)
+    async with tm_stub(tm.target) as stub:
+        await stub.Submit(
+            S.SubmitRequest(
+                gid=g,
+                options=S.TransactionOptions(mode=S.MODE_SAGA),
+                steps=[
+                    step(participant.target, DO, compensation=undo),
+                    step(participant.target, "/a.v1.A/Charge"),
+                ],
+            )
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            got = (await stub.GetTransaction(S.GetTransactionRequest(gid=g))).transaction
+            if got.needs_attention or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert got.status == S.TRANSACTION_STATUS_COMPENSATING
+        assert "no Undo here" in got.needs_attention
+        listed = await stub.ListTransactions(
+            S.ListTransactionsRequest(filter=S.TransactionFilter(needs_attention=True))
+        )
+        assert g in [t.gid for t in listed.transactions]
+        assert await _calls_settle(participant) == 3  # Do, Charge, one Undo: not retried
+        done = await stub.Cancel(S.CancelRequest(gid=g, reason="refunded by hand"))
+        assert done.transaction.status == S.TRANSACTION_STATUS_FAILED
+        assert "left undone" in done.transaction.error

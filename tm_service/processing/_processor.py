@@ -258,11 +258,33 @@ class JobProcessor:
             result = await run_attempts(ctx, job, spec, state, Op.COMPENSATE)
             if result.outcome is Outcome.PAUSED:
                 return
+            if result.outcome is Outcome.NEEDS_ATTENTION:
+                await self._park(job, state, result)
+                return
             if result.outcome is Outcome.FAILED:  # permanent: retrying cannot help
                 await self._record_failure(job, state, result, job_status=None)
                 continue
             await self._record_step(job, state, result, StepStatus.COMPENSATED)
         await self._finish(job, TxStatus.FAILED)
+
+    async def _park(self, job: ActiveJob, state: StepState, result: StepResult) -> None:
+        """Stop retrying a compensation no retry can help; wait for an operator."""
+        spec = job.specs[state.index]
+        reason = (
+            f"step {spec.index} ({spec.name}): its compensation failed with a "
+            f"non-retryable code ({result.error}); Cancel gives up on it (the job FAILS), "
+            "Resume tries it again after a fix"
+        )
+        await self._ctx.store.park(
+            job,
+            state.index,
+            attempts=result.attempts,
+            error=result.error,
+            reason=reason,
+            call=result.call,
+        )
+        state.last_error = result.error
+        _log.warning("job needs attention: %s", reason, extra={"gid": job.gid})
 
     async def _record_step(
         self,

@@ -22,7 +22,8 @@ __all__ = ["NON_RETRYABLE_BY_DEFAULT", "Op", "Outcome", "StepResult", "run_attem
 # exist, so no retry can succeed. INVALID_ARGUMENT and NOT_FOUND are left retryable:
 # participants answer them for data that may appear later (a row another step or
 # service writes) and for a deploy in progress, and ABORTED already says "no" for good.
-# A compensation keeps retrying whatever the code (it must run once it can).
+# A compensation answering one of them is parked: the job waits for an operator
+# (``needs_attention``: Cancel gives up on it, Resume tries again), never retried forever.
 NON_RETRYABLE_BY_DEFAULT = frozenset({grpc.StatusCode.UNIMPLEMENTED})
 
 _log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class Outcome(enum.Enum):
     DONE = "done"  # the call succeeded (not yet recorded)
     FAILED = "failed"  # failed for good (not yet recorded)
     PAUSED = "paused"  # handed back to the database (retry later, or shutdown)
+    # A compensation answered a non-retryable code: no retry can help (not yet recorded).
+    NEEDS_ATTENTION = "needs_attention"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,7 @@ async def run_attempts(
             return StepResult(Outcome.FAILED, attempt, error=error, call=call)
         if op is Op.ACTION:
             # A refused target is configuration, not weather: retrying would not help.
-            # (A compensation keeps retrying with backoff: it must run once allowed.)
+            # (A compensation keeps retrying, unless its code says no retry can help.)
             if _dialect.is_dtm(job):  # DTM's terms: only a saga action's FAILURE
                 if _dialect.business_failure(job, result):
                     return StepResult(Outcome.FAILED, attempt, error=error, call=call)
@@ -145,6 +148,10 @@ async def run_attempts(
                     error=f"gave up after {attempt} attempts: {error}",
                     call=call,
                 )
+        elif _non_retryable(policy.non_retryable_codes, result.code):
+            # A compensation that cannot run (e.g. not implemented): waiting for an
+            # operator beats retrying forever (issue 13).
+            return StepResult(Outcome.NEEDS_ATTENTION, attempt, error=error, call=call)
         if result.retry_after is not None:
             # The participant knows best (RetryLater), down to the TM's minimum interval.
             delay = max(result.retry_after, ctx.settings.min_retry_interval_seconds)

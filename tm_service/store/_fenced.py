@@ -21,7 +21,10 @@ from tm_service.domain import (
 from tm_service.store._port import Written
 from tm_service.store._writes import FencedWrite
 
-__all__ = ["FencedWrites"]
+__all__ = ["PARKED_SECONDS", "FencedWrites"]
+
+# How long a parked job is left alone (only Cancel or Resume moves it): ten years.
+PARKED_SECONDS = 10 * 365 * 86400.0
 
 
 def _remember(job: ActiveJob, index: int, call: Attempt | None) -> None:
@@ -174,6 +177,35 @@ class FencedWrites:
                 finish=final,
                 deadline_in=deadline if status is TxStatus.SUBMITTED else None,
                 qp_history=_calls(check),
+            ),
+        )
+
+    async def park(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        attempts: int,
+        error: str,
+        reason: str,
+        call: Attempt | None = None,
+    ) -> None:
+        """A compensation that no retry can help: the job stays COMPENSATING, released,
+        not due (for PARKED_SECONDS), with ``reason`` in ``needs_attention`` until an
+        operator cancels or resumes it."""
+        _remember(job, index, call)
+        await self._write(
+            job,
+            FencedWrite(
+                job.lease_token,
+                None,
+                next_in=PARKED_SECONDS,
+                step=index,
+                step_status=int(job.states[index].status),
+                attempts=attempts,
+                last_error=error,
+                history=_calls(call),
+                needs_attention=reason,
             ),
         )
 

@@ -110,6 +110,7 @@ class _Row:
             "trace_context": dict(self.trace_context),
             "query_prepared": self.query_prepared,
             "query_prepared_history": self.qp_history,
+            "needs_attention": self.needs_attention,
         }
 
     def active_job(self) -> ActiveJob:
@@ -340,17 +341,24 @@ class InMemoryStore(FencedWrites):
                 state.history = _appended(state.history, write.history)
         if write.qp_history is not None:
             row.qp_history = _appended(row.qp_history, write.qp_history)
+        if write.needs_attention is not None:
+            row.needs_attention = write.needs_attention
         row.writes += 1
         return Written(row.update_time, row.finish_time)
 
     # -- job control (issue 13) ---------------------------------------------------
     async def cancel(self, gid: str, reason: str) -> bool:
         row = self._rows.get(gid)
-        if row is None or row.status not in (TxStatus.PREPARED, TxStatus.SUBMITTED):
+        parked = row is not None and row.status is TxStatus.COMPENSATING and row.needs_attention
+        if row is None or not (parked or row.status in (TxStatus.PREPARED, TxStatus.SUBMITTED)):
             return False
         now = self._now()
         if row.status is TxStatus.PREPARED:
             row.status, row.error = TxStatus.ABORTED, reason
+        elif parked:  # an operator gives up on the compensation that cannot run
+            row.status = TxStatus.FAILED
+            row.error = f"cancelled: {reason} (left undone: {row.needs_attention})"
+            row.needs_attention = ""
         else:
             saga = row.options.mode is Mode.SAGA
             row.status = TxStatus.COMPENSATING if saga else TxStatus.FAILED
@@ -367,6 +375,15 @@ class InMemoryStore(FencedWrites):
         self, gid: str, *, owner: str, lease: float
     ) -> tuple[ActiveJob, Transaction] | None:
         row = self._rows.get(gid)
+        if row is not None and row.status is TxStatus.COMPENSATING and row.needs_attention:
+            # A parked compensation, fixed meanwhile: try it again now.
+            now = self._now()
+            row.needs_attention = ""
+            row.lease_owner = owner
+            row.lease_token += 1
+            row.lease_expires = _after(now, lease)
+            row.next_time = row.update_time = now
+            return row.active_job(), row.transaction()
         if row is None or row.status is not TxStatus.FAILED:
             return None
         if any(s.status is StepStatus.COMPENSATED for s in row.states):

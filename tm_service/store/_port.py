@@ -173,6 +173,20 @@ class JobStore(Protocol):
         """Move the job to ``status`` (final statuses also release the lease)."""
         ...
 
+    async def park(
+        self,
+        job: ActiveJob,
+        index: int,
+        *,
+        attempts: int,
+        error: str,
+        reason: str,
+        call: Attempt | None = None,
+    ) -> None:
+        """A compensation no retry can help: COMPENSATING, released, not due, and
+        ``needs_attention`` = ``reason`` until Cancel (→ FAILED) or Resume (retry it)."""
+        ...
+
     async def defer_prepared(
         self, job: ActiveJob, *, delay: float, error: str, check: Attempt | None = None
     ) -> None:

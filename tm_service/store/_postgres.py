@@ -428,28 +428,33 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
     async def cancel(self, gid: str, reason: str) -> bool:
         """Cancel an unfinished job (see ``JobStore.cancel``): one UPDATE."""
         prepared = _TX.status == int(TxStatus.PREPARED)
+        # A parked compensation (needs_attention): the operator gives up on it.
+        parked = (_TX.status == int(TxStatus.COMPENSATING)) & (_TX.needs_attention != "")
         saga = _TX.mode == int(Mode.SAGA)
         to_status = case(
             (prepared, int(TxStatus.ABORTED)),
+            (parked, int(TxStatus.FAILED)),
             (saga, int(TxStatus.COMPENSATING)),
             else_=int(TxStatus.FAILED),
         )
+        left_undone = f"cancelled: {reason} (left undone: " + _TX.needs_attention + ")"
         stmt = (
             update(transactions)
             .where(
                 _TX.gid == gid,
-                _TX.status.in_([int(TxStatus.PREPARED), int(TxStatus.SUBMITTED)]),
+                or_(_TX.status.in_([int(TxStatus.PREPARED), int(TxStatus.SUBMITTED)]), parked),
             )
             .values(
                 status=to_status,
-                error=case((prepared, reason), else_=f"cancelled: {reason}"),
+                error=case((prepared, reason), (parked, left_undone), else_=f"cancelled: {reason}"),
+                needs_attention="",
                 cancel_reason=reason,
                 lease_token=_TX.lease_token + 1,
                 lease_owner=None,
                 lease_expires=None,
                 next_time=func.now(),
                 update_time=func.now(),
-                finish_time=case((~prepared & saga, None), else_=func.now()),
+                finish_time=case((parked, func.now()), (~prepared & saga, None), else_=func.now()),
             )
             .returning(_TX.gid)
         )
@@ -460,7 +465,28 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
     async def resume(
         self, gid: str, *, owner: str, lease: float
     ) -> tuple[ActiveJob, Transaction] | None:
-        """FAILED, nothing compensated → SUBMITTED (see ``JobStore.resume``)."""
+        """FAILED, nothing compensated → SUBMITTED; a parked compensation → due now, leased
+        here (see ``JobStore.resume``)."""
+        unpark = (
+            update(transactions)
+            .where(
+                _TX.gid == gid,
+                _TX.status == int(TxStatus.COMPENSATING),
+                _TX.needs_attention != "",
+            )
+            .values(
+                needs_attention="",
+                lease_owner=owner,
+                lease_token=_TX.lease_token + 1,
+                lease_expires=_after(lease),
+                next_time=func.now(),
+                update_time=func.now(),
+            )
+            .returning(*transactions.c)
+        )
+        found = await self._update_one(unpark, gid)
+        if found is not None:
+            return _rows.active_job(*found, 0.0), _rows.transaction_from_rows(*found)
         compensated = (
             select(_ST.idx)
             .where(_ST.gid == gid, _ST.status == int(StepStatus.COMPENSATED))

@@ -91,6 +91,8 @@ class FencedWrite(NamedTuple):
     # array of ``Attempt.to_json()`` objects (text: unnest cannot take arrays of arrays).
     history: Annotated[str | None, TEXT] = None
     qp_history: Annotated[str | None, TEXT] = None
+    # Why the TM stopped retrying and waits for an operator ("" clears it).
+    needs_attention: Annotated[str | None, TEXT] = None
 
 
 # -- the statement's declaration ------------------------------------------------------
@@ -282,6 +284,7 @@ _JOB_SET = {  # the stored job is ``t``
     "deadline_at": "coalesce(now() + v.deadline_in * interval '1 second', t.deadline_at)",
     "query_attempts": "t.query_attempts + CASE WHEN v.bump_query_attempts THEN 1 ELSE 0 END",
     "qp_history": _appended("t.qp_history", "v.qp_history"),
+    "needs_attention": "coalesce(v.needs_attention, t.needs_attention)",
     "update_time": "now()",
 }
 _STEP_SET = {  # the stored step is ``s``

@@ -123,3 +123,57 @@ async def test_a_steps_own_non_retryable_codes_replace_the_default() -> None:
     assert tx.status is TxStatus.FAILED
     assert tx.steps[0].attempts == 2  # UNIMPLEMENTED retried (not in the list), NOT_FOUND not
     assert tx.error.endswith("(not retried: non-retryable code NOT_FOUND)")
+
+
+# -- a compensation no retry can help: parked, waiting for an operator -------------------
+async def _parked(core: Core) -> str:
+    """A saga whose step 1 fails for good and whose step 0 cannot be compensated."""
+    core.transport.answer(method(1), fail(grpc.StatusCode.ABORTED, "no stock"))
+    core.transport.answer(
+        undo(0), fail(grpc.StatusCode.UNIMPLEMENTED, "Undo not registered"), ok(), op="compensate"
+    )
+    new = new_job(2, mode=Mode.SAGA)
+    tx = await core.run(new)
+    assert tx.status is TxStatus.COMPENSATING
+    return new.gid
+
+
+async def test_an_unimplemented_compensation_parks_the_job_instead_of_retrying() -> None:
+    core = Core()
+    gid = await _parked(core)
+    tx = await core.stored(gid)
+    assert "step 0 (s0): its compensation failed with a non-retryable code" in tx.needs_attention
+    assert "UNIMPLEMENTED: Undo not registered" in tx.needs_attention
+    assert len(core.transport.calls_to(undo(0), "compensate")) == 1  # not retried
+    assert tx.steps[0].history[-1].op == "compensate"
+    core.clock.advance(365 * 86400.0)
+    assert await core.claim() == []  # not due: only an operator moves it
+    owner, _, _ = core.store.lease_of(gid)
+    assert owner is None
+
+
+async def test_cancel_gives_up_on_a_parked_compensation() -> None:
+    core = Core()
+    gid = await _parked(core)
+    assert await core.store.cancel(gid, "refunded by hand")
+    tx = await core.stored(gid)
+    assert tx.status is TxStatus.FAILED and tx.finish_time is not None
+    assert tx.error.startswith("cancelled: refunded by hand (left undone: step 0 (s0)")
+    assert tx.needs_attention == "" and tx.cancel_reason == "refunded by hand"
+    assert tx.steps[0].status is StepStatus.SUCCEEDED  # its effect was not undone
+    assert not await core.store.cancel(gid, "again")  # final now: unchanged
+
+
+async def test_resume_retries_a_parked_compensation_after_a_fix() -> None:
+    core = Core()
+    gid = await _parked(core)
+    moved = await core.store.resume(gid, owner="r1", lease=30.0)
+    assert moved is not None
+    job, tx = moved
+    assert tx.status is TxStatus.COMPENSATING and tx.needs_attention == ""
+    core.ctx.mark_claimed(job)
+    await core.processor.run(job)  # the participant was fixed: Undo answers OK now
+    tx = await core.stored(gid)
+    assert tx.status is TxStatus.FAILED and tx.needs_attention == ""
+    assert tx.steps[0].status is StepStatus.COMPENSATED
+    assert len(core.transport.calls_to(undo(0), "compensate")) == 2
