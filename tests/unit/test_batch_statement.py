@@ -108,6 +108,7 @@ def _full_write() -> FencedWrite:
         step_next_in=2.5,
         history='[{"n": 1}]',
         qp_history='[{"n": 2}]',
+        needs_attention="na",
     )
 
 
