@@ -74,6 +74,13 @@ class _Row:
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
+    def lease_to(self, owner: str, lease: float, now: datetime) -> None:
+        """A new lease: ``owner`` holds the job for ``lease`` seconds, with a fresh
+        fencing token (every earlier holder's writes are refused from now on)."""
+        self.lease_owner = owner
+        self.lease_token += 1
+        self.lease_expires = _after(now, lease)
+
     def transaction(self, *, with_results: bool = True) -> Transaction:
         return Transaction(
             gid=self.gid,
@@ -231,9 +238,7 @@ class InMemoryStore(FencedWrites):
             return None
         now = self._now()
         row.status = TxStatus.SUBMITTED
-        row.lease_owner = owner
-        row.lease_token += 1
-        row.lease_expires = _after(now, lease)
+        row.lease_to(owner, lease, now)
         row.next_time = row.update_time = now
         row.error = ""
         row.deadline_at = _after(now, row.options.deadline)
@@ -280,9 +285,7 @@ class InMemoryStore(FencedWrites):
         now = self._now()
         due = sorted(self._due(now), key=lambda r: r.next_time)[:limit]
         for r in due:
-            r.lease_owner = owner
-            r.lease_token += 1
-            r.lease_expires = _after(now, lease)
+            r.lease_to(owner, lease, now)
         return [r.active_job() for r in due]
 
     async def due_stats(self) -> tuple[int, float]:
@@ -379,9 +382,7 @@ class InMemoryStore(FencedWrites):
             # A parked compensation, fixed meanwhile: try it again now.
             now = self._now()
             row.needs_attention = ""
-            row.lease_owner = owner
-            row.lease_token += 1
-            row.lease_expires = _after(now, lease)
+            row.lease_to(owner, lease, now)
             row.next_time = row.update_time = now
             return row.active_job(), row.transaction()
         if row is None or row.status is not TxStatus.FAILED:
@@ -393,9 +394,7 @@ class InMemoryStore(FencedWrites):
         row.error = ""
         row.cancel_reason = None
         row.finish_time = None
-        row.lease_owner = owner
-        row.lease_token += 1
-        row.lease_expires = _after(now, lease)
+        row.lease_to(owner, lease, now)
         row.next_time = row.update_time = now
         row.deadline_at = _after(now, row.options.deadline)
         for s in row.states:

@@ -69,6 +69,16 @@ def _after(seconds: float) -> ColumnElement[datetime]:
     return func.now() + bindparam(None, timedelta(seconds=max(seconds, 0.0)), type_=Interval())
 
 
+def _leased_to(owner: str, lease: float) -> dict[str, Any]:
+    """The columns of a new lease: ``owner`` holds the job for ``lease`` seconds, with a
+    fresh fencing token (every earlier holder's writes are refused from now on)."""
+    return {
+        "lease_owner": owner,
+        "lease_token": _TX.lease_token + 1,
+        "lease_expires": _after(lease),
+    }
+
+
 class PostgresStore(FencedWrites, ReportsUnavailable):
     """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``.
 
@@ -175,9 +185,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             .where(_TX.gid == gid, _TX.status == int(TxStatus.PREPARED))
             .values(
                 status=int(TxStatus.SUBMITTED),
-                lease_owner=owner,
-                lease_token=_TX.lease_token + 1,
-                lease_expires=_after(lease),
+                **_leased_to(owner, lease),
                 next_time=func.now(),
                 update_time=func.now(),
                 error="",
@@ -259,9 +267,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             update(transactions)
             .where(_TX.gid.in_(due))
             .values(
-                lease_owner=owner,
-                lease_token=_TX.lease_token + 1,
-                lease_expires=_after(lease),
+                **_leased_to(owner, lease),
             )
             .returning(*transactions.c)
         )
@@ -476,9 +482,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             )
             .values(
                 needs_attention="",
-                lease_owner=owner,
-                lease_token=_TX.lease_token + 1,
-                lease_expires=_after(lease),
+                **_leased_to(owner, lease),
                 next_time=func.now(),
                 update_time=func.now(),
             )
@@ -500,9 +504,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
                 error="",
                 cancel_reason=None,
                 finish_time=None,
-                lease_owner=owner,
-                lease_token=_TX.lease_token + 1,
-                lease_expires=_after(lease),
+                **_leased_to(owner, lease),
                 next_time=func.now(),
                 update_time=func.now(),
                 deadline_at=_TX.deadline * bindparam(None, timedelta(seconds=1), type_=Interval())
