@@ -247,6 +247,9 @@ class ActiveJob:
     owner: str | None = None  # the principal that created it
     tags: dict[str, str] = field(default_factory=dict)  # business keys (issue 13)
     protocol: str = ""  # the wire dialect of its calls ("" stepping, "dtm")
+    # Cancelled while a replica held it, and that replica never said what its call in
+    # flight did (store ``cancelled_token``): a saga compensates that step too.
+    cancel_in_flight: bool = False
 
     @property
     def is_final(self) -> bool:

@@ -547,10 +547,22 @@ async def test_cancel_moves_each_unfinished_status_and_fences_the_holder(
     tx = stored.transaction
     assert tx.status is TxStatus.FAILED and tx.error == "cancelled: stuck"
     assert tx.cancel_reason == "stuck" and tx.finish_time is not None
-    with pytest.raises(LeaseLost):  # the replica running it can write nothing more
+    with pytest.raises(LeaseLost):  # the replica running it can go on with nothing more,
         await store.step_done(
-            job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=LEASE
+            job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"r0", lease=LEASE
         )
+    with pytest.raises(LeaseLost):  # but the result of its call in flight was recorded, once
+        await store.step_done(
+            job, 1, status=StepStatus.SUCCEEDED, attempts=1, result=b"r1", lease=LEASE
+        )
+    stored = await store.get(job.gid)
+    assert stored is not None
+    tx = stored.transaction
+    assert tx.status is TxStatus.FAILED and tx.error == "cancelled: stuck"
+    assert [(s.status, s.result) for s in tx.steps] == [
+        (StepStatus.SUCCEEDED, b"r0"),
+        (StepStatus.PENDING, None),
+    ]
     assert not await store.cancel(job.gid, "again")  # final: unchanged
     again = await store.get(job.gid)
     assert again is not None and again.transaction.cancel_reason == "stuck"
@@ -570,10 +582,71 @@ async def test_cancel_of_a_saga_compensates_on_any_replica(sut: StoreUnderTest) 
     assert stored is not None
     assert stored.transaction.status is TxStatus.COMPENSATING
     assert stored.transaction.finish_time is None
-    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)  # lease released: due now
+    # r1 holds it and may have a call in flight: its lease is kept until it reports.
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
+    assert await store.lease_changes([(job.gid, job.lease_token)]) == {job.gid: True}
+    assert await store.release_cancelled(job, in_flight=False)
+    assert not await store.release_cancelled(job, in_flight=False)  # once
+    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=10)  # released: due now
     assert [j.gid for j in claimed] == [job.gid]
     assert claimed[0].status is TxStatus.COMPENSATING
+    assert not claimed[0].cancel_in_flight  # r1 said nothing was in flight
     assert not await store.cancel(job.gid, "again")  # compensating: left alone
+    # A take-over is not a cancel: r1's token changed, and not by a Cancel of it.
+    assert await store.lease_changes([(job.gid, job.lease_token)]) == {job.gid: False}
+    assert await store.lease_changes([(job.gid, claimed[0].lease_token)]) == {}
+    assert await store.lease_changes([("no-such-gid", 1)]) == {"no-such-gid": False}
+
+
+async def test_a_cancelled_saga_whose_holder_never_reports_compensates_its_running_step(
+    sut: StoreUnderTest,
+) -> None:
+    store = sut.store
+    made = await store.insert(_new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=1)
+    assert made is not None
+    job, _ = made
+    assert await store.cancel(job.gid, "operator")
+    assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
+    await sut.advance(1.2)  # r1 died: its lease lapses
+    (claimed,) = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert claimed.cancel_in_flight  # its call's effect is unknown
+    with pytest.raises(LeaseLost):  # r1's late write is refused, and not recorded
+        await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=1)
+    stored = await store.get(job.gid)
+    assert stored is not None and stored.transaction.steps[0].status is StepStatus.PENDING
+
+
+async def test_a_cancel_of_an_unheld_job_keeps_no_token(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(
+        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
+    )
+    assert made is not None
+    job, _ = made
+    await store.step_attempt_failed(
+        job, 0, attempts=1, error="down", delay=30.0, keep_lease=False, lease=LEASE
+    )  # waits in the database: nobody holds it
+    assert await store.cancel(job.gid, "operator")
+    (claimed,) = await store.claim_due(owner="r2", lease=LEASE, limit=10)
+    assert not claimed.cancel_in_flight
+    assert not await store.release_cancelled(job, in_flight=True)
+
+
+async def test_resume_after_a_cancel_fences_the_late_result(sut: StoreUnderTest) -> None:
+    store = sut.store
+    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert made is not None
+    job, _ = made
+    assert await store.cancel(job.gid, "operator")
+    assert await store.resume(job.gid, owner="r2", lease=LEASE) is not None
+    with pytest.raises(LeaseLost):  # resumed meanwhile: the old call's result is not taken
+        await store.step_done(
+            job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=LEASE
+        )
+    stored = await store.get(job.gid)
+    assert stored is not None
+    assert stored.transaction.status is TxStatus.SUBMITTED
+    assert stored.transaction.steps[0].status is StepStatus.PENDING
 
 
 async def test_resume_reruns_only_what_did_not_succeed(sut: StoreUnderTest) -> None:

@@ -9,6 +9,7 @@ written down once.
 from __future__ import annotations
 
 import json
+import logging
 
 from tm_service.domain import (
     FINAL_STATUSES,
@@ -18,10 +19,13 @@ from tm_service.domain import (
     StepStatus,
     TxStatus,
 )
+from tm_service.errors import LeaseLost
 from tm_service.store._port import Written
 from tm_service.store._writes import FencedWrite
 
 __all__ = ["PARKED_SECONDS", "FencedWrites"]
+
+_log = logging.getLogger(__name__)
 
 # How long a parked job is left alone (only Cancel or Resume moves it): ten years.
 PARKED_SECONDS = 10 * 365 * 86400.0
@@ -46,10 +50,35 @@ class FencedWrites:
         """Apply ``write`` if the job's lease token still matches; else raise LeaseLost."""
         raise NotImplementedError
 
+    async def _after_cancel(self, job: ActiveJob, write: FencedWrite, *, known: bool) -> bool:
+        """The lease was lost to a Cancel (not to another replica): record ``write``'s step
+        part (what the call in flight did) and release the job; False: not that case.
+
+        Allowed only while nothing happened since the Cancel (the job's token is one past
+        ``write.token``, the one it had when cancelled). The job's own status stays what
+        the Cancel made it. ``known``: what was in flight is now known (a result, or no
+        call), so a saga need not compensate the step just in case.
+        """
+        raise NotImplementedError
+
     async def _write(self, job: ActiveJob, write: FencedWrite) -> Written:
-        written = await self._fenced(job, write)
+        try:
+            written = await self._fenced(job, write)
+        except LeaseLost:
+            if write.step is not None and await self._after_cancel(job, write, known=True):
+                _log.info(
+                    "job cancelled during the call; its result is recorded",
+                    extra={"gid": job.gid, "step": write.step},
+                )
+            raise
         job.update_time, job.finish_time = written.update_time, written.finish_time
         return written
+
+    async def release_cancelled(self, job: ActiveJob, *, in_flight: bool) -> bool:
+        """Hand back a job that was cancelled while held here (see ``_after_cancel``);
+        ``in_flight``: a call was cut off, its effect unknown."""
+        release = FencedWrite(job.lease_token, None)
+        return await self._after_cancel(job, release, known=not in_flight)
 
     async def renew(self, job: ActiveJob, lease: float) -> None:
         await self._write(job, FencedWrite(job.lease_token, lease))

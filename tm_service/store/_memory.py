@@ -71,6 +71,7 @@ class _Row:
     cancel_reason: str | None = None
     qp_history: tuple[Attempt, ...] = ()  # the back-check calls
     protocol: str = ""  # the wire dialect of its calls
+    cancelled_token: int | None = None  # see JobStore.cancel
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -145,7 +146,21 @@ class _Row:
             owner=self.owner,
             tags=dict(self.tags),
             protocol=self.protocol,
+            cancel_in_flight=self.cancelled_token is not None,
         )
+
+
+def _apply_step(state: StepState, write: FencedWrite, now: datetime) -> None:
+    """The step columns of a fenced write."""
+    state.status = StepStatus(write.step_status)
+    state.attempts = write.attempts
+    if write.last_error is not None:
+        state.last_error = write.last_error
+    if write.set_result:
+        state.result = write.result
+    state.next_attempt_time = _after(now, write.step_next_in)
+    if write.history is not None:
+        state.history = _appended(state.history, write.history)
 
 
 def _appended(stored: tuple[Attempt, ...], new: str) -> tuple[Attempt, ...]:
@@ -332,22 +347,40 @@ class InMemoryStore(FencedWrites):
             row.query_attempts += 1
         row.update_time = now
         if write.step is not None:
-            state = row.states[write.step]
-            state.status = StepStatus(write.step_status)
-            state.attempts = write.attempts
-            if write.last_error is not None:
-                state.last_error = write.last_error
-            if write.set_result:
-                state.result = write.result
-            state.next_attempt_time = _after(now, write.step_next_in)
-            if write.history is not None:
-                state.history = _appended(state.history, write.history)
+            _apply_step(row.states[write.step], write, now)
         if write.qp_history is not None:
             row.qp_history = _appended(row.qp_history, write.qp_history)
         if write.needs_attention is not None:
             row.needs_attention = write.needs_attention
         row.writes += 1
         return Written(row.update_time, row.finish_time)
+
+    async def _after_cancel(self, job: ActiveJob, write: FencedWrite, *, known: bool) -> bool:
+        row = self._rows.get(job.gid)
+        if (
+            row is None
+            or row.cancel_reason is None
+            or row.cancelled_token != write.token
+            or row.lease_token != write.token + 1
+        ):
+            return False
+        now = self._now()
+        row.lease_owner = row.lease_expires = None
+        row.next_time = row.update_time = now
+        if known:
+            row.cancelled_token = None
+        if write.step is not None and row.states[write.step].status is StepStatus.PENDING:
+            _apply_step(row.states[write.step], write, now)
+        row.writes += 1
+        return True
+
+    async def lease_changes(self, held: Sequence[tuple[str, int]]) -> dict[str, bool]:
+        changed: dict[str, bool] = {}
+        for gid, token in held:
+            row = self._rows.get(gid)
+            if row is None or row.lease_token != token:
+                changed[gid] = row is not None and row.cancelled_token == token
+        return changed
 
     # -- job control (issue 13) ---------------------------------------------------
     async def cancel(self, gid: str, reason: str) -> bool:
@@ -366,9 +399,12 @@ class InMemoryStore(FencedWrites):
             saga = row.options.mode is Mode.SAGA
             row.status = TxStatus.COMPENSATING if saga else TxStatus.FAILED
             row.error = f"cancelled: {reason}"
+            if row.lease_owner is not None:  # running somewhere: a call may be in flight
+                row.cancelled_token = row.lease_token
         row.cancel_reason = reason
         row.lease_token += 1
-        row.lease_owner = row.lease_expires = None
+        if row.cancelled_token is None or row.status is not TxStatus.COMPENSATING:
+            row.lease_owner = row.lease_expires = None
         row.next_time = row.update_time = now
         if row.status is not TxStatus.COMPENSATING:
             row.finish_time = now
@@ -392,7 +428,7 @@ class InMemoryStore(FencedWrites):
         now = self._now()
         row.status = TxStatus.SUBMITTED
         row.error = ""
-        row.cancel_reason = None
+        row.cancel_reason = row.cancelled_token = None
         row.finish_time = None
         row.lease_to(owner, lease, now)
         row.next_time = row.update_time = now

@@ -221,10 +221,28 @@ class JobStore(Protocol):
 
         PREPARED → ABORTED (error ``reason``); SUBMITTED message → FAILED and SUBMITTED
         saga → COMPENSATING (due at once), both with error ``cancelled: <reason>``.
-        COMPENSATING and final jobs are left as they are. The lease token is bumped and
-        the lease released: a replica running the job finds its next fenced write
-        refused (LeaseLost) and stops; a saga's compensation is claimed by any replica.
+        COMPENSATING and final jobs are left as they are. The lease token is bumped: a
+        replica running the job finds its next fenced write refused (LeaseLost) and
+        stops. A SUBMITTED job some replica holds keeps, in ``cancelled_token``, the
+        token it had: that replica may still record the result of its call in flight
+        (``release_cancelled`` and the step writes, which try it on LeaseLost). A saga
+        held somewhere keeps its lease meanwhile, so that its compensation starts once
+        the holder has reported (or its lease lapsed; then the step that was running
+        is compensated too, since it may have run). Otherwise the lease is released
+        and a saga's compensation is claimed by any replica.
         """
+        ...
+
+    async def release_cancelled(self, job: ActiveJob, *, in_flight: bool) -> bool:
+        """Hand back a job cancelled while this replica held it: the lease is released
+        and a saga's compensation due at once. ``in_flight``: a call was cut off, so
+        its step may have run. False when the job was not cancelled (another replica
+        took it over) or something happened since."""
+        ...
+
+    async def lease_changes(self, held: Sequence[tuple[str, int]]) -> dict[str, bool]:
+        """Of the jobs held here with these lease tokens, those whose token changed
+        (gid → whether by a Cancel of that very token; False: taken over or gone)."""
         ...
 
     async def resume(

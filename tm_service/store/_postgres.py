@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
     union_all,
     update,
@@ -55,6 +56,7 @@ from tm_service.store._writes import (
     FencedWrite,
     Inserted,
     NewJob,
+    after_cancel,
     write_batch,
 )
 
@@ -329,6 +331,27 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         written: Written = await self._batcher.write(WRITE, job.gid, write)
         return written
 
+    @map_unavailable
+    async def _after_cancel(self, job: ActiveJob, write: FencedWrite, *, known: bool) -> bool:
+        async with (await self._write_pool()).acquire() as conn:
+            return await after_cancel(conn, job.gid, write, known=known)
+
+    @map_unavailable
+    async def lease_changes(self, held: Sequence[tuple[str, int]]) -> dict[str, bool]:
+        """One read for every watched job (the processors' lease watch polls it)."""
+        if not held:
+            return {}
+        stmt = text(
+            "SELECT u.gid, t.cancelled_token IS NOT DISTINCT FROM u.token AS cancelled"
+            " FROM unnest(CAST(:gids AS text[]), CAST(:tokens AS int8[])) AS u(gid, token)"
+            f" LEFT JOIN {transactions.name} t ON t.gid = u.gid"
+            " WHERE t.lease_token IS DISTINCT FROM u.token"
+        )
+        params = {"gids": [g for g, _ in held], "tokens": [t for _, t in held]}
+        async with self._connect(auto=True) as conn:
+            rows = (await conn.execute(stmt, params)).all()
+        return {gid: bool(cancelled) for gid, cancelled in rows}
+
     # -- internals ----------------------------------------------------------------
     async def _update_one(self, stmt: Any, gid: str) -> tuple[Any, list[Any]] | None:
         """Run an UPDATE ... RETURNING of one job and read its steps, in one transaction."""
@@ -444,6 +467,9 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             else_=int(TxStatus.FAILED),
         )
         left_undone = f"cancelled: {reason} (left undone: " + _TX.needs_attention + ")"
+        # SUBMITTED and held by a replica: a call may be in flight there (store.cancel).
+        held = (_TX.status == int(TxStatus.SUBMITTED)) & _TX.lease_owner.is_not(None)
+        keep_lease = held & saga
         stmt = (
             update(transactions)
             .where(
@@ -455,9 +481,10 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
                 error=case((prepared, reason), (parked, left_undone), else_=f"cancelled: {reason}"),
                 needs_attention="",
                 cancel_reason=reason,
+                cancelled_token=case((held, _TX.lease_token), else_=None),
                 lease_token=_TX.lease_token + 1,
-                lease_owner=None,
-                lease_expires=None,
+                lease_owner=case((keep_lease, _TX.lease_owner), else_=None),
+                lease_expires=case((keep_lease, _TX.lease_expires), else_=None),
                 next_time=func.now(),
                 update_time=func.now(),
                 finish_time=case((parked, func.now()), (~prepared & saga, None), else_=func.now()),
@@ -503,6 +530,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
                 status=int(TxStatus.SUBMITTED),
                 error="",
                 cancel_reason=None,
+                cancelled_token=None,
                 finish_time=None,
                 **_leased_to(owner, lease),
                 next_time=func.now(),

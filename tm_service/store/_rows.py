@@ -195,4 +195,5 @@ def _job(
         owner=tx["owner"],
         tags=dict(tx["tags"] or {}),
         protocol=tx.get("protocol") or "",
+        cancel_in_flight=tx.get("cancelled_token") is not None,
     )

@@ -66,6 +66,8 @@ transactions = Table(
     Column("needs_attention", Text, nullable=False, server_default=""),
     Column("qp_history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("protocol", Text, nullable=False, server_default=""),
+    # Migration 0007: the token a running job held when cancelled (see store.cancel).
+    Column("cancelled_token", BigInteger, nullable=True),
     Index(
         "ix_stepping_transactions_due",
         "next_time",

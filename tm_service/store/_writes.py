@@ -28,7 +28,16 @@ from tm_service.store._batch import Pending
 from tm_service.store._port import Written
 from tm_service.store._schema import steps, transactions
 
-__all__ = ["INSERT", "WRITE", "FencedWrite", "Inserted", "NewJob", "Written", "write_batch"]
+__all__ = [
+    "INSERT",
+    "WRITE",
+    "FencedWrite",
+    "Inserted",
+    "NewJob",
+    "Written",
+    "after_cancel",
+    "write_batch",
+]
 
 INSERT = "insert"
 WRITE = "write"
@@ -355,6 +364,43 @@ SELECT true AS inserted, gid, create_time AS at, NULL::timestamptz AS finish_tim
 UNION ALL
 SELECT false, gid, update_time, finish_time FROM wtx
 """
+
+# A write refused because the job was cancelled while held (``FencedWrites._after_cancel``):
+# its step part, if the job's token is the Cancel's (one past the write's, which the
+# Cancel kept in ``cancelled_token``) and the step is still pending; the job is released.
+# Rare (a Cancel during a call): not batched. The last parameter: ``known``.
+_AFTER_CANCEL_SQL = f"""
+WITH v AS (
+  SELECT * FROM {_unnest(_WRITES, 1)}
+), wtx AS (
+  UPDATE {transactions.name} t SET lease_owner = NULL, lease_expires = NULL,
+    next_time = now(), update_time = now(),
+    cancelled_token = CASE WHEN ${len(_WRITES) + 1}::bool THEN NULL ELSE t.cancelled_token END
+  FROM v
+  WHERE t.gid = v.gid AND t.cancel_reason IS NOT NULL
+    AND t.cancelled_token = v.token AND t.lease_token = v.token + 1
+  RETURNING t.gid
+), wst AS (
+  UPDATE {steps.name} s SET {_set(steps, _STEP_SET)}
+  FROM v JOIN wtx ON wtx.gid = v.gid
+  WHERE v.step IS NOT NULL AND s.gid = v.gid AND s.idx = v.step
+    AND s.status = {int(StepStatus.PENDING)}
+)
+SELECT count(*) AS n FROM wtx
+"""
+
+
+async def after_cancel(
+    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
+    gid: str,
+    write: FencedWrite,
+    *,
+    known: bool,
+) -> bool:
+    """Apply ``_AFTER_CANCEL_SQL``; True when the job was released (and the step written)."""
+    n: int = await conn.fetchval(_AFTER_CANCEL_SQL, *_write_args([(gid, write)]), known)
+    return n > 0
+
 
 _JOB_GETS = tuple(p.get for p in _JOBS.params)
 _STEP_GETS = tuple(p.get for p in _STEPS.params)
