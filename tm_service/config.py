@@ -84,7 +84,11 @@ class Settings:
         default=30.0, metadata={"help": "how long a claimed job stays with this replica"}
     )
     poll_interval_seconds: float = field(
-        default=1.0, metadata={"help": "how often the sweeper looks for due jobs"}
+        default=1.0,
+        metadata={
+            "help": "how often the sweeper looks for due jobs "
+            "and the lease watch for cancelled ones"
+        },
     )
     sweep_batch_size: int = field(default=100, metadata={"help": "jobs claimed per sweep"})
     max_active_jobs: int = field(default=5000, metadata={"help": "jobs run at once per process"})

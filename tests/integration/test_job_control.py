@@ -73,6 +73,80 @@ async def test_cancel_from_another_replica_stops_the_running_one(
         assert again.cancel_reason == "stuck for good"  # idempotent: unchanged
 
 
+async def test_cancel_from_another_replica_ends_a_retry_wait_within_a_poll(
+    tm: TmServer, second_tm: TmServer, participant: Participant
+) -> None:
+    participant.fail_first[DO] = 10**6  # down: the next try is 4 s away, waited in memory on A
+    comp = S.Endpoint(target=participant.target, method=UNDO)
+    slow = fast_retry(initial=4.0, maximum=4.0)
+    g = gid()
+    async with tm_stub(tm.target) as a, tm_stub(second_tm.target) as b:
+        await a.Submit(
+            S.SubmitRequest(
+                gid=g,
+                steps=[step(participant.target, DO, compensation=comp, retry_policy=slow)],
+                options=S.TransactionOptions(mode=S.MODE_SAGA),
+            )
+        )
+        deadline = time.monotonic() + 30
+        while not participant.calls_to(DO):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # A has recorded the failure and waits
+        cancelled_at = time.monotonic()
+        await b.Cancel(S.CancelRequest(gid=g, reason="operator"))
+        done = await wait_status(b, g, S.TRANSACTION_STATUS_FAILED, timeout=30)
+    # A stopped waiting at its lease watch's next poll and handed the saga on: the
+    # compensation ran long before the 4 s retry would have, and the action was not retried.
+    (undo_call,) = participant.calls_to(UNDO)
+    assert undo_call.at - cancelled_at < 2.0
+    assert len(participant.calls_to(DO)) == 1
+    assert done.error == "cancelled: operator"
+    assert done.steps[0].status == S.STEP_STATUS_COMPENSATED
+
+
+async def test_cancel_from_another_replica_during_a_long_call_records_its_result(
+    tm: TmServer, second_tm: TmServer, participant: Participant
+) -> None:
+    # 3 s calls against a 5 s lease: the call outlasts a third of it, so A renews the
+    # lease mid-call and is refused there; the call may still finish within A's lease.
+    participant.delays[DO] = 3.0
+    participant.responses[DO] = b"made"
+    comp = S.Endpoint(target=participant.target, method=UNDO)
+    long = dur(10.0)
+    g = gid()
+    steps = [
+        step(participant.target, DO, name=f"s{i}", compensation=comp, timeout=long)
+        for i in range(2)
+    ]
+    async with tm_stub(tm.target) as a, tm_stub(second_tm.target) as b:
+        await a.Submit(
+            S.SubmitRequest(gid=g, steps=steps, options=S.TransactionOptions(mode=S.MODE_SAGA))
+        )
+        deadline = time.monotonic() + 30
+        while not participant.calls_to(DO):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        tx = (await b.Cancel(S.CancelRequest(gid=g, reason="operator"))).transaction
+        assert tx.status == S.TRANSACTION_STATUS_COMPENSATING
+        done = await wait_status(b, g, S.TRANSACTION_STATUS_FAILED, timeout=30)
+    # Step 0's call finished after the Cancel: its result was recorded, so it was undone
+    # (exactly once); step 1 was never called.
+    assert len(participant.calls_to(DO)) == 1
+    first = done.steps[0]
+    assert first.status == S.STEP_STATUS_COMPENSATED
+    assert [h.op for h in first.history][:1] == [S.ATTEMPT_OP_ACTION]
+    assert [c.metadata["stepping-step-index"] for c in participant.calls_to(UNDO)] == ["0"]
+    got = (await _get(tm, g)).transaction
+    assert got.steps[0].result == b"made"
+
+
+async def _get(tm: TmServer, g: str) -> tm_pb2.GetTransactionResponse:
+    async with tm_stub(tm.target) as stub:
+        return await stub.GetTransaction(S.GetTransactionRequest(gid=g))
+
+
 async def test_cancel_of_a_prepared_job_aborts_it(tm: TmServer, participant: Participant) -> None:
     g = gid()
     async with tm_stub(tm.target) as stub:

@@ -12,6 +12,7 @@ from tm_service.config import Settings
 from tm_service.domain import ActiveJob
 from tm_service.processing._lease import Lease
 from tm_service.processing._transport import Transport
+from tm_service.processing._watch import LeaseWatch, Verdict
 from tm_service.store import JobStore
 from tm_service.telemetry import Telemetry
 
@@ -29,6 +30,8 @@ class ProcessingContext:
     on_final: Callable[[str], None] = lambda gid: None
     # Off by default: the processor checks ``telemetry.enabled`` once per pass.
     telemetry: Telemetry = field(default_factory=Telemetry)
+    # Waits (inline retries, long calls) told when their job is cancelled or taken.
+    watch: LeaseWatch = field(default_factory=LeaseWatch)
 
     @property
     def lease(self) -> float:
@@ -55,6 +58,15 @@ class ProcessingContext:
             return
         await self.store.renew(job, self.lease)
         self.mark_leased(job, now)
+
+    async def wait_retry(self, job: ActiveJob, seconds: float) -> Verdict | None:
+        """Wait before the job's next attempt; a verdict when the wait was cut short
+        (the TM stops, the job was cancelled or taken over), else None."""
+        if self.stopping.is_set():
+            return Verdict.STOPPING
+        with self.watch.watching(job, self.clock.monotonic(), call=False) as watched:
+            await self.clock.wait(watched.event, seconds)
+        return watched.verdict
 
     async def sleep_or_stop(self, seconds: float) -> bool:
         """Sleep; True when the TM began stopping meanwhile."""

@@ -16,6 +16,7 @@ from tm_service.domain import ActiveJob, Transaction
 from tm_service.errors import StoreUnavailable
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._processor import JobProcessor
+from tm_service.processing._watch import Verdict
 
 __all__ = ["Engine"]
 
@@ -36,6 +37,7 @@ class Engine:
         # ``sweep_max_active`` of them, so that a backlog cannot crowd out new jobs.
         self._swept: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         # The last claim got all it asked for: more jobs are probably due.
         self._more_due = False
@@ -63,6 +65,7 @@ class Engine:
         """Start the sweeper (call from within the running loop)."""
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_loop(), name="stepping-sweeper")
+            self._watcher = asyncio.create_task(self._watch_loop(), name="stepping-lease-watch")
 
     def run(self, job: ActiveJob, *, swept: bool = False) -> None:
         """Start working on a job this process just leased (``swept``: by the sweeper)."""
@@ -143,6 +146,16 @@ class Engine:
                 continue  # more may be due right now
             await self._ctx.clock.wait(self._wake, interval)
 
+    async def _watch_loop(self) -> None:
+        """Once per poll: tell waiting jobs that were cancelled or taken over (``_watch``)."""
+        ctx = self._ctx
+        interval = ctx.settings.poll_interval_seconds
+        while not await ctx.sleep_or_stop(interval):
+            try:
+                await ctx.watch.check(ctx.store, ctx.clock.monotonic(), interval)
+            except Exception:
+                _log.exception("lease watch failed")
+
     # -- waiting for results ----------------------------------------------------------
     def _notify_final(self, gid: str) -> None:
         for event in self._waiters.get(gid, ()):
@@ -182,14 +195,13 @@ class Engine:
 
     # -- job control (issue 13) ---------------------------------------------------
     def job_cancelled(self, gid: str) -> None:
-        """A Cancel here moved the job (its lease token bumped): stop its task at once.
+        """A Cancel here moved the job (its lease token bumped): tell its task at once.
 
-        The task could not write anything more anyway (fencing); stopping it now also
-        ends an inline retry's sleep or a call in flight. Waiters re-read the store.
+        An inline retry's wait ends without another call; a call in flight may finish
+        within the lease held here and its result is recorded (``_watch``). Waiters
+        re-read the store.
         """
-        task = self._active.get(gid)
-        if task is not None:
-            task.cancel()
+        self._ctx.watch.tell(gid, Verdict.CANCELLED)
         self._notify_final(gid)
 
     async def wait_change(self, gid: str, timeout: float) -> None:
@@ -204,10 +216,12 @@ class Engine:
         other replicas take the jobs over at once instead of after the lease lapses.
         """
         self._ctx.stopping.set()
+        self._ctx.watch.stopping()
         self._wake.set()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for loop in (self._sweeper, self._watcher):
+            if loop is not None:
+                loop.cancel()
+                await asyncio.gather(loop, return_exceptions=True)
         tasks = list(self._active.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)

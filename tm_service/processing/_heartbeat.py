@@ -16,8 +16,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from tm_service.domain import ActiveJob
-from tm_service.errors import StoreUnavailable
+from tm_service.errors import LeaseLost, StoreUnavailable
 from tm_service.processing._context import ProcessingContext
+from tm_service.processing._watch import Verdict
 
 __all__ = ["while_leased"]
 
@@ -33,23 +34,54 @@ async def while_leased(
 
     Raises LeaseLost or StoreUnavailable (with the call cancelled) when the lease could
     not be kept; the call's outcome is then unknown and the step is delivered again.
+    When the job is cancelled meanwhile (the renewal is refused, or the lease watch
+    says so), the call may still finish within the lease held here: its result is
+    returned, and the step write that follows records it (``store._after_cancel``).
     """
     terms = ctx.lease_terms
     if terms.outlasts(job.lease_valid_until, ctx.clock.monotonic(), timeout):
         return await call  # the common case: no task, no timer
     task = asyncio.ensure_future(call)
-    done = asyncio.Event()
-    task.add_done_callback(lambda _: done.set())
     try:
-        while True:
-            # Renew once a third of the lease is used.
-            due_in = job.lease_valid_until - terms.seconds * 2 / 3 - ctx.clock.monotonic()
-            if await ctx.clock.wait(done, due_in) or await _renew(ctx, job, done):
-                return task.result()
+        with ctx.watch.watching(job, ctx.clock.monotonic(), call=True) as watched:
+            task.add_done_callback(lambda _: watched.event.set())
+            while True:
+                # Renew once a third of the lease is used.
+                due_in = job.lease_valid_until - terms.seconds * 2 / 3 - ctx.clock.monotonic()
+                if not await ctx.clock.wait(watched.event, due_in):
+                    try:
+                        await _renew(ctx, job, watched.event)
+                    except LeaseLost:  # our lease still holds: a Cancel bumped the token
+                        watched.tell(Verdict.CANCELLED)
+                if task.done():
+                    return task.result()
+                if watched.verdict is not None:
+                    return await _after_cancel(ctx, job, task, watched.verdict)
     finally:
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def _after_cancel(
+    ctx: ProcessingContext, job: ActiveJob, task: asyncio.Future[_T], verdict: Verdict
+) -> _T:
+    """The job is not ours any more. Cancelled: let the call finish within the lease
+    still held here (its result gets recorded); taken over: stop at once."""
+    if verdict is Verdict.CANCELLED:
+        finished = asyncio.Event()
+        task.add_done_callback(lambda _: finished.set())
+        left = job.lease_valid_until - ctx.lease_terms.slack - ctx.clock.monotonic()
+        if await ctx.clock.wait(finished, left):
+            return task.result()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        _log.warning(
+            "job cancelled; its call did not end within the lease and was cut off",
+            extra={"gid": job.gid},
+        )
+        await ctx.store.release_cancelled(job, in_flight=True)
+    raise LeaseLost(job.gid)
 
 
 async def _renew(ctx: ProcessingContext, job: ActiveJob, done: asyncio.Event) -> bool:

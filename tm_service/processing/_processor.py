@@ -70,7 +70,10 @@ class JobProcessor:
             if job.status is TxStatus.COMPENSATING:
                 await self._compensate(job)
         except LeaseLost:
-            _log.warning("lease lost; another replica owns the job now", extra={"gid": job.gid})
+            _log.warning(
+                "stopped: the job was cancelled, or another replica owns it now",
+                extra={"gid": job.gid},
+            )
 
     async def _recover(self, job: ActiveJob) -> bool:
         """Wait for the database, then reload the job in place; False: stop working on it.
@@ -250,9 +253,14 @@ class JobProcessor:
 
     async def _compensate(self, job: ActiveJob) -> None:
         ctx = self._ctx
+        maybe_ran = _maybe_ran(job)
         for state in reversed(job.states):
             spec = job.specs[state.index]
-            touched = state.status in (StepStatus.SUCCEEDED, StepStatus.FAILED) or state.attempts
+            touched = (
+                state.status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
+                or state.attempts
+                or state.index in maybe_ran
+            )
             if spec.compensation is None or not touched or state.status is StepStatus.COMPENSATED:
                 continue
             result = await run_attempts(ctx, job, spec, state, Op.COMPENSATE)
@@ -319,3 +327,13 @@ class JobProcessor:
         await self._ctx.store.set_status(job, status, lease=self._ctx.lease)
         job.status = status
         self._ctx.on_final(job.gid)
+
+
+def _maybe_ran(job: ActiveJob) -> frozenset[int]:
+    """Steps whose action may have run unrecorded: a saga cancelled while a replica held
+    it, and that replica never reported (it died, or its call was cut off). The call it
+    had in flight was for its first pending step (every pending one, when concurrent)."""
+    if not job.cancel_in_flight:
+        return frozenset()
+    pending = [s.index for s in job.states if s.status is StepStatus.PENDING]
+    return frozenset(pending if job.options.concurrent else pending[:1])

@@ -12,9 +12,11 @@ from stepping.contract import CallInfo
 
 from tm_service._limits import cut_text
 from tm_service.domain import ActiveJob, Attempt, StepSpec, StepState
+from tm_service.errors import LeaseLost
 from tm_service.processing import _dialect
 from tm_service.processing._context import ProcessingContext
 from tm_service.processing._heartbeat import while_leased
+from tm_service.processing._watch import Verdict
 
 __all__ = ["NON_RETRYABLE_BY_DEFAULT", "Op", "Outcome", "StepResult", "run_attempts"]
 
@@ -177,6 +179,11 @@ async def run_attempts(
         if not keep:
             return StepResult(Outcome.PAUSED, attempt, error=error)
         ctx.mark_leased(job, started, extra=delay)
-        if await ctx.sleep_or_stop(delay):
+        verdict = await ctx.wait_retry(job, delay)
+        if verdict is Verdict.STOPPING:
             await ctx.store.release(job)
             return StepResult(Outcome.PAUSED, attempt, error=error)
+        if verdict is not None:  # no further call: the job is not ours any more
+            if verdict is Verdict.CANCELLED:
+                await ctx.store.release_cancelled(job, in_flight=False)
+            raise LeaseLost(job.gid)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from tests.fakes import Call, fail, ok
-from tests.unit.processing.harness import Core, method, new_job, undo
+from tests.unit.processing.harness import Core, method, new_job, policy, undo
 from tm_service.domain import Mode, RetryPolicy, StepStatus, TxStatus
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
@@ -20,12 +22,14 @@ async def test_a_cancel_elsewhere_during_a_call_stops_the_job_after_it() -> None
             assert await core.store.cancel(new.gid, "operator")
 
     core.transport.during = cancel_during_step_1
+    core.transport.answer(method(1), ok(b"done-1"))
     tx = await core.run(new)
     assert tx.status is TxStatus.FAILED and tx.error == "cancelled: operator"
     assert tx.cancel_reason == "operator"
-    # The in-flight call ended; its result could not be written; step 2 was never called.
+    # The call in flight ended and its result is recorded; step 2 was never called.
     assert core.methods_called() == [(method(0), "action"), (method(1), "action")]
-    assert [s.status for s in tx.steps] == [StepStatus.SUCCEEDED, *[StepStatus.PENDING] * 2]
+    assert [s.status for s in tx.steps] == [StepStatus.SUCCEEDED] * 2 + [StepStatus.PENDING]
+    assert tx.steps[1].result == b"done-1" and len(tx.steps[1].history) == 1
 
 
 async def test_a_cancel_during_an_inline_retry_calls_at_most_once_more() -> None:
@@ -41,6 +45,8 @@ async def test_a_cancel_during_an_inline_retry_calls_at_most_once_more() -> None
     tx = await core.run(new)
     assert tx.status is TxStatus.FAILED
     assert len(core.transport.calls) == 3  # the failed write of the third attempt stopped it
+    # ... and that third attempt is recorded all the same.
+    assert tx.steps[0].attempts == 3 and len(tx.steps[0].history) == 3
 
 
 async def test_a_cancelled_saga_is_compensated_by_the_next_claim() -> None:
@@ -59,9 +65,91 @@ async def test_a_cancelled_saga_is_compensated_by_the_next_claim() -> None:
     await core.processor.run(job)
     tx = await core.stored(new.gid)
     assert tx.status is TxStatus.FAILED and tx.error == "cancelled: customer left"
-    assert tx.steps[0].status is StepStatus.COMPENSATED
+    # Step 1 was in flight when cancelled: it finished, was recorded, and is undone too.
+    assert [s.status for s in tx.steps[:2]] == [StepStatus.COMPENSATED] * 2
     assert core.transport.calls_to(method(2)) == []
-    assert [c.step for c in core.transport.calls_to(undo(0))] == [0]
+    assert [c.endpoint.method for c in core.transport.calls if c.op == "compensate"] == [
+        undo(1),
+        undo(0),
+    ]
+
+
+async def test_a_cancel_elsewhere_ends_an_inline_retry_wait_within_a_poll() -> None:
+    core = Core()
+    new = new_job(2, mode=Mode.SAGA, retry=policy(initial=8.0))
+    core.transport.answer(method(0), fail(UNAVAILABLE, "down"))
+    engine = core.engine()
+    engine.start()
+    engine.run(await core.submitted(new))
+    await core.clock.wait(asyncio.Event(), 1.5)  # the job now waits 8 s for its retry
+    assert await core.store.cancel(new.gid, "give up")  # on "another replica"
+    await core.clock.wait(asyncio.Event(), 1.5)  # the next poll of the lease watch tells it
+    # It stopped waiting without another call and handed the saga back at once.
+    assert len(core.transport.calls_to(method(0))) == 1
+    assert engine.active_count == 0
+    # Nothing was in flight (the attempt is recorded), so nothing is undone just in case.
+    assert core.store._rows[new.gid].cancelled_token is None
+    await core.clock.wait(asyncio.Event(), 1.5)  # a sweep compensates it
+    await engine.shutdown(grace=1.0)
+    tx = await core.stored(new.gid)
+    assert tx.status is TxStatus.FAILED and tx.error == "cancelled: give up"
+    assert [c.step for c in core.transport.calls_to(undo(0), "compensate")] == [0]
+    assert core.clock.elapsed < 8.0
+
+
+async def test_a_long_call_cancelled_elsewhere_may_finish_and_is_recorded() -> None:
+    core = Core()
+    new = new_job(2, timeout=100.0)  # outlasts the 30 s lease: renewed while in flight
+
+    async def cancel_mid_call(call: Call) -> None:
+        await core.clock.wait(asyncio.Event(), 5.0)
+        assert await core.store.cancel(new.gid, "operator")
+        await core.clock.wait(asyncio.Event(), 15.0)  # ends at 20 s, within the lease
+
+    core.transport.during = cancel_mid_call
+    core.transport.answer(method(0), ok(b"late"))
+    tx = await core.run(new)
+    assert tx.status is TxStatus.FAILED and tx.error == "cancelled: operator"
+    assert tx.steps[0].status is StepStatus.SUCCEEDED and tx.steps[0].result == b"late"
+    assert core.transport.calls_to(method(1)) == []
+
+
+async def test_a_cancelled_call_that_outlasts_the_lease_is_cut_off_and_compensated() -> None:
+    core = Core()
+    new = new_job(2, mode=Mode.SAGA, timeout=100.0)
+
+    async def cancel_then_hang(call: Call) -> None:
+        if call.op == "action":
+            await core.clock.wait(asyncio.Event(), 5.0)
+            assert await core.store.cancel(new.gid, "operator")
+            await core.clock.wait(asyncio.Event(), 90.0)
+
+    core.transport.during = cancel_then_hang
+    tx = await core.run(new)
+    assert tx.status is TxStatus.COMPENSATING
+    assert core.clock.elapsed < 30.0  # cut off before the lease held here ran out
+    (job,) = await core.claim("r2")  # released at once
+    assert job.cancel_in_flight
+    await core.processor.run(job)
+    tx = await core.stored(new.gid)
+    # Step 0's effect is unknown (its call was cut off): it is compensated just in case.
+    assert tx.status is TxStatus.FAILED
+    assert [c.endpoint.method for c in core.transport.calls if c.op == "compensate"] == [undo(0)]
+
+
+async def test_a_saga_cancelled_while_its_replica_is_dead_compensates_the_running_step() -> None:
+    core = Core()
+    new = new_job(3, mode=Mode.SAGA)
+    await core.submitted(new)  # held by r1, which dies mid-call (no processor runs)
+    assert await core.store.cancel(new.gid, "operator")
+    assert await core.claim("r2") == []  # r1's lease is kept: it may still report
+    core.clock.advance(31.0)
+    (job,) = await core.claim("r2")
+    assert job.cancel_in_flight
+    await core.processor.run(job)
+    tx = await core.stored(new.gid)
+    assert tx.status is TxStatus.FAILED
+    assert [c.endpoint.method for c in core.transport.calls] == [undo(0)]
 
 
 async def test_resume_runs_only_the_steps_that_did_not_succeed() -> None:

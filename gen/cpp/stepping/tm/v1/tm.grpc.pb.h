@@ -100,7 +100,8 @@ class TransactionManagerService final {
     // Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
     // -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
     // COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-    // unchanged. Idempotent; a replica running the job notices within seconds.
+    // unchanged. Idempotent. A replica running the job notices within a poll when it
+    // waits for a retry; a call in flight may finish there and its result is recorded.
     virtual ::grpc::Status Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::stepping::tm::v1::CancelResponse* response) = 0;
     std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>> AsyncCancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest& request, ::grpc::CompletionQueue* cq) {
       return std::unique_ptr< ::grpc::ClientAsyncResponseReaderInterface< ::stepping::tm::v1::CancelResponse>>(AsyncCancelRaw(context, request, cq));
@@ -171,7 +172,8 @@ class TransactionManagerService final {
       // Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
       // -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
       // COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-      // unchanged. Idempotent; a replica running the job notices within seconds.
+      // unchanged. Idempotent. A replica running the job notices within a poll when it
+      // waits for a retry; a call in flight may finish there and its result is recorded.
       virtual void Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, std::function<void(::grpc::Status)>) = 0;
       virtual void Cancel(::grpc::ClientContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response, ::grpc::ClientUnaryReactor* reactor) = 0;
       // Resume runs a FAILED message job (or a saga that failed before anything was
@@ -392,7 +394,8 @@ class TransactionManagerService final {
     // Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
     // -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
     // COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-    // unchanged. Idempotent; a replica running the job notices within seconds.
+    // unchanged. Idempotent. A replica running the job notices within a poll when it
+    // waits for a retry; a call in flight may finish there and its result is recorded.
     virtual ::grpc::Status Cancel(::grpc::ServerContext* context, const ::stepping::tm::v1::CancelRequest* request, ::stepping::tm::v1::CancelResponse* response);
     // Resume runs a FAILED message job (or a saga that failed before anything was
     // compensated) again from its first step that did not succeed, with fresh

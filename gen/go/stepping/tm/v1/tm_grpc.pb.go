@@ -34,7 +34,8 @@ type TransactionManagerServiceClient interface {
 	// Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
 	// -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
 	// COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-	// unchanged. Idempotent; a replica running the job notices within seconds.
+	// unchanged. Idempotent. A replica running the job notices within a poll when it
+	// waits for a retry; a call in flight may finish there and its result is recorded.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
 	// Resume runs a FAILED message job (or a saga that failed before anything was
 	// compensated) again from its first step that did not succeed, with fresh
@@ -200,7 +201,8 @@ type TransactionManagerServiceServer interface {
 	// Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
 	// -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
 	// COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-	// unchanged. Idempotent; a replica running the job notices within seconds.
+	// unchanged. Idempotent. A replica running the job notices within a poll when it
+	// waits for a retry; a call in flight may finish there and its result is recorded.
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
 	// Resume runs a FAILED message job (or a saga that failed before anything was
 	// compensated) again from its first step that did not succeed, with fresh

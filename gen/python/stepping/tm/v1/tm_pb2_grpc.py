@@ -162,7 +162,8 @@ class TransactionManagerServiceServicer:
         """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
         -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
         COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-        unchanged. Idempotent; a replica running the job notices within seconds.
+        unchanged. Idempotent. A replica running the job notices within a poll when it
+        waits for a retry; a call in flight may finish there and its result is recorded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

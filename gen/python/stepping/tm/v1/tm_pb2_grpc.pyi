@@ -62,7 +62,8 @@ class TransactionManagerServiceStub:
     """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
     -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
     COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-    unchanged. Idempotent; a replica running the job notices within seconds.
+    unchanged. Idempotent. A replica running the job notices within a poll when it
+    waits for a retry; a call in flight may finish there and its result is recorded.
     """
     Resume: _grpc.UnaryUnaryMultiCallable[_tm_pb2.ResumeRequest, _tm_pb2.ResumeResponse]
     """Resume runs a FAILED message job (or a saga that failed before anything was
@@ -112,7 +113,8 @@ class TransactionManagerServiceAsyncStub(TransactionManagerServiceStub):
     """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
     -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
     COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-    unchanged. Idempotent; a replica running the job notices within seconds.
+    unchanged. Idempotent. A replica running the job notices within a poll when it
+    waits for a retry; a call in flight may finish there and its result is recorded.
     """
     Resume: _aio.UnaryUnaryMultiCallable[_tm_pb2.ResumeRequest, _tm_pb2.ResumeResponse]  # type: ignore[assignment]
     """Resume runs a FAILED message job (or a saga that failed before anything was
@@ -201,7 +203,8 @@ class TransactionManagerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
         -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
         COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-        unchanged. Idempotent; a replica running the job notices within seconds.
+        unchanged. Idempotent. A replica running the job notices within a poll when it
+        waits for a retry; a call in flight may finish there and its result is recorded.
         """
 
     @_abc_1.abstractmethod

@@ -493,7 +493,8 @@ public final class TransactionManagerServiceGrpc {
      * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
      * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
      * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
-     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * unchanged. Idempotent. A replica running the job notices within a poll when it
+     * waits for a retry; a call in flight may finish there and its result is recorded.
      * </pre>
      */
     public void cancel(io.stepping.tm.v1.CancelRequest request,
@@ -725,7 +726,8 @@ public final class TransactionManagerServiceGrpc {
      * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
      * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
      * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
-     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * unchanged. Idempotent. A replica running the job notices within a poll when it
+     * waits for a retry; a call in flight may finish there and its result is recorded.
      * </pre>
      */
     public void cancel(io.stepping.tm.v1.CancelRequest request,
@@ -874,7 +876,8 @@ public final class TransactionManagerServiceGrpc {
      * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
      * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
      * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
-     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * unchanged. Idempotent. A replica running the job notices within a poll when it
+     * waits for a retry; a call in flight may finish there and its result is recorded.
      * </pre>
      */
     public io.stepping.tm.v1.CancelResponse cancel(io.stepping.tm.v1.CancelRequest request) {
@@ -1025,7 +1028,8 @@ public final class TransactionManagerServiceGrpc {
      * Cancel stops a job: PREPARED -&gt; ABORTED (as Abort); a SUBMITTED message job
      * -&gt; FAILED with the reason (no further step is called); a SUBMITTED saga -&gt;
      * COMPENSATING -&gt; FAILED (done steps compensated); a finished job is returned
-     * unchanged. Idempotent; a replica running the job notices within seconds.
+     * unchanged. Idempotent. A replica running the job notices within a poll when it
+     * waits for a retry; a call in flight may finish there and its result is recorded.
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<io.stepping.tm.v1.CancelResponse> cancel(

@@ -1604,7 +1604,8 @@ export const TransactionManagerService: GenService<{
    * Cancel stops a job: PREPARED -> ABORTED (as Abort); a SUBMITTED message job
    * -> FAILED with the reason (no further step is called); a SUBMITTED saga ->
    * COMPENSATING -> FAILED (done steps compensated); a finished job is returned
-   * unchanged. Idempotent; a replica running the job notices within seconds.
+   * unchanged. Idempotent. A replica running the job notices within a poll when it
+   * waits for a retry; a call in flight may finish there and its result is recorded.
    *
    * @generated from rpc stepping.tm.v1.TransactionManagerService.Cancel
    */
