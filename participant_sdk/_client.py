@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import (
-    AsyncIterator,
+    AsyncGenerator,
     Awaitable,
     Callable,
     Generator,
@@ -373,7 +373,7 @@ class TmClient:
             for c in response.counts
         }
 
-    async def watch(self, gid: str) -> AsyncIterator[JobState]:
+    async def watch(self, gid: str) -> AsyncGenerator[JobState, None]:
         """The job's state now and after each change, until it is final (then the stream
         ends). Failures raise :class:`~participant_sdk.errors.TmError` as other calls do."""
         call = self._stub.WatchTransaction(

@@ -220,6 +220,9 @@ class Job:
         try:
             await conn.commit()
         except BaseException as exc:
+            # If the COMMIT never reached the database, a pooled connection must not
+            # carry the open transaction (and its msg row) on to its next user.
+            await _rollback_quietly(conn)
             if _surely_not_committed(exc):
                 await self._abort_quietly(f"local commit failed: {type(exc).__name__}: {exc}")
             raise

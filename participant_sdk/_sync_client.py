@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -48,6 +48,13 @@ class _LoopThread:
         self.loop.close()
 
 
+def _rollback_quietly(conn: SyncBarrierConnection) -> None:
+    try:
+        conn.rollback()
+    except Exception as rollback_error:
+        _log.debug("rollback after a failed job start failed: %s", rollback_error)
+
+
 class SyncJob:
     """A job being built, for :class:`SyncTmClient`: ``add_step`` as on :class:`Job`
     (typed the same), ``start``/``wait``/``fetch`` blocking."""
@@ -78,15 +85,13 @@ class SyncJob:
                     f"job {job.gid} was already resolved as rolled back by the back-check"
                 )
         except BaseException as exc:
-            try:
-                conn.rollback()
-            except sqlalchemy.exc.SQLAlchemyError as rollback_error:
-                _log.debug("rollback after a failed job start failed: %s", rollback_error)
+            _rollback_quietly(conn)
             self._abort_quietly(f"local transaction failed: {type(exc).__name__}: {exc}")
             raise
         try:
             conn.commit()
         except BaseException as exc:
+            _rollback_quietly(conn)  # as in Job.start: never leave the transaction open
             if _surely_not_committed(exc):
                 self._abort_quietly(f"local commit failed: {type(exc).__name__}: {exc}")
             raise
@@ -211,10 +216,20 @@ class SyncTmClient:
             self._client.count_jobs(tags=tags, created_after=created_after, **kwargs)
         )
 
-    def watch(self, gid: str) -> list[JobState]:
-        """:meth:`TmClient.watch`, collected: the states until the job is final."""
+    def watch(self, gid: str) -> Iterator[JobState]:
+        """:meth:`TmClient.watch`, blocking: yields the job's state now and after each
+        change, as it happens, until it is final. Leaving the loop early (``break``, an
+        exception, or closing the generator) ends the stream."""
+        stream = self._client.watch(gid)
 
-        async def collect() -> list[JobState]:
-            return [state async for state in self._client.watch(gid)]
+        async def step() -> JobState:
+            return await anext(stream)
 
-        return self._loop.run(collect())
+        try:
+            while True:
+                try:
+                    yield self._loop.run(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._loop.run(stream.aclose())
