@@ -1,4 +1,5 @@
-"""DTM's barrier layout on Postgres, so a Python participant can live beside DTM ones.
+"""DTM's barrier layout on Postgres and MySQL/MariaDB, so a Python participant can live
+beside DTM ones.
 
 The same exactly-once rules as ``_barrier`` (insert-ignore a row per call, inside the
 caller's transaction), on DTM's own table ``dtm_barrier.barrier`` (id, trans_type, gid,
@@ -6,7 +7,8 @@ branch_id, op, barrier_id, reason, create_time, update_time; unique gid + branch
 op + barrier_id) and its 2-phase message row (gid, "00", "msg", "01", reason "msg" or
 "rollback"). The call's keys come from DTM's branch-call metadata (``dtm-gid``,
 ``dtm-trans_type``, ``dtm-branch_id``, ``dtm-op``), which this TM sends for jobs made
-through its DTM API and DTM itself sends too.
+through its DTM API and DTM itself sends too. The insert-ignore per database is
+``_barrier``'s (see there); DTM has no SQLite barrier, so neither has this layout.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stepping import dtm_contract as dtm
 
-from participant_sdk._barrier import BarrierConnection
+from participant_sdk._barrier import BarrierConnection, dialect_name, insert_ignore, read_committed
 
 __all__ = [
     "DtmBranch",
@@ -52,7 +53,10 @@ dtm_barrier_table = sa.Table(
 
 
 async def create_dtm_barrier_table(engine: AsyncEngine) -> None:
-    """Creates ``dtm_barrier.barrier`` as DTM's Postgres script does (idempotent)."""
+    """Creates ``dtm_barrier.barrier`` as DTM's Postgres and MySQL scripts do
+    (idempotent; on MySQL/MariaDB the schema is the database ``dtm_barrier``)."""
+    if dialect_name(engine) == "sqlite":
+        raise ValueError("DTM's barrier layout is for Postgres and MySQL/MariaDB, not SQLite")
     async with engine.begin() as conn:
         await conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS dtm_barrier"))
         await conn.run_sync(metadata.create_all)
@@ -91,20 +95,18 @@ async def _insert_ignore(
     barrier_id: str,
     reason: str,
 ) -> bool:
-    stmt = (
-        pg_insert(dtm_barrier_table)
-        .values(
-            trans_type=trans_type,
-            gid=gid,
-            branch_id=branch_id,
-            op=op,
-            barrier_id=barrier_id,
-            reason=reason,
-        )
-        .on_conflict_do_nothing(index_elements=["gid", "branch_id", "op", "barrier_id"])
+    return await insert_ignore(
+        conn,
+        dtm_barrier_table,
+        {
+            "trans_type": trans_type,
+            "gid": gid,
+            "branch_id": branch_id,
+            "op": op,
+            "barrier_id": barrier_id,
+            "reason": reason,
+        },
     )
-    result: Any = await conn.execute(stmt)
-    return int(result.rowcount) == 1
 
 
 async def dtm_barrier(
@@ -153,7 +155,7 @@ async def dtm_query_prepared(engine: AsyncEngine, gid: str) -> Literal["committe
     A branch server answers OK for "committed" and ABORTED "FAILURE" for "rolled_back".
     """
     t = dtm_barrier_table
-    async with engine.begin() as conn:
+    async with read_committed(engine) as conn:
         await _insert_ignore(conn, **_msg_key(gid), reason="rollback")
         reason = (
             await conn.execute(

@@ -1,18 +1,23 @@
 """Fixtures of the SDK tests: bank participants from examples/python on fresh databases,
-a TmClient on the ``tm`` fixture's TM."""
+a TmClient on the ``tm`` fixture's TM, and MySQL/MariaDB databases for the barrier's
+dialect tests (``STEPPING_TEST_MYSQL_URL`` when set, else a private mariadbd)."""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from participant_sdk import ParticipantServer, TmClient
+from tests.sdk import _mariadb
 from tm_service import TmServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
@@ -86,3 +91,42 @@ async def banks(make_engine: MakeEngine) -> AsyncIterator[Banks]:
 async def tm_client(tm: TmServer) -> AsyncIterator[TmClient]:
     async with TmClient.connect(tm.target, timeout=5) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[sa.URL]:
+    """The session's MySQL/MariaDB server (a URL without a database, pymysql driver).
+
+    ``STEPPING_TEST_MYSQL_URL`` when set; else a private mariadbd, started on first use.
+    Without mariadbd the test skips, except under ``CI=true``, where it fails.
+    """
+    external = os.environ.get("STEPPING_TEST_MYSQL_URL")
+    if external:
+        yield _mariadb.server_url(external)
+        return
+    binary = _mariadb.mariadbd()
+    if binary is None:
+        _mariadb.skip_or_fail(f"mariadbd missing: {_mariadb.INSTALL_HINT}")
+        raise AssertionError("unreachable")  # skip_or_fail raises
+    server = _mariadb.MariaDB(binary)
+    try:
+        yield _mariadb.server_url(server.start())
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_mysql_database(mysql_server: sa.URL) -> Iterator[Callable[[], sa.URL]]:
+    """``make_mysql_database()`` → the URL (pymysql) of a new empty database, dropped
+    afterwards; ``.set(drivername="mysql+aiomysql")`` for the async one."""
+    created: list[str] = []
+
+    def make() -> sa.URL:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        _mariadb.admin(mysql_server, f"CREATE DATABASE `{name}`")
+        created.append(name)
+        return mysql_server.set(database=name)
+
+    yield make
+    for name in created:
+        _mariadb.admin(mysql_server, f"DROP DATABASE IF EXISTS `{name}`")
