@@ -198,8 +198,10 @@ class GrpcTransport:
         self, endpoint: Endpoint, payload: bytes, *, info: CallInfo, timeout: float
     ) -> CallResult:
         try:
-            async with asyncio.timeout(timeout):  # a slow DNS answer is the call's time too
-                entry = await self._channel(endpoint.target)
+            entry = self._cached(endpoint.target)  # the hot path: no timer, no await
+            if entry is None:
+                async with asyncio.timeout(timeout):  # a slow DNS answer is the call's time too
+                    entry = await self._channel(endpoint.target)
         except TargetRefused as err:
             _log.warning("participant target refused: %s", err, extra={"target": endpoint.target})
             return CallResult(
@@ -267,6 +269,14 @@ class GrpcTransport:
         return CallResult(code, b"", generic, _retry_after(err))
 
     # -- channels ----------------------------------------------------------------
+    def _cached(self, target: str) -> _Channel | None:
+        """The target's channel when it needs no (re-)check now."""
+        entry = self._channels.get(target)
+        if entry is None or self._due(entry, self._clock()):
+            return None
+        self._channels.move_to_end(target)
+        return entry
+
     async def _channel(self, target: str) -> _Channel:
         now = self._clock()
         entry = self._channels.get(target)
