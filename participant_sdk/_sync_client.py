@@ -15,8 +15,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-import sqlalchemy.exc
-
 from participant_sdk._barrier import SyncBarrierConnection, insert_msg_row_sync
 from participant_sdk._client import TmClient
 from participant_sdk._job import Job, _surely_not_committed

@@ -66,6 +66,7 @@ def test_public_modules_are_pinned() -> None:
     ]
     assert sorted(participant_sdk.migrations.__all__) == [
         "BARRIER_TABLE_DDL",
+        "barrier_table_ddl",
         "create_barrier_table",
         "drop_barrier_table",
     ]
