@@ -37,6 +37,13 @@ class Settings:
         default="127.0.0.1:36790",
         metadata={"help": "gRPC listen address (set 0.0.0.0:36790 to serve other hosts)"},
     )
+    advertise_address: str = field(
+        default="",
+        metadata={
+            "help": "the address others reach this TM at, sent to DTM participants as "
+            "dtm-dtm (default: the listen address)"
+        },
+    )
     workers: int = field(
         default=1, metadata={"help": "TM processes sharing the listen port (SO_REUSEPORT)"}
     )
@@ -213,6 +220,11 @@ class Settings:
     console_tls_server_name: str = field(
         default="", metadata={"help": "the TM's name in its certificate, if not the address"}
     )
+
+    @property
+    def tm_address(self) -> str:
+        """Where others reach this TM: the advertised address, else the listen address."""
+        return self.advertise_address or self.listen
 
     @classmethod
     def load(

@@ -263,3 +263,14 @@ async def test_bad_input_and_unsupported(dtm: dtmgimp_pb2_grpc.DtmAsyncStub) -> 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await dtm.RegisterBranch(dtmgimp_pb2.DtmBranchRequest(Gid="x"))
     assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize(
+    "tm_settings_overrides", [{"advertise_address": "stepping-tm.payments:36790"}]
+)
+async def test_dtm_dtm_is_the_advertised_address(
+    dtm: dtmgimp_pb2_grpc.DtmAsyncStub, participant: Participant
+) -> None:
+    await dtm.Submit(_msg(participant, gid(), ["/busi.Busi/A"], [b""], WaitResult=True), timeout=30)
+    (call,) = participant.calls
+    assert call.metadata["dtm-dtm"] == "stepping-tm.payments:36790"

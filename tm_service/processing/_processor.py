@@ -113,7 +113,7 @@ class JobProcessor:
         info = CallInfo(gid=job.gid, op=OP_QUERY_PREPARED, trace_context=job.trace_context)
         payload = request.SerializeToString()
         if _dialect.is_dtm(job):  # DTM's back-check: empty payload, its metadata
-            payload, info = _dialect.back_check_call(job, ctx.settings.listen)
+            payload, info = _dialect.back_check_call(job, ctx.settings.tm_address)
         await ctx.ensure_lease(job, job.options.step_timeout)
         called_at, t0 = ctx.clock.now(), ctx.clock.monotonic()
         result = await while_leased(

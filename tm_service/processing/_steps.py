@@ -102,7 +102,7 @@ async def run_attempts(
             ctx.transport.call(
                 endpoint,
                 spec.payload,
-                info=_dialect.step_call(job, spec, op.value, attempt, ctx.settings.listen)
+                info=_dialect.step_call(job, spec, op.value, attempt, ctx.settings.tm_address)
                 if _dialect.is_dtm(job)
                 else step_call(job, spec, op, attempt),
                 timeout=spec.timeout,
