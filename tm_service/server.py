@@ -42,6 +42,9 @@ __all__ = ["ListenError", "TmServer", "run"]
 _log = logging.getLogger(__name__)
 
 SERVICE_NAME = TM_SERVICE
+#: The health name for liveness (and startup) probes: SERVING while the process answers,
+#: also while the database is away (then "" and SERVICE_NAME, for readiness, are not).
+LIVENESS_NAME = "stepping.tm.v1.Liveness"
 
 
 @dataclass
@@ -119,6 +122,7 @@ class TmServer:
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         await self._set_serving(False)  # "" starts SERVING in grpc_health: not before the DB
+        await self._health.set(LIVENESS_NAME, health_pb2.HealthCheckResponse.SERVING)
         if s.reflection:
             reflection.enable_server_reflection(
                 (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server

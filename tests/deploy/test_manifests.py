@@ -27,6 +27,7 @@ from tests.deploy._manifests import (
 )
 from tm_service.cli import build_parser
 from tm_service.config import Settings, parse_value
+from tm_service.server import LIVENESS_NAME
 
 # Oldest Kubernetes with GA gRPC probes and a current one.
 K8S_VERSIONS = ["1.27.0", "1.37.0"]
@@ -159,7 +160,11 @@ def test_ports_and_probes_match_the_tm_settings(tree: Path) -> None:
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         # The kubelet asks grpc.health.v1.Health/Check.
         assert container[probe]["grpc"]["port"] == probe_port, probe
-        assert "service" not in container[probe]["grpc"], "the TM reports overall health"
+    # Readiness: the overall health, which follows the database. Startup and liveness:
+    # the process only, so a database outage makes pods unready, never restarts them.
+    assert "service" not in container["readinessProbe"]["grpc"]
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["service"] == LIVENESS_NAME, probe
     assert ports["metrics"] == settings.metrics_port == 9464
     annotations = deployment_annotations(resources)
     assert annotations["prometheus.io/scrape"] == "true"

@@ -24,6 +24,7 @@ from tests.e2e.conftest import SpawnTm, TmProcess
 from tests.e2e.tcp_proxy import TcpProxy
 from tests.integration.helpers import dur, gid, step, tm_stub
 from tests.integration.participant import Participant
+from tm_service.server import LIVENESS_NAME
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +46,12 @@ def through(proxy: TcpProxy, database_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def health(target: str) -> dict[str, int]:
+async def health(target: str, names: tuple[str, ...] = ("", TM_SERVICE)) -> dict[str, int]:
     """The health of "" and the TM service (-1: no answer)."""
     out: dict[str, int] = {}
     async with grpc.aio.insecure_channel(target) as ch:
         stub = health_pb2_grpc.HealthStub(ch)
-        for name in ("", TM_SERVICE):
+        for name in names:
             try:
                 out[name] = (
                     await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
@@ -147,6 +148,7 @@ async def test_a_database_cut_mid_rpc_is_unavailable_then_the_tm_recovers(
         assert mid.value.code() == grpc.StatusCode.UNAVAILABLE, mid.value
 
         took = await wait_health(tm, NOT_SERVING, timeout=10)
+        assert await health(tm.target, (LIVENESS_NAME,)) == {LIVENESS_NAME: SERVING}
         assert time.monotonic() - cut_at < 8, "NOT_SERVING within a couple of seconds"
         assert took < 3
 
@@ -179,6 +181,8 @@ async def test_a_tm_started_before_its_database_waits_then_migrates_and_serves(
     await proxy.start(listening=False)  # nothing answers on the database's port yet
     tm = await spawn_tm(through(proxy, database_url), ready=False)
     assert set((await health(tm.target)).values()) == {NOT_SERVING}
+    # ... while the process is alive: liveness probes must not restart it meanwhile.
+    assert await health(tm.target, (LIVENESS_NAME,)) == {LIVENESS_NAME: SERVING}
     async with tm_stub(tm.target) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as early:
             await stub.Submit(
