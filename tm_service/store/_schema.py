@@ -66,10 +66,19 @@ transactions = Table(
     Column("needs_attention", Text, nullable=False, server_default=""),
     Column("qp_history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("protocol", Text, nullable=False, server_default=""),
+    # Migration 0007: bucket_of(gid), written by the TM (a trigger fills it for writers
+    # that leave it out); the per-bucket claim's key, Citus's distribution column.
+    Column("bucket", SmallInteger, nullable=False),
     Index(
         "ix_stepping_transactions_due",
         "next_time",
         # Migration 0001 made it with these statuses; a change needs a migration.
+        postgresql_where=text(f"status IN ({', '.join(map(str, ACTIVE_STATUSES))})"),
+    ),
+    Index(
+        "ix_stepping_transactions_due_bucket",
+        "bucket",
+        "next_time",
         postgresql_where=text(f"status IN ({', '.join(map(str, ACTIVE_STATUSES))})"),
     ),
     Index("ix_stepping_transactions_created", "create_time", "gid"),
@@ -115,5 +124,7 @@ steps = Table(
     Column("history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     # Migration 0005: RetryPolicy.non_retryable_codes ([] = the TM's default).
     Column("non_retryable_codes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Migration 0007: its job's bucket.
+    Column("bucket", SmallInteger, nullable=False),
     postgresql_with={"fillfactor": 70},
 )
