@@ -1,19 +1,24 @@
 """Buckets (issue 16 point 4; docs/scaling.md "B. Citus"): every stored job and step
-carries ``bucket_of(gid)``; migration 0007 backfills it."""
+carries ``bucket_of(gid)``; migration 0007 backfills it; and the per-bucket claim
+(``STEPPING_CLAIM_BY_BUCKET``) takes only due, unleased jobs, never one job twice, and
+gives every due bucket its share."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
+import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
 from tests.contract.conftest import StoreUnderTest
 from tests.contract.test_job_store import LEASE, _new
-from tm_service.domain import BUCKETS, StepStatus, TxStatus, bucket_of
+from tm_service.domain import BUCKETS, NewTransaction, StepStatus, TxStatus, bucket_of
 from tm_service.store import InMemoryStore, PostgresStore, upgrade
+from tm_service.store._postgres import plan_bucket_claims
 
 # Pinned: a change of bucket_of would move every stored job to another bucket (shard).
 VECTORS = {
@@ -144,3 +149,133 @@ async def test_migration_0007_backfills_the_buckets_of_existing_rows(
             await conn.close()
     finally:
         await store.close()
+
+
+# -- the per-bucket claim -----------------------------------------------------------------
+def test_the_plan_gives_each_due_bucket_a_share_and_the_leftovers_to_the_big_ones() -> None:
+    due = {7: 1000, **{b: 1 for b in range(10, 20)}}
+    plan = dict(plan_bucket_claims(due, 50, start=0, window=16))
+    assert {b: plan[b] for b in range(10, 20)} == {b: 1 for b in range(10, 20)}
+    assert plan[7] == 40 and sum(plan.values()) == 50
+    # Never more than is due, never more than the room.
+    assert dict(plan_bucket_claims({1: 2, 2: 3}, 100, start=0, window=16)) == {1: 2, 2: 3}
+    assert plan_bucket_claims({}, 10, start=0, window=16) == []
+    # A backlog everywhere: one window of buckets, from ``start`` on, wrapping around.
+    many = {b: 10 for b in range(256)}
+    plan_many = plan_bucket_claims(many, 100, start=250, window=16)
+    assert [b for b, _ in plan_many] == [*range(250, 256), *range(10)]
+    assert sum(n for _, n in plan_many) == 100 and max(n for _, n in plan_many) == 7
+    assert len(plan_bucket_claims(many, 3, start=0, window=16)) == 3  # at least 1 each
+    # Due jobs spread thin: the next windows take what the first could not use.
+    thin = {b: 1 for b in range(0, 200, 2)}
+    plan_thin = plan_bucket_claims(thin, 60, start=1, window=16)
+    assert [b for b, _ in plan_thin] == list(range(2, 122, 2)) and {n for _, n in plan_thin} == {1}
+    assert sum(n for _, n in plan_bucket_claims({**thin, 0: 50}, 60, start=1, window=16)) == 60
+
+
+async def _due_jobs(store: PostgresStore, news: list[NewTransaction]) -> list[str]:
+    """Insert ``news`` as submitted jobs and release them: due now, nobody's."""
+    made = await asyncio.gather(
+        *(store.insert(n, status=TxStatus.SUBMITTED, owner="r0", lease=LEASE) for n in news)
+    )
+    for m in made:
+        assert m is not None
+        await store.release(m[0])
+    return [n.gid for n in news]
+
+
+def _in_bucket(bucket: int, n: int, prefix: str) -> list[NewTransaction]:
+    """``n`` new jobs whose gids fall in ``bucket``."""
+    out: list[NewTransaction] = []
+    i = 0
+    while len(out) < n:
+        i += 1
+        gid = f"{prefix}-{bucket}-{i}"
+        if bucket_of(gid) == bucket:
+            template = _new(1)
+            out.append(NewTransaction(gid, template.steps, template.options, None, "db", b"fp"))
+    return out
+
+
+@pytest_asyncio.fixture
+async def by_bucket(database_url: str) -> AsyncIterator[Callable[[], PostgresStore]]:
+    made: list[PostgresStore] = []
+
+    def make() -> PostgresStore:
+        store = PostgresStore.from_url(database_url, pool_size=4, claim_by_bucket=True)
+        made.append(store)
+        return store
+
+    yield make
+    for s in made:
+        await s.close()
+
+
+async def test_claim_by_bucket_takes_only_due_unleased_jobs(
+    by_bucket: Callable[[], PostgresStore],
+) -> None:
+    store = by_bucket()
+    due = await _due_jobs(store, [_new(1) for _ in range(20)])
+    held = await store.insert(_new(1), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    later = await store.insert(
+        _new(1, check_prepared_after=60.0), status=TxStatus.PREPARED, owner=None, lease=LEASE
+    )
+    done = await store.insert(_new(1), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
+    assert held is not None and later is not None and done is not None
+    await store.set_status(done[0], TxStatus.SUCCEEDED, lease=LEASE)  # final: never due
+    claimed = await store.claim_due(owner="r2", lease=LEASE, limit=100)
+    assert sorted(j.gid for j in claimed) == sorted(due)
+    assert all(j.lease_token == 2 and len(j.specs) == 1 for j in claimed)
+    assert await store.claim_due(owner="r3", lease=LEASE, limit=100) == []  # all leased now
+    count, _ = await store.due_stats()
+    assert count == 0
+
+
+async def test_claim_by_bucket_never_gives_one_job_to_two_claimers(
+    by_bucket: Callable[[], PostgresStore],
+) -> None:
+    a, b = by_bucket(), by_bucket()
+    gids = await _due_jobs(a, [_new(1) for _ in range(300)])
+    claims: dict[str, list[str]] = {"a": [], "b": []}
+
+    async def claimer(name: str, store: PostgresStore) -> None:
+        while jobs := await store.claim_due(owner=name, lease=LEASE, limit=17):
+            claims[name] += [j.gid for j in jobs]
+
+    await asyncio.gather(claimer("a", a), claimer("b", b))
+    assert not set(claims["a"]) & set(claims["b"])
+    assert len(claims["a"]) + len(claims["b"]) == 300
+    assert set(claims["a"]) | set(claims["b"]) == set(gids)
+    assert claims["a"] and claims["b"]
+
+
+async def test_claim_by_bucket_gives_every_due_bucket_its_share(
+    by_bucket: Callable[[], PostgresStore],
+) -> None:
+    store = by_bucket()
+    big = await _due_jobs(store, _in_bucket(3, 1000, "big"))
+    singles = [(await _due_jobs(store, _in_bucket(b, 1, "one")))[0] for b in range(100, 110)]
+    claimed = [j.gid for j in await store.claim_due(owner="r1", lease=LEASE, limit=50)]
+    assert len(claimed) == 50
+    assert set(singles) <= set(claimed)
+    assert len(set(claimed) & set(big)) == 40
+
+
+@pytest.mark.parametrize("limit", [1, 5])
+async def test_claim_by_bucket_respects_a_small_limit(
+    by_bucket: Callable[[], PostgresStore], limit: int
+) -> None:
+    store = by_bucket()
+    await _due_jobs(store, [_new(1) for _ in range(30)])
+    assert len(await store.claim_due(owner="r1", lease=LEASE, limit=limit)) == limit
+
+
+async def test_claim_by_bucket_takes_no_more_than_its_share_of_one_bucket(
+    by_bucket: Callable[[], PostgresStore],
+) -> None:
+    store = by_bucket()
+    nine = await _due_jobs(store, _in_bucket(9, 8, "nine"))
+    first = [j.gid for j in await store.claim_due(owner="r1", lease=LEASE, limit=3)]
+    assert len(first) == 3 and set(first) <= set(nine)
+    rest = [j.gid for j in await store.claim_due(owner="r1", lease=LEASE, limit=30)]
+    assert sorted(first + rest) == sorted(nine)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,12 +34,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tm_service.domain import (
+    BUCKETS,
     ActiveJob,
     Mode,
     NewTransaction,
     StepStatus,
     Transaction,
     TxStatus,
+    bucket_of,
 )
 from tm_service.store import _rows
 from tm_service.store._batch import Pending, WriteBatcher
@@ -58,7 +60,7 @@ from tm_service.store._writes import (
     write_batch,
 )
 
-__all__ = ["PostgresStore", "StoredTransaction"]
+__all__ = ["PostgresStore", "StoredTransaction", "plan_bucket_claims"]
 
 _TX = transactions.c
 _ST = steps.c
@@ -79,14 +81,128 @@ def _leased_to(owner: str, lease: float) -> dict[str, Any]:
     }
 
 
+# -- the sweeper's claim --------------------------------------------------------------
+def _is_due() -> tuple[ColumnElement[bool], ...]:
+    """Due and nobody's: active, its time has come, no live lease."""
+    return (
+        _TX.status.in_(ACTIVE_STATUSES),
+        _TX.next_time <= func.now(),
+        or_(_TX.lease_expires.is_(None), _TX.lease_expires < func.now()),
+    )
+
+
+def _claim(owner: str, lease: float, limit: int) -> Any:
+    """Lease up to ``limit`` due jobs, oldest first."""
+    due = (
+        select(_TX.gid)
+        .where(*_is_due())
+        .order_by(_TX.next_time)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(transactions)
+        .where(_TX.gid.in_(due))
+        .values(**_leased_to(owner, lease))
+        .returning(*transactions.c)
+    )
+
+
+def _claim_bucket(owner: str, lease: float, limit: int, bucket: int) -> Any:
+    """Lease up to ``limit`` due jobs of ``bucket``, oldest first (a single-shard
+    statement: every part says ``bucket = $b``). The locked rows are a CTE the update
+    joins, so they are picked once: as ``gid IN (subquery)`` joined to the bucket index,
+    the locking subquery was re-run per row and claimed more than ``limit`` (seen in
+    tests/contract/test_buckets.py).
+    """
+    due = (
+        select(_TX.gid)
+        .where(*_is_due(), _TX.bucket == bucket)
+        .order_by(_TX.next_time)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    return (
+        update(transactions)
+        .where(_TX.bucket == bucket, _TX.gid == due.c.gid)
+        .values(**_leased_to(owner, lease))
+        .returning(*transactions.c)
+    )
+
+
+async def _with_steps(conn: AsyncConnection, txs: Sequence[Any]) -> list[ActiveJob]:
+    """The claimed jobs with their steps: one read for all of them."""
+    if not txs:
+        return []
+    rows = (
+        (
+            await conn.execute(
+                select(steps).where(_ST.gid.in_([t["gid"] for t in txs])).order_by(_ST.gid, _ST.idx)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    by_gid: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_gid[r["gid"]].append(r)
+    return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
+
+
+# The due buckets and their due jobs (on the due index; no locks: it may span shards).
+_DUE_BUCKETS = select(_TX.bucket, func.count()).where(*_is_due()).group_by(_TX.bucket)
+# Buckets shared a claim's room at a time: with 256 buckets due and room for 100 jobs,
+# 16 buckets get about 6 jobs each (16 statements) and the next sweep goes on from the
+# 17th. Only when those 16 hold less than the room do the next 16 get what is left.
+_CLAIM_WINDOW = 16
+
+
+def plan_bucket_claims(
+    due: Mapping[int, int], room: int, *, start: int, window: int
+) -> list[tuple[int, int]]:
+    """How many jobs to claim from which bucket: (bucket, n) in claim order.
+
+    The due buckets (``due``: bucket -> jobs due) in order from ``start``, wrapping
+    around, ``window`` at a time: the buckets of a window share the room left equally
+    (at least 1 each, so never more buckets than room), and what a bucket cannot use
+    (fewer due than its share) is shared again among the window's others. The next
+    window gets only what the one before could not use. So one bucket's backlog takes at
+    most its share while others have due jobs, the room is used whenever enough is due,
+    and a claim makes ``window`` statements unless due jobs are spread thinner than that.
+    """
+    order = sorted((b for b, n in due.items() if n > 0), key=lambda b: (b - start) % BUCKETS)
+    plan: list[tuple[int, int]] = []
+    left = room
+    for first in range(0, len(order), max(1, window)):
+        if left <= 0:
+            break
+        buckets = order[first : first + window][:left]
+        take = dict.fromkeys(buckets, 0)
+        open_ = buckets
+        while left > 0 and open_:
+            share = max(1, left // len(open_))
+            for b in open_:
+                n = min(share, due[b] - take[b], left)
+                take[b] += n
+                left -= n
+            open_ = [b for b in open_ if take[b] < due[b]]
+        plan += [(b, n) for b, n in take.items() if n > 0]
+    return plan
+
+
 class PostgresStore(FencedWrites, ReportsUnavailable):
     """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``.
 
     Set ``on_unavailable`` to hear at once when an operation finds the database gone.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, claim_by_bucket: bool = False) -> None:
         self.engine = engine
+        # STEPPING_CLAIM_BY_BUCKET: the sweeper claims per bucket (``_claim_per_bucket``).
+        self._claim_by_bucket = claim_by_bucket
+        self._next_bucket: dict[str, int] = {}  # per owner: where its next claim starts
         # Single statements run in autocommit: one round trip, no BEGIN/COMMIT.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         # The group-committed writes: one batch at a time, on one connection (a pool
@@ -96,9 +212,12 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         self._batcher = WriteBatcher(self._write_batch, max_batch=512)
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
+    def from_url(
+        cls, url: str, *, pool_size: int = 10, claim_by_bucket: bool = False
+    ) -> PostgresStore:
         return cls(
             create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=0),
+            claim_by_bucket=claim_by_bucket,
         )
 
     async def close(self) -> None:
@@ -250,46 +369,36 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
     # -- the sweeper --------------------------------------------------------------
     @map_unavailable
     async def claim_due(self, *, owner: str, lease: float, limit: int) -> list[ActiveJob]:
-        """Lease up to ``limit`` due jobs nobody holds (``FOR UPDATE SKIP LOCKED``)."""
-        due = (
-            select(_TX.gid)
-            .where(
-                _TX.status.in_(ACTIVE_STATUSES),
-                _TX.next_time <= func.now(),
-                or_(_TX.lease_expires.is_(None), _TX.lease_expires < func.now()),
-            )
-            .order_by(_TX.next_time)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claim = (
-            update(transactions)
-            .where(_TX.gid.in_(due))
-            .values(
-                **_leased_to(owner, lease),
-            )
-            .returning(*transactions.c)
-        )
+        """Lease up to ``limit`` due jobs nobody holds (``FOR UPDATE SKIP LOCKED``): the
+        oldest due first, or per bucket when ``claim_by_bucket`` is on."""
+        if self._claim_by_bucket:
+            return await self._claim_per_bucket(owner=owner, lease=lease, limit=limit)
         async with self._begin() as conn:
-            txs = (await conn.execute(claim)).mappings().all()
-            if not txs:
-                return []
-            rows = (
-                (
-                    await conn.execute(
-                        select(steps)
-                        .where(_ST.gid.in_([t["gid"] for t in txs]))
-                        .order_by(_ST.gid, _ST.idx)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        by_gid: dict[str, list[Any]] = defaultdict(list)
-        for r in rows:
-            by_gid[r["gid"]].append(r)
-        return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
+            txs = list((await conn.execute(_claim(owner, lease, limit))).mappings().all())
+            return await _with_steps(conn, txs)
+
+    async def _claim_per_bucket(self, *, owner: str, lease: float, limit: int) -> list[ActiveJob]:
+        """The claim as a sharded database needs it (docs/scaling.md, "The sweeper's
+        claim, per bucket"): which buckets have due jobs (one aggregate, no locks), then
+        one claim per due bucket (``AND bucket = $b``: a single-shard statement), each
+        bucket its share of ``limit`` (``plan_bucket_claims``), starting where this
+        owner's last claim stopped (at first: at a bucket derived from the owner, so
+        replicas start apart)."""
+        async with self._connect(auto=True) as conn:
+            due = {int(b): int(n) for b, n in (await conn.execute(_DUE_BUCKETS)).all()}
+        start = self._next_bucket.get(owner, bucket_of(owner))
+        plan = plan_bucket_claims(due, limit, start=start, window=_CLAIM_WINDOW)
+        if not plan:
+            return []
+        self._next_bucket[owner] = (plan[-1][0] + 1) % BUCKETS
+        # One transaction (one commit on one node); jobs another replica took since the
+        # count are skipped, and the room they leave waits for the next sweep.
+        async with self._begin() as conn:
+            txs: list[Any] = []
+            for bucket, n in plan:
+                claim = _claim_bucket(owner, lease, n, bucket)
+                txs += (await conn.execute(claim)).mappings().all()
+            return await _with_steps(conn, txs)
 
     @map_unavailable
     async def reload(self, job: ActiveJob, *, owner: str, lease: float) -> ActiveJob | None:
