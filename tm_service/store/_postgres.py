@@ -10,6 +10,7 @@ sweeper and the rarer writes use SQLAlchemy Core.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -19,7 +20,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Interval,
+    SmallInteger,
+    Text,
     bindparam,
     case,
     delete,
@@ -109,27 +113,36 @@ def _claim(owner: str, lease: float, limit: int) -> Any:
     )
 
 
-def _claim_bucket(owner: str, lease: float, limit: int, bucket: int) -> Any:
-    """Lease up to ``limit`` due jobs of ``bucket``, oldest first (a single-shard
-    statement: every part says ``bucket = $b``). The locked rows are a CTE the update
-    joins, so they are picked once: as ``gid IN (subquery)`` joined to the bucket index,
-    the locking subquery was re-run per row and claimed more than ``limit`` (seen in
-    tests/contract/test_buckets.py).
+def _claim_bucket() -> Any:
+    """Lease up to ``:n`` due jobs of ``:in_bucket``, oldest first, to ``:claimer`` for
+    ``:lease_for`` (a single-shard statement: every part says ``bucket = $b``). Built once.
+
+    The locked rows are a CTE the update joins, so they are picked once: as ``gid IN
+    (subquery)`` joined to the bucket index, the locking subquery was re-run per row and
+    claimed more than ``n`` (seen in tests/contract/test_buckets.py).
     """
+    bucket = bindparam("in_bucket", type_=SmallInteger())
     due = (
         select(_TX.gid)
         .where(*_is_due(), _TX.bucket == bucket)
         .order_by(_TX.next_time)
-        .limit(limit)
+        .limit(bindparam("n", type_=Integer()))
         .with_for_update(skip_locked=True)
         .cte("due")
     )
     return (
         update(transactions)
         .where(_TX.bucket == bucket, _TX.gid == due.c.gid)
-        .values(**_leased_to(owner, lease))
+        .values(
+            lease_owner=bindparam("claimer", type_=Text()),
+            lease_token=_TX.lease_token + 1,
+            lease_expires=func.now() + bindparam("lease_for", type_=Interval()),
+        )
         .returning(*transactions.c)
     )
+
+
+_CLAIM_BUCKET = _claim_bucket()
 
 
 async def _with_steps(conn: AsyncConnection, txs: Sequence[Any]) -> list[ActiveJob]:
@@ -157,6 +170,10 @@ _DUE_BUCKETS = select(_TX.bucket, func.count()).where(*_is_due()).group_by(_TX.b
 # 16 buckets get about 6 jobs each (16 statements) and the next sweep goes on from the
 # 17th. Only when those 16 hold less than the room do the next 16 get what is left.
 _CLAIM_WINDOW = 16
+# While a backlog drains, claims follow each other fast: the counts of the last one,
+# minus what it took, plan the next for up to this long (a claim that got less than it
+# planned, or less than its room, counts again at the next).
+_COUNTS_FOR = 1.0
 
 
 def plan_bucket_claims(
@@ -203,6 +220,8 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         # STEPPING_CLAIM_BY_BUCKET: the sweeper claims per bucket (``_claim_per_bucket``).
         self._claim_by_bucket = claim_by_bucket
         self._next_bucket: dict[str, int] = {}  # per owner: where its next claim starts
+        # Per owner: when its last full claim counted the due buckets, and what is left.
+        self._due_counts: dict[str, tuple[float, dict[int, int]]] = {}
         # Single statements run in autocommit: one round trip, no BEGIN/COMMIT.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         # The group-committed writes: one batch at a time, on one connection (a pool
@@ -384,8 +403,12 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         bucket its share of ``limit`` (``plan_bucket_claims``), starting where this
         owner's last claim stopped (at first: at a bucket derived from the owner, so
         replicas start apart)."""
-        async with self._connect(auto=True) as conn:
-            due = {int(b): int(n) for b, n in (await conn.execute(_DUE_BUCKETS)).all()}
+        counted = self._due_counts.pop(owner, None)
+        if counted is None or time.monotonic() - counted[0] > _COUNTS_FOR:
+            async with self._connect(auto=True) as conn:
+                rows = (await conn.execute(_DUE_BUCKETS)).all()
+            counted = (time.monotonic(), {int(b): int(n) for b, n in rows})
+        due = counted[1]
         start = self._next_bucket.get(owner, bucket_of(owner))
         plan = plan_bucket_claims(due, limit, start=start, window=_CLAIM_WINDOW)
         if not plan:
@@ -393,12 +416,20 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         self._next_bucket[owner] = (plan[-1][0] + 1) % BUCKETS
         # One transaction (one commit on one node); jobs another replica took since the
         # count are skipped, and the room they leave waits for the next sweep.
+        args = {"claimer": owner, "lease_for": timedelta(seconds=max(lease, 0.0))}
+        short = False
         async with self._begin() as conn:
             txs: list[Any] = []
             for bucket, n in plan:
-                claim = _claim_bucket(owner, lease, n, bucket)
-                txs += (await conn.execute(claim)).mappings().all()
-            return await _with_steps(conn, txs)
+                params = {**args, "in_bucket": bucket, "n": n}
+                got = (await conn.execute(_CLAIM_BUCKET, params)).mappings().all()
+                txs += got
+                due[bucket] -= len(got)
+                short = short or len(got) < n
+            jobs = await _with_steps(conn, txs)
+        if not short and len(jobs) == limit:
+            self._due_counts[owner] = counted
+        return jobs
 
     @map_unavailable
     async def reload(self, job: ActiveJob, *, owner: str, lease: float) -> ActiveJob | None:
