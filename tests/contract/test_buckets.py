@@ -154,23 +154,24 @@ async def test_migration_0007_backfills_the_buckets_of_existing_rows(
 # -- the per-bucket claim -----------------------------------------------------------------
 def test_the_plan_gives_each_due_bucket_a_share_and_the_leftovers_to_the_big_ones() -> None:
     due = {7: 1000, **{b: 1 for b in range(10, 20)}}
-    plan = dict(plan_bucket_claims(due, 50, start=0, window=16))
-    assert {b: plan[b] for b in range(10, 20)} == {b: 1 for b in range(10, 20)}
-    assert plan[7] == 40 and sum(plan.values()) == 50
+    for start in (0, 8, 15, 200):
+        plan = dict(plan_bucket_claims(due, 50, start=start, share=8))
+        assert {b: plan[b] for b in range(10, 20)} == {b: 1 for b in range(10, 20)}
+        assert plan[7] == 40 and sum(plan.values()) == 50
     # Never more than is due, never more than the room.
-    assert dict(plan_bucket_claims({1: 2, 2: 3}, 100, start=0, window=16)) == {1: 2, 2: 3}
-    assert plan_bucket_claims({}, 10, start=0, window=16) == []
-    # A backlog everywhere: one window of buckets, from ``start`` on, wrapping around.
+    assert dict(plan_bucket_claims({1: 2, 2: 3}, 100, start=0, share=8)) == {1: 2, 2: 3}
+    assert plan_bucket_claims({}, 10, start=0, share=8) == []
+    assert plan_bucket_claims({5: 0}, 10, start=0, share=8) == []
+    # A backlog everywhere: a share each, in turn from ``start``, wrapping around.
     many = {b: 10 for b in range(256)}
-    plan_many = plan_bucket_claims(many, 100, start=250, window=16)
-    assert [b for b, _ in plan_many] == [*range(250, 256), *range(10)]
-    assert sum(n for _, n in plan_many) == 100 and max(n for _, n in plan_many) == 7
-    assert len(plan_bucket_claims(many, 3, start=0, window=16)) == 3  # at least 1 each
-    # Due jobs spread thin: the next windows take what the first could not use.
+    plan_many = plan_bucket_claims(many, 100, start=250, share=8)
+    assert [b for b, _ in plan_many] == [*range(250, 256), *range(7)]
+    assert [n for _, n in plan_many] == [8] * 12 + [4]
+    assert plan_bucket_claims(many, 3, start=0, share=8) == [(0, 3)]
+    # Due jobs spread thin: as many buckets as it takes to fill the room.
     thin = {b: 1 for b in range(0, 200, 2)}
-    plan_thin = plan_bucket_claims(thin, 60, start=1, window=16)
-    assert [b for b, _ in plan_thin] == list(range(2, 122, 2)) and {n for _, n in plan_thin} == {1}
-    assert sum(n for _, n in plan_bucket_claims({**thin, 0: 50}, 60, start=1, window=16)) == 60
+    plan_thin = plan_bucket_claims(thin, 60, start=1, share=8)
+    assert plan_thin == [(b, 1) for b in range(2, 122, 2)]
 
 
 async def _due_jobs(store: PostgresStore, news: list[NewTransaction]) -> list[str]:

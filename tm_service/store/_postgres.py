@@ -166,10 +166,11 @@ async def _with_steps(conn: AsyncConnection, txs: Sequence[Any]) -> list[ActiveJ
 
 # The due buckets and their due jobs (on the due index; no locks: it may span shards).
 _DUE_BUCKETS = select(_TX.bucket, func.count()).where(*_is_due()).group_by(_TX.bucket)
-# Buckets shared a claim's room at a time: with 256 buckets due and room for 100 jobs,
-# 16 buckets get about 6 jobs each (16 statements) and the next sweep goes on from the
-# 17th. Only when those 16 hold less than the room do the next 16 get what is left.
-_CLAIM_WINDOW = 16
+# A bucket's share of a claim: the room spread over up to 16 buckets, but at least 8
+# jobs (a statement each): room for 64 jobs with a backlog in every bucket is 8 buckets'
+# 8 jobs now and the next 8 buckets at the next sweep.
+_SPREAD = 16
+_MIN_SHARE = 8
 # While a backlog drains, claims follow each other fast: the counts of the last one,
 # minus what it took, plan the next for up to this long (a claim that got less than it
 # planned, or less than its room, counts again at the next).
@@ -177,36 +178,33 @@ _COUNTS_FOR = 1.0
 
 
 def plan_bucket_claims(
-    due: Mapping[int, int], room: int, *, start: int, window: int
+    due: Mapping[int, int], room: int, *, start: int, share: int
 ) -> list[tuple[int, int]]:
     """How many jobs to claim from which bucket: (bucket, n) in claim order.
 
-    The due buckets (``due``: bucket -> jobs due) in order from ``start``, wrapping
-    around, ``window`` at a time: the buckets of a window share the room left equally
-    (at least 1 each, so never more buckets than room), and what a bucket cannot use
-    (fewer due than its share) is shared again among the window's others. The next
-    window gets only what the one before could not use. So one bucket's backlog takes at
-    most its share while others have due jobs, the room is used whenever enough is due,
-    and a claim makes ``window`` statements unless due jobs are spread thinner than that.
+    The due buckets (``due``: bucket -> jobs due) in turn from ``start``, wrapping
+    around, each take up to ``share`` until the room is used; when every due bucket has
+    had its turn and room is left, those with more due share it equally. So a bucket's
+    backlog takes at most one share while other buckets' due jobs wait, every bucket
+    with a few due jobs takes them all, and the room is used whenever enough is due.
     """
     order = sorted((b for b, n in due.items() if n > 0), key=lambda b: (b - start) % BUCKETS)
-    plan: list[tuple[int, int]] = []
+    take: dict[int, int] = {}
     left = room
-    for first in range(0, len(order), max(1, window)):
+    for b in order:
         if left <= 0:
             break
-        buckets = order[first : first + window][:left]
-        take = dict.fromkeys(buckets, 0)
-        open_ = buckets
-        while left > 0 and open_:
-            share = max(1, left // len(open_))
-            for b in open_:
-                n = min(share, due[b] - take[b], left)
-                take[b] += n
-                left -= n
-            open_ = [b for b in open_ if take[b] < due[b]]
-        plan += [(b, n) for b, n in take.items() if n > 0]
-    return plan
+        take[b] = min(due[b], max(1, share), left)
+        left -= take[b]
+    more = [b for b in take if take[b] < due[b]]
+    while left > 0 and more:
+        extra = max(1, left // len(more))
+        for b in more:
+            n = min(extra, due[b] - take[b], left)
+            take[b] += n
+            left -= n
+        more = [b for b in more if take[b] < due[b]]
+    return list(take.items())
 
 
 class PostgresStore(FencedWrites, ReportsUnavailable):
@@ -410,7 +408,8 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             counted = (time.monotonic(), {int(b): int(n) for b, n in rows})
         due = counted[1]
         start = self._next_bucket.get(owner, bucket_of(owner))
-        plan = plan_bucket_claims(due, limit, start=start, window=_CLAIM_WINDOW)
+        share = max(_MIN_SHARE, limit // _SPREAD)
+        plan = plan_bucket_claims(due, limit, start=start, share=share)
         if not plan:
             return []
         self._next_bucket[owner] = (plan[-1][0] + 1) % BUCKETS
