@@ -106,6 +106,13 @@ class Settings:
             "(retries, other replicas' jobs, a backlog): the rest stays free for new jobs"
         },
     )
+    claim_by_bucket: bool = field(
+        default=False,
+        metadata={
+            "help": "the sweeper claims per bucket: due buckets first, then each its share "
+            "(the claim a sharded database needs; docs/scaling.md)"
+        },
+    )
     inline_retry_max_seconds: float = field(
         default=5.0,
         metadata={"help": "retry delays up to this are waited in memory; longer ones in the DB"},

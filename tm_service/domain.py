@@ -7,11 +7,13 @@ store speak these types. Durations are float seconds.
 from __future__ import annotations
 
 import enum
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "BUCKETS",
     "FINAL_STATUSES",
     "ActiveJob",
     "Endpoint",
@@ -24,7 +26,20 @@ __all__ = [
     "Transaction",
     "TxOptions",
     "TxStatus",
+    "bucket_of",
 ]
+
+# A job's bucket (docs/scaling.md "B. Citus"): the distribution key a sharded database
+# routes on, and the unit the sweeper claims per (STEPPING_CLAIM_BY_BUCKET). Chosen once
+# per database and never changed: every stored row carries its bucket, and a bucket
+# never splits, so it must be at least the number of shards ever wanted.
+BUCKETS = 256
+
+
+def bucket_of(gid: str) -> int:
+    """``crc32(utf8(gid)) % BUCKETS``: the same in every replica, version and language
+    (migration 0007 computes the same in SQL, ``stepping_bucket(gid)``)."""
+    return zlib.crc32(gid.encode()) % BUCKETS
 
 
 class TxStatus(enum.IntEnum):

@@ -89,7 +89,9 @@ class TmServer:
             self._embedded = EmbeddedPostgres(Path(s.embedded_pg_dir), port=s.embedded_pg_port)
             url = await asyncio.to_thread(self._embedded.start)
             _log.info("embedded postgres at %s (data in %s)", url, s.embedded_pg_dir)
-        self.store = PostgresStore.from_url(url, pool_size=s.db_pool_size)
+        self.store = PostgresStore.from_url(
+            url, pool_size=s.db_pool_size, claim_by_bucket=s.claim_by_bucket
+        )
         targets = TargetPolicy.from_settings(s.allowed_targets, s.listen)
         if self.transport is None:
             self.transport = GrpcTransport.from_settings(s, targets)

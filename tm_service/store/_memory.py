@@ -31,6 +31,7 @@ from tm_service.domain import (
     Transaction,
     TxOptions,
     TxStatus,
+    bucket_of,
 )
 from tm_service.errors import LeaseLost
 from tm_service.store._fenced import FencedWrites
@@ -72,6 +73,7 @@ class _Row:
     qp_history: tuple[Attempt, ...] = ()  # the back-check calls
     protocol: str = ""  # the wire dialect of its calls
     cancelled_token: int | None = None  # see JobStore.cancel
+    bucket: int = 0  # bucket_of(gid), as the Postgres store stores it
     # Writes seen, for tests that count them (the Postgres store's commits).
     writes: int = field(default=0, compare=False)
 
@@ -228,6 +230,7 @@ class InMemoryStore(FencedWrites):
             owner=new.owner,
             tags=dict(new.tags),
             protocol=new.protocol,
+            bucket=bucket_of(new.gid),
         )
         self._rows[new.gid] = row
         job = row.active_job()

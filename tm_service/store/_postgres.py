@@ -10,8 +10,9 @@ sweeper and the rarer writes use SQLAlchemy Core.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Interval,
+    SmallInteger,
+    Text,
     bindparam,
     case,
     delete,
@@ -35,12 +39,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tm_service.domain import (
+    BUCKETS,
     ActiveJob,
     Mode,
     NewTransaction,
     StepStatus,
     Transaction,
     TxStatus,
+    bucket_of,
 )
 from tm_service.store import _rows
 from tm_service.store._batch import Pending, WriteBatcher
@@ -60,7 +66,7 @@ from tm_service.store._writes import (
     write_batch,
 )
 
-__all__ = ["PostgresStore", "StoredTransaction"]
+__all__ = ["PostgresStore", "StoredTransaction", "plan_bucket_claims"]
 
 _TX = transactions.c
 _ST = steps.c
@@ -81,14 +87,141 @@ def _leased_to(owner: str, lease: float) -> dict[str, Any]:
     }
 
 
+# -- the sweeper's claim --------------------------------------------------------------
+def _is_due() -> tuple[ColumnElement[bool], ...]:
+    """Due and nobody's: active, its time has come, no live lease."""
+    return (
+        _TX.status.in_(ACTIVE_STATUSES),
+        _TX.next_time <= func.now(),
+        or_(_TX.lease_expires.is_(None), _TX.lease_expires < func.now()),
+    )
+
+
+def _claim(owner: str, lease: float, limit: int) -> Any:
+    """Lease up to ``limit`` due jobs, oldest first."""
+    due = (
+        select(_TX.gid)
+        .where(*_is_due())
+        .order_by(_TX.next_time)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(transactions)
+        .where(_TX.gid.in_(due))
+        .values(**_leased_to(owner, lease))
+        .returning(*transactions.c)
+    )
+
+
+def _claim_bucket() -> Any:
+    """Lease up to ``:n`` due jobs of ``:in_bucket``, oldest first, to ``:claimer`` for
+    ``:lease_for`` (a single-shard statement: every part says ``bucket = $b``). Built once.
+
+    The locked rows are a CTE the update joins, so they are picked once: as ``gid IN
+    (subquery)`` joined to the bucket index, the locking subquery was re-run per row and
+    claimed more than ``n`` (seen in tests/contract/test_buckets.py).
+    """
+    bucket = bindparam("in_bucket", type_=SmallInteger())
+    due = (
+        select(_TX.gid)
+        .where(*_is_due(), _TX.bucket == bucket)
+        .order_by(_TX.next_time)
+        .limit(bindparam("n", type_=Integer()))
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    return (
+        update(transactions)
+        .where(_TX.bucket == bucket, _TX.gid == due.c.gid)
+        .values(
+            lease_owner=bindparam("claimer", type_=Text()),
+            lease_token=_TX.lease_token + 1,
+            lease_expires=func.now() + bindparam("lease_for", type_=Interval()),
+        )
+        .returning(*transactions.c)
+    )
+
+
+_CLAIM_BUCKET = _claim_bucket()
+
+
+async def _with_steps(conn: AsyncConnection, txs: Sequence[Any]) -> list[ActiveJob]:
+    """The claimed jobs with their steps: one read for all of them."""
+    if not txs:
+        return []
+    rows = (
+        (
+            await conn.execute(
+                select(steps).where(_ST.gid.in_([t["gid"] for t in txs])).order_by(_ST.gid, _ST.idx)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    by_gid: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        by_gid[r["gid"]].append(r)
+    return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
+
+
+# The due buckets and their due jobs (on the due index; no locks: it may span shards).
+_DUE_BUCKETS = select(_TX.bucket, func.count()).where(*_is_due()).group_by(_TX.bucket)
+# A bucket's share of a claim: the room spread over up to 16 buckets, but at least 8
+# jobs (a statement each): room for 64 jobs with a backlog in every bucket is 8 buckets'
+# 8 jobs now and the next 8 buckets at the next sweep.
+_SPREAD = 16
+_MIN_SHARE = 8
+# While a backlog drains, claims follow each other fast: the counts of the last one,
+# minus what it took, plan the next for up to this long (a claim that got less than it
+# planned, or less than its room, counts again at the next).
+_COUNTS_FOR = 1.0
+
+
+def plan_bucket_claims(
+    due: Mapping[int, int], room: int, *, start: int, share: int
+) -> list[tuple[int, int]]:
+    """How many jobs to claim from which bucket: (bucket, n) in claim order.
+
+    The due buckets (``due``: bucket -> jobs due) in turn from ``start``, wrapping
+    around, each take up to ``share`` until the room is used; when every due bucket has
+    had its turn and room is left, those with more due share it equally. So a bucket's
+    backlog takes at most one share while other buckets' due jobs wait, every bucket
+    with a few due jobs takes them all, and the room is used whenever enough is due.
+    """
+    order = sorted((b for b, n in due.items() if n > 0), key=lambda b: (b - start) % BUCKETS)
+    take: dict[int, int] = {}
+    left = room
+    for b in order:
+        if left <= 0:
+            break
+        take[b] = min(due[b], max(1, share), left)
+        left -= take[b]
+    more = [b for b in take if take[b] < due[b]]
+    while left > 0 and more:
+        extra = max(1, left // len(more))
+        for b in more:
+            n = min(extra, due[b] - take[b], left)
+            take[b] += n
+            left -= n
+        more = [b for b in more if take[b] < due[b]]
+    return list(take.items())
+
+
 class PostgresStore(FencedWrites, ReportsUnavailable):
     """The TM's storage on Postgres (SQLAlchemy Core over asyncpg); a ``JobStore``.
 
     Set ``on_unavailable`` to hear at once when an operation finds the database gone.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, claim_by_bucket: bool = False) -> None:
         self.engine = engine
+        # STEPPING_CLAIM_BY_BUCKET: the sweeper claims per bucket (``_claim_per_bucket``).
+        self._claim_by_bucket = claim_by_bucket
+        self._next_bucket: dict[str, int] = {}  # per owner: where its next claim starts
+        # Per owner: when its last full claim counted the due buckets, and what is left.
+        self._due_counts: dict[str, tuple[float, dict[int, int]]] = {}
         # Single statements run in autocommit: one round trip, no BEGIN/COMMIT.
         self._auto = engine.execution_options(isolation_level="AUTOCOMMIT")
         # The group-committed writes: one batch at a time, on one connection (a pool
@@ -98,9 +231,12 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         self._batcher = WriteBatcher(self._write_batch, max_batch=512)
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 10) -> PostgresStore:
+    def from_url(
+        cls, url: str, *, pool_size: int = 10, claim_by_bucket: bool = False
+    ) -> PostgresStore:
         return cls(
             create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=0),
+            claim_by_bucket=claim_by_bucket,
         )
 
     async def close(self) -> None:
@@ -252,46 +388,49 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
     # -- the sweeper --------------------------------------------------------------
     @map_unavailable
     async def claim_due(self, *, owner: str, lease: float, limit: int) -> list[ActiveJob]:
-        """Lease up to ``limit`` due jobs nobody holds (``FOR UPDATE SKIP LOCKED``)."""
-        due = (
-            select(_TX.gid)
-            .where(
-                _TX.status.in_(ACTIVE_STATUSES),
-                _TX.next_time <= func.now(),
-                or_(_TX.lease_expires.is_(None), _TX.lease_expires < func.now()),
-            )
-            .order_by(_TX.next_time)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claim = (
-            update(transactions)
-            .where(_TX.gid.in_(due))
-            .values(
-                **_leased_to(owner, lease),
-            )
-            .returning(*transactions.c)
-        )
+        """Lease up to ``limit`` due jobs nobody holds (``FOR UPDATE SKIP LOCKED``): the
+        oldest due first, or per bucket when ``claim_by_bucket`` is on."""
+        if self._claim_by_bucket:
+            return await self._claim_per_bucket(owner=owner, lease=lease, limit=limit)
         async with self._begin() as conn:
-            txs = (await conn.execute(claim)).mappings().all()
-            if not txs:
-                return []
-            rows = (
-                (
-                    await conn.execute(
-                        select(steps)
-                        .where(_ST.gid.in_([t["gid"] for t in txs]))
-                        .order_by(_ST.gid, _ST.idx)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        by_gid: dict[str, list[Any]] = defaultdict(list)
-        for r in rows:
-            by_gid[r["gid"]].append(r)
-        return [_rows.active_job(t, by_gid[t["gid"]], 0.0) for t in txs]
+            txs = list((await conn.execute(_claim(owner, lease, limit))).mappings().all())
+            return await _with_steps(conn, txs)
+
+    async def _claim_per_bucket(self, *, owner: str, lease: float, limit: int) -> list[ActiveJob]:
+        """The claim as a sharded database needs it (docs/scaling.md, "The sweeper's
+        claim, per bucket"): which buckets have due jobs (one aggregate, no locks), then
+        one claim per due bucket (``AND bucket = $b``: a single-shard statement), each
+        bucket its share of ``limit`` (``plan_bucket_claims``), starting where this
+        owner's last claim stopped (at first: at a bucket derived from the owner, so
+        replicas start apart)."""
+        counted = self._due_counts.pop(owner, None)
+        if counted is None or time.monotonic() - counted[0] > _COUNTS_FOR:
+            async with self._connect(auto=True) as conn:
+                rows = (await conn.execute(_DUE_BUCKETS)).all()
+            counted = (time.monotonic(), {int(b): int(n) for b, n in rows})
+        due = counted[1]
+        start = self._next_bucket.get(owner, bucket_of(owner))
+        share = max(_MIN_SHARE, limit // _SPREAD)
+        plan = plan_bucket_claims(due, limit, start=start, share=share)
+        if not plan:
+            return []
+        self._next_bucket[owner] = (plan[-1][0] + 1) % BUCKETS
+        # One transaction (one commit on one node); jobs another replica took since the
+        # count are skipped, and the room they leave waits for the next sweep.
+        args = {"claimer": owner, "lease_for": timedelta(seconds=max(lease, 0.0))}
+        short = False
+        async with self._begin() as conn:
+            txs: list[Any] = []
+            for bucket, n in plan:
+                params = {**args, "in_bucket": bucket, "n": n}
+                got = (await conn.execute(_CLAIM_BUCKET, params)).mappings().all()
+                txs += got
+                due[bucket] -= len(got)
+                short = short or len(got) < n
+            jobs = await _with_steps(conn, txs)
+        if not short and len(jobs) == limit:
+            self._due_counts[owner] = counted
+        return jobs
 
     @map_unavailable
     async def reload(self, job: ActiveJob, *, owner: str, lease: float) -> ActiveJob | None:

@@ -68,10 +68,20 @@ transactions = Table(
     Column("protocol", Text, nullable=False, server_default=""),
     # Migration 0007: the token a running job held when cancelled (see store.cancel).
     Column("cancelled_token", BigInteger, nullable=True),
+    # Migration 0008: bucket_of(gid), written by the TM (a trigger fills it for writers
+    # that leave it out); the per-bucket claim's key, Citus's distribution column.
+    # NULL only on jobs that were already finished when 0008 ran.
+    Column("bucket", SmallInteger, nullable=True),
     Index(
         "ix_stepping_transactions_due",
         "next_time",
         # Migration 0001 made it with these statuses; a change needs a migration.
+        postgresql_where=text(f"status IN ({', '.join(map(str, ACTIVE_STATUSES))})"),
+    ),
+    Index(
+        "ix_stepping_transactions_due_bucket",
+        "bucket",
+        "next_time",
         postgresql_where=text(f"status IN ({', '.join(map(str, ACTIVE_STATUSES))})"),
     ),
     Index("ix_stepping_transactions_created", "create_time", "gid"),
@@ -117,5 +127,7 @@ steps = Table(
     Column("history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     # Migration 0005: RetryPolicy.non_retryable_codes ([] = the TM's default).
     Column("non_retryable_codes", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # Migration 0008: its job's bucket (NULL as its job's).
+    Column("bucket", SmallInteger, nullable=True),
     postgresql_with={"fillfactor": 70},
 )
