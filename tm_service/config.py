@@ -113,6 +113,13 @@ class Settings:
             "(the claim a sharded database needs; docs/scaling.md)"
         },
     )
+    search_timeout_seconds: float = field(
+        default=5.0,
+        metadata={
+            "help": "a ListTransactions or CountTransactions statement running longer is "
+            "stopped (DEADLINE_EXCEEDED, saying how to narrow it); 0: no limit"
+        },
+    )
     inline_retry_max_seconds: float = field(
         default=5.0,
         metadata={"help": "retry delays up to this are waited in memory; longer ones in the DB"},

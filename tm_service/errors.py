@@ -105,5 +105,9 @@ class Busy(TmError):
     reason = contract.REASON_UNSPECIFIED
 
 
+class SearchTooSlow(TmError):
+    """A List or Count ran past ``search_timeout_seconds`` and was stopped."""
+
+
 class BusinessFailure(TmError):
     """A job a caller waited for failed (DTM's WaitResult: ABORTED "FAILURE")."""

@@ -90,7 +90,10 @@ class TmServer:
             url = await asyncio.to_thread(self._embedded.start)
             _log.info("embedded postgres at %s (data in %s)", url, s.embedded_pg_dir)
         self.store = PostgresStore.from_url(
-            url, pool_size=s.db_pool_size, claim_by_bucket=s.claim_by_bucket
+            url,
+            pool_size=s.db_pool_size,
+            claim_by_bucket=s.claim_by_bucket,
+            search_timeout=s.search_timeout_seconds,
         )
         targets = TargetPolicy.from_settings(s.allowed_targets, s.listen)
         if self.transport is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from stepping.tm.v1 import tm_pb2
 
-from tm_service.console._html import job_page
+from tm_service.console._html import job_page, jobs_page
 from tm_service.console._payload import SHOW_BYTES, redact_headers, show_bytes
 
 EVIL = '<script>alert("x")</script>'
@@ -117,3 +119,21 @@ def test_no_buttons_without_the_right() -> None:
     text = job_page(_job(), user="audit", banner="", csrf="t", can_act=False, trace_url="")
     assert "btn-resume" not in text and "btn-cancel" not in text
     assert "abc123" in text  # the trace id, without a link
+
+
+def test_the_jobs_page_says_when_counting_took_too_long() -> None:
+    page = jobs_page(
+        [],
+        None,
+        {"error": ["connection refused"]},
+        "",
+        now=datetime.now(UTC),
+        user="ops",
+        banner="",
+        note="No counts: counting this search took too long. <narrow it>",
+    )
+    assert (
+        '<p class="notice">No counts: counting this search took too long. &lt;narrow it&gt;' in page
+    )
+    assert 'class="error"' not in page
+    assert "all <b>?</b>" in page

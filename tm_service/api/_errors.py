@@ -22,6 +22,7 @@ from tm_service.errors import (
     NotFound,
     NotResumable,
     PermissionDenied,
+    SearchTooSlow,
     ShuttingDown,
     StoreUnavailable,
     TmError,
@@ -45,6 +46,7 @@ _CODES: dict[type[TmError], int] = {
     Unauthenticated: code_pb2.UNAUTHENTICATED,
     PermissionDenied: code_pb2.PERMISSION_DENIED,
     Busy: code_pb2.RESOURCE_EXHAUSTED,
+    SearchTooSlow: code_pb2.DEADLINE_EXCEEDED,
     BusinessFailure: code_pb2.ABORTED,
 }
 

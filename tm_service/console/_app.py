@@ -281,10 +281,14 @@ async def _jobs(request: web.Request) -> web.Response:
         error = f"ListTransactions: {err.code().name}: {err.details()}"
         if err.code() == grpc.StatusCode.INVALID_ARGUMENT:  # a filter the TM refuses
             bad_filter = True
+    note = ""
     try:
         counts = await state.client.count(session.token, flt)
     except grpc.aio.AioRpcError as err:
-        if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not error:
+            # The jobs are there; only counting every match took too long.
+            note = "No counts: counting this search took too long. " + (err.details() or "")
+        elif err.code() != grpc.StatusCode.UNIMPLEMENTED:
             error = error or f"CountTransactions: {err.code().name}: {err.details()}"
     page = _html.jobs_page(
         jobs,
@@ -295,6 +299,7 @@ async def _jobs(request: web.Request) -> web.Response:
         user=session.user,
         banner=_banner(request),
         error=error,
+        note=note,
     )
     return _html_response(page, 400 if bad_filter else 502 if error else 200)
 

@@ -119,6 +119,7 @@ def jobs_page(
     user: str,
     banner: str,
     error: str = "",
+    note: str = "",
 ) -> str:
     chosen = set(params.get("status", []))
     by_status = (
@@ -173,6 +174,7 @@ def jobs_page(
         else ""
     )
     err = f'<p class="error">{e(error)}</p>' if error else ""
+    err += f'<p class="notice">{e(note)}</p>' if note else ""
     body = (
         f'<h1>Jobs</h1><nav class="chips">{"".join(chips)}</nav>'
         f'<form method="get" action="/jobs" class="filters">{hidden}{inputs}'

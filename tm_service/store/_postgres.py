@@ -36,6 +36,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tm_service.domain import (
@@ -48,6 +49,7 @@ from tm_service.domain import (
     TxStatus,
     bucket_of,
 )
+from tm_service.errors import SearchTooSlow
 from tm_service.store import _rows
 from tm_service.store._batch import Pending, WriteBatcher
 from tm_service.store._fenced import FencedWrites
@@ -70,6 +72,10 @@ __all__ = ["PostgresStore", "StoredTransaction", "plan_bucket_claims"]
 
 _TX = transactions.c
 _ST = steps.c
+
+
+# SQLSTATE of a statement stopped by statement_timeout (or a cancel request).
+_QUERY_CANCELED = "57014"
 
 
 def _after(seconds: float) -> ColumnElement[datetime]:
@@ -215,10 +221,13 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
     Set ``on_unavailable`` to hear at once when an operation finds the database gone.
     """
 
-    def __init__(self, engine: AsyncEngine, *, claim_by_bucket: bool = False) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, claim_by_bucket: bool = False, search_timeout: float = 0.0
+    ) -> None:
         self.engine = engine
         # STEPPING_CLAIM_BY_BUCKET: the sweeper claims per bucket (``_claim_per_bucket``).
         self._claim_by_bucket = claim_by_bucket
+        self._search_timeout = search_timeout
         self._next_bucket: dict[str, int] = {}  # per owner: where its next claim starts
         # Per owner: when its last full claim counted the due buckets, and what is left.
         self._due_counts: dict[str, tuple[float, dict[int, int]]] = {}
@@ -232,11 +241,17 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
 
     @classmethod
     def from_url(
-        cls, url: str, *, pool_size: int = 10, claim_by_bucket: bool = False
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        claim_by_bucket: bool = False,
+        search_timeout: float = 0.0,
     ) -> PostgresStore:
         return cls(
             create_async_engine(normalize_url(url), pool_size=pool_size, max_overflow=0),
             claim_by_bucket=claim_by_bucket,
+            search_timeout=search_timeout,
         )
 
     async def close(self) -> None:
@@ -371,7 +386,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
             query = query.where(*conditions(filter))
         if before is not None:
             query = query.where(tuple_(_TX.create_time, _TX.gid) < tuple_(*before))
-        async with self._connect(auto=True) as conn:
+        async with self._searching() as conn:
             txs = (await conn.execute(query)).mappings().all()
             by_gid: dict[str, list[Any]] = defaultdict(list)
             if txs:
@@ -511,6 +526,25 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
     def _begin(self) -> Any:
         return self.engine.begin()
 
+    @asynccontextmanager
+    async def _searching(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction for List/Count, its statements cut at ``search_timeout``
+        (a search over millions of finished rows must not run on after its caller left)."""
+        try:
+            async with self.engine.begin() as conn:
+                if self._search_timeout > 0:
+                    ms = str(max(1, round(self._search_timeout * 1000)))
+                    await conn.execute(select(func.set_config("statement_timeout", ms, True)))
+                yield conn
+        except DBAPIError as err:
+            if getattr(err.orig, "sqlstate", None) != _QUERY_CANCELED:
+                raise
+            raise SearchTooSlow(
+                f"the search ran longer than {self._search_timeout:g}s and was stopped: "
+                "narrow it (a status, a created or finished time range, a gid prefix) or "
+                "raise STEPPING_SEARCH_TIMEOUT_SECONDS"
+            ) from None
+
     # -- telemetry ------------------------------------------------------------------
     @map_unavailable
     async def due_stats(self) -> tuple[int, float]:
@@ -549,7 +583,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
                 for s in wanted
             ]
             stmt = union_all(*parts)
-        async with self._connect(auto=True) as conn:
+        async with self._searching() as conn:
             rows = (await conn.execute(stmt)).all()
         return {TxStatus(status): int(n) for status, n in rows if n}
 
