@@ -306,6 +306,8 @@ async def measure(url: str, rows: int, repeat: int, purge_rows: int) -> dict[str
             "migrate_on_start": False,
             "retention_seconds": 0.0,
             "console_listen": "127.0.0.1:0",
+            # The raw time of each query, however long (the TM's default stops at 5 s).
+            "search_timeout_seconds": 0.0,
         },
     )
     server = TmServer(settings)
