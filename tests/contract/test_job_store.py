@@ -27,6 +27,7 @@ from tm_service.domain import (
     TxStatus,
 )
 from tm_service.errors import LeaseLost
+from tm_service.store import JobStore
 
 LEASE = 30.0
 
@@ -69,6 +70,13 @@ async def test_insert_stores_a_new_job_once(sut: StoreUnderTest) -> None:
     assert again is None
     after = await store.get(new.gid)
     assert after is not None and after.fingerprint == b"one"
+
+
+async def _held(store: JobStore, new: NewTransaction, *, lease: float = LEASE) -> ActiveJob:
+    """``new`` stored SUBMITTED and held by replica r1 (as a Submit there leaves it)."""
+    made = await store.insert(new, status=TxStatus.SUBMITTED, owner="r1", lease=lease)
+    assert made is not None
+    return made[0]
 
 
 def _new_same(new: NewTransaction) -> NewTransaction:
@@ -194,9 +202,7 @@ async def test_release_hands_the_job_back_at_once(sut: StoreUnderTest) -> None:
 
 async def test_a_retry_handed_to_the_store_is_due_after_its_delay(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     await store.step_attempt_failed(
         job, 0, attempts=1, error="UNAVAILABLE: down", delay=1.0, keep_lease=False, lease=LEASE
     )
@@ -230,9 +236,7 @@ async def test_an_inline_retry_keeps_the_lease_over_the_delay(sut: StoreUnderTes
 
 async def test_the_last_step_finishes_the_job_in_the_same_write(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     first = await store.step_done(
         job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"one", lease=LEASE
     )
@@ -300,9 +304,7 @@ async def test_a_saga_step_failure_starts_compensating_at_once(sut: StoreUnderTe
 
 async def test_a_message_step_failure_is_final(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     written = await store.step_failed(
         job,
         0,
@@ -447,9 +449,7 @@ async def test_a_job_keeps_its_owner_and_lists_filter_by_it(sut: StoreUnderTest)
 
 async def test_lists_leave_results_out_and_get_keeps_them(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"r", lease=1)
     (listed,) = await store.list_transactions(statuses=[], limit=10, before=None)
     assert listed.steps[0].result is None and listed.steps[0].status is StepStatus.SUCCEEDED
@@ -474,9 +474,7 @@ async def test_reload_gives_the_holder_the_job_as_stored_with_a_new_token(
     sut: StoreUnderTest,
 ) -> None:
     store = sut.store
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=2, result=b"r", lease=1)
     fresh = await store.reload(job, owner="r1", lease=LEASE)
     assert fresh is not None
@@ -503,9 +501,7 @@ async def test_reload_after_a_takeover_returns_nothing(sut: StoreUnderTest) -> N
 
 async def test_reload_of_a_finished_job_holds_no_lease(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(1), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(1), lease=LEASE)
     await store.step_done(
         job,
         0,
@@ -538,9 +534,7 @@ async def test_cancel_moves_each_unfinished_status_and_fences_the_holder(
     assert tx.status is TxStatus.ABORTED and tx.error == "no longer wanted"
     assert tx.cancel_reason == "no longer wanted" and tx.finish_time is not None
 
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     assert await store.cancel(job.gid, "stuck")
     stored = await store.get(job.gid)
     assert stored is not None
@@ -571,11 +565,7 @@ async def test_cancel_moves_each_unfinished_status_and_fences_the_holder(
 
 async def test_cancel_of_a_saga_compensates_on_any_replica(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(
-        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
-    )
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(mode=Mode.SAGA), lease=LEASE)
     await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=LEASE)
     assert await store.cancel(job.gid, "customer left")
     stored = await store.get(job.gid)
@@ -602,9 +592,7 @@ async def test_a_cancelled_saga_whose_holder_never_reports_compensates_its_runni
     sut: StoreUnderTest,
 ) -> None:
     store = sut.store
-    made = await store.insert(_new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=1)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(mode=Mode.SAGA), lease=1)
     assert await store.cancel(job.gid, "operator")
     assert await store.claim_due(owner="r2", lease=LEASE, limit=10) == []
     await sut.advance(1.2)  # r1 died: its lease lapses
@@ -618,11 +606,7 @@ async def test_a_cancelled_saga_whose_holder_never_reports_compensates_its_runni
 
 async def test_a_cancel_of_an_unheld_job_keeps_no_token(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(
-        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
-    )
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(mode=Mode.SAGA), lease=LEASE)
     await store.step_attempt_failed(
         job, 0, attempts=1, error="down", delay=30.0, keep_lease=False, lease=LEASE
     )  # waits in the database: nobody holds it
@@ -634,9 +618,7 @@ async def test_a_cancel_of_an_unheld_job_keeps_no_token(sut: StoreUnderTest) -> 
 
 async def test_resume_after_a_cancel_fences_the_late_result(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     assert await store.cancel(job.gid, "operator")
     assert await store.resume(job.gid, owner="r2", lease=LEASE) is not None
     with pytest.raises(LeaseLost):  # resumed meanwhile: the old call's result is not taken
@@ -651,9 +633,7 @@ async def test_resume_after_a_cancel_fences_the_late_result(sut: StoreUnderTest)
 
 async def test_resume_reruns_only_what_did_not_succeed(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(3), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(3), lease=LEASE)
     assert await store.resume(job.gid, owner="r1", lease=LEASE) is None  # not FAILED
     await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=2, result=b"r", lease=LEASE)
     await store.step_failed(
@@ -684,11 +664,7 @@ async def test_resume_reruns_only_what_did_not_succeed(sut: StoreUnderTest) -> N
 
 async def test_a_compensated_saga_is_not_resumable(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(
-        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
-    )
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(mode=Mode.SAGA), lease=LEASE)
     await store.step_done(
         job, 0, status=StepStatus.COMPENSATED, attempts=1, result=None, lease=LEASE
     )
@@ -704,9 +680,7 @@ def _call(n: int, code: int = 14, op: str = "action", error: str = "down") -> At
 
 async def test_each_call_is_appended_to_its_step_history_newest_kept(sut: StoreUnderTest) -> None:
     store = sut.store
-    made = await store.insert(_new(), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE)
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(), lease=LEASE)
     for n in range(1, HISTORY_LIMIT + 3):
         await store.step_attempt_failed(
             job, 0, attempts=n, error="down", delay=0.0, keep_lease=True, lease=LEASE,
@@ -765,11 +739,7 @@ async def test_a_job_keeps_its_protocol_from_insert_to_claim(sut: StoreUnderTest
 # -- a parked compensation (issue 13) ----------------------------------------------------
 async def _park_one(sut: StoreUnderTest) -> ActiveJob:
     store = sut.store
-    made = await store.insert(
-        _new(mode=Mode.SAGA), status=TxStatus.SUBMITTED, owner="r1", lease=LEASE
-    )
-    assert made is not None
-    job, _ = made
+    job = await _held(store, _new(mode=Mode.SAGA), lease=LEASE)
     await store.step_done(job, 0, status=StepStatus.SUCCEEDED, attempts=1, result=b"", lease=LEASE)
     await store.step_failed(
         job, 1, attempts=1, error="ABORTED: no", job_status=TxStatus.COMPENSATING,
