@@ -192,6 +192,13 @@ class Settings:
         default="",
         metadata={"help": "HMAC key file (trailing newline stripped): sign every call"},
     )
+    participant_reload_seconds: float = field(
+        default=10.0,
+        metadata={
+            "help": "how often the participant TLS and signing-key files are checked; "
+            "changed ones are re-read (new calls use them, no restart)"
+        },
+    )
     allowed_targets: str = field(
         default="",
         metadata={"help": "host:port patterns and CIDRs participants may have; empty: any"},

@@ -5,6 +5,7 @@ Real certificates (a trustme CA), a real TM and SDK ParticipantServers on port 0
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -177,6 +178,61 @@ async def test_signed_calls_only_the_tm_with_the_key_runs_steps(
             tx = await _run(tm, participant.target)
             assert tx.status == S.TRANSACTION_STATUS_SUCCEEDED, tx.error
         assert ran == ["sku-1"]
+
+
+async def _until(check: Any, timeout: float = 10.0) -> Any:
+    """Run ``check()`` until it returns something true (the TM looks at its files every
+    0.2 s here); its last value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        got = await check()
+        if got or asyncio.get_running_loop().time() > deadline:
+            return got
+        await asyncio.sleep(0.2)
+
+
+async def test_rotated_tls_files_and_signing_key_are_used_without_a_restart(
+    database_url: str, tmp_path: Path
+) -> None:
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    settings = _tls_settings(tmp_path, old_ca, TM_IDENTITY)
+    key_file = tmp_path / "signing.key"
+    key_file.write_bytes(b"old-key\n")
+    settings |= {
+        "participant_signing_key_file": str(key_file),
+        "participant_reload_seconds": 0.2,
+    }
+
+    async def succeeded(tm: TmServer, target: str) -> bool:
+        tx = await _run(tm, target)
+        return tx.status == S.TRANSACTION_STATUS_SUCCEEDED
+
+    async with _tm(database_url, **settings) as tm:
+        async with ParticipantServer(
+            steps=[reserve],
+            service=SERVICE,
+            host="127.0.0.1",
+            tls=_server_tls(old_ca),
+            tm_identities=[TM_IDENTITY],
+            signing_key=b"old-key",
+        ) as before:
+            assert await succeeded(tm, before.target)
+        # The participants moved to a new CA and a new key: refused until the TM's files
+        # are replaced in place (as a Secret update does), then used with no restart.
+        async with ParticipantServer(
+            steps=[reserve],
+            service=SERVICE,
+            host="127.0.0.1",
+            tls=_server_tls(new_ca),
+            tm_identities=[TM_IDENTITY],
+            signing_key=b"new-key",
+        ) as after:
+            assert not await succeeded(tm, after.target)
+            new_ca.cert_pem.write_to_path(settings["participant_tls_ca_file"])
+            _pem_files(tmp_path, TM_IDENTITY, new_ca.issue_cert(TM_IDENTITY))
+            key_file.write_bytes(b"new-key\n")
+            assert await _until(lambda: succeeded(tm, after.target))
+    assert ran == ["sku-1", "sku-1"]
 
 
 async def _call(target: str, method: str, body: bytes, md: list[tuple[str, str]]) -> Any:

@@ -8,7 +8,7 @@ import pytest
 
 from tm_service.config import Settings, SettingsError
 from tm_service.processing import GrpcTransport
-from tm_service.processing._transport import channel_credentials, read_signing_key
+from tm_service.processing._transport import SecretFiles, channel_credentials, read_signing_key
 
 
 def _settings(**env: str) -> Settings:
@@ -45,3 +45,21 @@ def test_tls_files_without_participant_tls_fail_the_start(tmp_path: Path) -> Non
 def test_a_bad_allow_list_fails_the_start() -> None:
     with pytest.raises(SettingsError, match="STEPPING_ALLOWED_TARGETS"):
         GrpcTransport.from_settings(_settings(allowed_targets="orders"))
+
+
+def test_secret_files_are_read_again_only_when_changed_and_usable(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    key.write_bytes(b"one\n")
+    settings = Settings.load(env={}, overrides={"participant_signing_key_file": str(key)})
+
+    def load() -> tuple[None, bytes | None]:
+        return None, read_signing_key(settings.participant_signing_key_file)
+
+    files = SecretFiles((str(key), ""), load)
+    assert files and files.changed() is None  # nothing changed since it was made
+    key.write_bytes(b"")  # half-written: unusable, the old key stays
+    assert files.changed() is None
+    key.write_bytes(b"two-two\n")
+    assert files.changed() == (None, b"two-two")
+    assert files.changed() is None
+    assert not SecretFiles(("", ""), load)  # no files: nothing to watch

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections import OrderedDict
@@ -133,6 +134,55 @@ class _Channel:
     methods: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = field(default_factory=dict)
     in_flight: int = 0
     stale: bool = False
+    generation: int = 0  # of the credentials it was dialled with
+
+
+#: What the TM's participant secrets load to: channel credentials and the signing key.
+Secrets = tuple[grpc.ChannelCredentials | None, bytes | None]
+
+
+class SecretFiles:
+    """The participant TLS and signing-key files, re-read when one of them changes.
+
+    cert-manager and the like rotate them in place: a change of a file's mtime, size or
+    inode (a Secret's symlink swapped) means "read them again".
+    """
+
+    def __init__(self, paths: tuple[str, ...], load: Callable[[], Secrets]) -> None:
+        self._paths = tuple(p for p in paths if p)
+        self._load = load
+        self._stamp = self._stamps()
+
+    def __bool__(self) -> bool:
+        return bool(self._paths)
+
+    def _stamps(self) -> tuple[tuple[int, int, int] | None, ...]:
+        out: list[tuple[int, int, int] | None] = []
+        for path in self._paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                out.append(None)
+            else:
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(out)
+
+    def changed(self) -> Secrets | None:
+        """The secrets read again when a file changed since the last look, else None.
+
+        A file that cannot be read (half-written, removed) keeps the old secrets; the
+        next look tries again.
+        """
+        stamp = self._stamps()
+        if stamp == self._stamp:
+            return None
+        try:
+            secrets = self._load()
+        except SettingsError as err:
+            _log.error("participant TLS or signing-key files changed but unusable: %s", err)
+            return None
+        self._stamp = stamp
+        return secrets
 
 
 def _pinned_target(addresses: list[IPAddress], port: int) -> tuple[str, tuple[str, ...]]:
@@ -162,6 +212,8 @@ class GrpcTransport:
         resolver: Resolver = _getaddrinfo,
         clock: Callable[[], float] = time.monotonic,
         max_response_bytes: int = 1 << 20,
+        secret_files: SecretFiles | None = None,
+        reload_seconds: float = 10.0,
     ) -> None:
         self._max_response_bytes = max_response_bytes
         self._targets = targets or TargetPolicy()
@@ -176,18 +228,38 @@ class GrpcTransport:
         self._opening: dict[str, asyncio.Lock] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._files = secret_files if secret_files else None
+        self._reload_every = reload_seconds
+        self._generation = 0  # bumped when the credentials change: channels re-dial
+        self._reloader: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, s: Settings, targets: TargetPolicy | None = None) -> GrpcTransport:
         """The transport the settings describe (files are read now: a bad one fails start)."""
+
+        def load() -> Secrets:
+            return channel_credentials(s), read_signing_key(s.participant_signing_key_file)
+
+        credentials, key = load()
+        files = SecretFiles(
+            (
+                s.participant_tls_ca_file,
+                s.participant_tls_cert_file,
+                s.participant_tls_key_file,
+                s.participant_signing_key_file,
+            ),
+            load,
+        )
         return cls(
             targets=targets or TargetPolicy.from_settings(s.allowed_targets, s.listen),
-            credentials=channel_credentials(s),
-            signing_key=read_signing_key(s.participant_signing_key_file),
+            credentials=credentials,
+            signing_key=key,
             max_channels=s.participant_max_channels,
             idle_seconds=s.participant_channel_idle_seconds,
             resolve_seconds=s.participant_resolve_seconds,
             max_response_bytes=s.max_response_bytes,
+            secret_files=files,
+            reload_seconds=s.participant_reload_seconds,
         )
 
     @property
@@ -297,6 +369,8 @@ class GrpcTransport:
         return entry
 
     def _due(self, entry: _Channel, now: float) -> bool:
+        if entry.generation != self._generation:
+            return True  # dialled with credentials that were replaced since
         if not entry.pinned:
             return False  # an IP literal: checked when opened, nothing to re-resolve
         return entry.stale or now - entry.checked_at >= self._resolve_every
@@ -304,17 +378,22 @@ class GrpcTransport:
     async def _open(self, target: str, old: _Channel | None, now: float) -> _Channel:
         addresses = self._targets.check_target(target)
         names = [a for a in addresses if a.ip is None]
+        if old is not None and old.generation != self._generation:
+            old = None  # new credentials: a new channel (the old one finishes its calls)
+        gen = self._generation
         if not names:
             if old is not None:
                 return old
-            return self._store(target, _Channel(self._dial(target, None), now, now))
+            channel = _Channel(self._dial(target, None), now, now, generation=gen)
+            return self._store(target, channel)
         resolved = await self._resolve(names[0])
         dial, pinned = _pinned_target(resolved, names[0].port)
         if old is not None and old.pinned == pinned:
             old.checked_at, old.stale = now, False
             return old
         authority = f"{names[0].host}:{names[0].port}"
-        return self._store(target, _Channel(self._dial(dial, authority), now, now, pinned))
+        channel = _Channel(self._dial(dial, authority), now, now, pinned, generation=gen)
+        return self._store(target, channel)
 
     async def _resolve(self, name: HostPort) -> list[IPAddress]:
         resolved = await self._resolver(name.host, name.port)
@@ -374,6 +453,25 @@ class GrpcTransport:
     def _start_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep(), name="stepping-channel-sweeper")
+        if self._files is not None and self._reloader is None:
+            self._reloader = asyncio.create_task(self._reload(), name="stepping-secret-files")
+
+    async def _reload(self) -> None:
+        """Look at the secret files every ``reload_seconds``; take new ones at once."""
+        assert self._files is not None
+        while True:
+            await asyncio.sleep(self._reload_every)
+            self.reload_now()
+
+    def reload_now(self) -> bool:
+        """Re-read the secret files if they changed; True when new ones are in use."""
+        secrets = None if self._files is None else self._files.changed()
+        if secrets is None:
+            return False
+        self._credentials, self._key = secrets
+        self._generation += 1
+        _log.info("participant TLS or signing-key files changed: new calls use them")
+        return True
 
     async def _sweep(self) -> None:
         while self._channels:
@@ -381,9 +479,10 @@ class GrpcTransport:
             self.close_idle()
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in (self._sweeper, self._reloader):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         channels, self._channels = list(self._channels.values()), OrderedDict()
         await asyncio.gather(*(c.channel.close(None) for c in channels), return_exceptions=True)
         await asyncio.gather(*self._closing, return_exceptions=True)
