@@ -191,6 +191,18 @@ async def _until(check: Any, timeout: float = 10.0) -> Any:
         await asyncio.sleep(0.2)
 
 
+def _guarded(ca: trustme.CA, key: bytes) -> ParticipantServer:
+    """A participant that takes only the TM's certificate from ``ca``, signed with ``key``."""
+    return ParticipantServer(
+        steps=[reserve],
+        service=SERVICE,
+        host="127.0.0.1",
+        tls=_server_tls(ca),
+        tm_identities=[TM_IDENTITY],
+        signing_key=key,
+    )
+
+
 async def test_rotated_tls_files_and_signing_key_are_used_without_a_restart(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -208,25 +220,11 @@ async def test_rotated_tls_files_and_signing_key_are_used_without_a_restart(
         return tx.status == S.TRANSACTION_STATUS_SUCCEEDED
 
     async with _tm(database_url, **settings) as tm:
-        async with ParticipantServer(
-            steps=[reserve],
-            service=SERVICE,
-            host="127.0.0.1",
-            tls=_server_tls(old_ca),
-            tm_identities=[TM_IDENTITY],
-            signing_key=b"old-key",
-        ) as before:
+        async with _guarded(old_ca, b"old-key") as before:
             assert await succeeded(tm, before.target)
         # The participants moved to a new CA and a new key: refused until the TM's files
         # are replaced in place (as a Secret update does), then used with no restart.
-        async with ParticipantServer(
-            steps=[reserve],
-            service=SERVICE,
-            host="127.0.0.1",
-            tls=_server_tls(new_ca),
-            tm_identities=[TM_IDENTITY],
-            signing_key=b"new-key",
-        ) as after:
+        async with _guarded(new_ca, b"new-key") as after:
             assert not await succeeded(tm, after.target)
             new_ca.cert_pem.write_to_path(settings["participant_tls_ca_file"])
             _pem_files(tmp_path, TM_IDENTITY, new_ca.issue_cert(TM_IDENTITY))
