@@ -9,12 +9,12 @@ were made with.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 
 import grpc
 
+from tm_service._files import FileStamp, file_stamp
 from tm_service.config import Settings, SettingsError
 
 __all__ = ["CertificateFiles", "server_credentials"]
@@ -44,9 +44,8 @@ class CertificateFiles:
         self._stamp = self._stamps()
         self.initial = self._configuration()  # raises: the TM does not start without one
 
-    def _stamps(self) -> tuple[tuple[int, int], ...]:
-        stats = [os.stat(p) for p in self._paths]
-        return tuple((s.st_mtime_ns, s.st_size) for s in stats)
+    def _stamps(self) -> tuple[FileStamp, ...]:
+        return tuple(file_stamp(p) for p in self._paths)
 
     def _configuration(self) -> grpc.ServerCertificateConfiguration:
         with open(self._cert_file, "rb") as f:

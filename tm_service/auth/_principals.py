@@ -6,13 +6,13 @@ import enum
 import hashlib
 import hmac
 import logging
-import os
 import re
 import time
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from tm_service._files import FileStamp, file_stamp
 from tm_service.config import SettingsError
 
 __all__ = ["AuthFileError", "Principal", "PrincipalFile", "Principals", "Role", "hash_token"]
@@ -161,12 +161,11 @@ class PrincipalFile:
         self._principals = self._read()  # raises AuthFileError: the TM does not start
         self._checked = monotonic()
 
-    def _stat(self) -> tuple[int, int, int]:
+    def _stat(self) -> FileStamp:
         try:
-            st = os.stat(self.path)
+            return file_stamp(self.path)
         except OSError as err:
             raise AuthFileError(f"{self.path}: {err.strerror}") from None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _read(self) -> Principals:
         try:

@@ -84,8 +84,9 @@ async def _after_cancel(
     raise LeaseLost(job.gid)
 
 
-async def _renew(ctx: ProcessingContext, job: ActiveJob, done: asyncio.Event) -> bool:
-    """Renew the lease, retrying while it surely holds; True when the call ended meanwhile."""
+async def _renew(ctx: ProcessingContext, job: ActiveJob, done: asyncio.Event) -> None:
+    """Renew the lease, retrying while it surely holds; return early when ``done`` is set
+    (the call ended, or the lease watch told the job)."""
     terms, clock = ctx.lease_terms, ctx.clock
     retry = min(1.0, terms.seconds / 10)
     while True:
@@ -99,7 +100,7 @@ async def _renew(ctx: ProcessingContext, job: ActiveJob, done: asyncio.Event) ->
         except (StoreUnavailable, TimeoutError) as err:
             _log.warning("lease renewal failed: %s", err or "timed out", extra={"gid": job.gid})
             if await clock.wait(done, min(retry, left)):
-                return True
+                return
             continue
         ctx.mark_leased(job, started)
-        return done.is_set()
+        return

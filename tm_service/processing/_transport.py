@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import time
 from collections import OrderedDict
@@ -27,6 +26,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from stepping.contract import CallInfo, signing_key
 
+from tm_service._files import FileStamp, file_stamp
 from tm_service.config import Settings, SettingsError
 from tm_service.domain import Endpoint
 from tm_service.targets import HostPort, IPAddress, TargetPolicy, TargetRefused, parse_ip
@@ -144,8 +144,8 @@ Secrets = tuple[grpc.ChannelCredentials | None, bytes | None]
 class SecretFiles:
     """The participant TLS and signing-key files, re-read when one of them changes.
 
-    cert-manager and the like rotate them in place: a change of a file's mtime, size or
-    inode (a Secret's symlink swapped) means "read them again".
+    cert-manager and the like rotate them in place: a changed ``file_stamp`` means "read
+    them again".
     """
 
     def __init__(self, paths: tuple[str, ...], load: Callable[[], Secrets]) -> None:
@@ -156,15 +156,13 @@ class SecretFiles:
     def __bool__(self) -> bool:
         return bool(self._paths)
 
-    def _stamps(self) -> tuple[tuple[int, int, int] | None, ...]:
-        out: list[tuple[int, int, int] | None] = []
+    def _stamps(self) -> tuple[FileStamp | None, ...]:
+        out: list[FileStamp | None] = []
         for path in self._paths:
             try:
-                st = os.stat(path)
+                out.append(file_stamp(path))
             except OSError:
                 out.append(None)
-            else:
-                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(out)
 
     def changed(self) -> Secrets | None:
@@ -350,11 +348,10 @@ class GrpcTransport:
         return entry
 
     async def _channel(self, target: str) -> _Channel:
+        cached = self._cached(target)
+        if cached is not None:
+            return cached
         now = self._clock()
-        entry = self._channels.get(target)
-        if entry is not None and not self._due(entry, now):
-            self._channels.move_to_end(target)
-            return entry
         lock = self._opening.setdefault(target, asyncio.Lock())
         try:
             async with lock:  # one resolution per target at a time

@@ -95,9 +95,9 @@ class LeaseWatch:
         ]
         if not due:
             return 0
-        held = list({w.job.gid: (w.job.gid, w.job.lease_token) for w in due}.values())
+        held = {w.job.gid: w.job.lease_token for w in due}
         try:
-            changed = await store.lease_changes(held)
+            changed = await store.lease_changes(list(held.items()))
         except StoreUnavailable as err:
             _log.debug("lease watch skipped: %s", err)
             return 0
@@ -105,7 +105,7 @@ class LeaseWatch:
         for w in due:
             # The token is compared as of the query: a write since then (the job went
             # on) changed it again, so only a still-current token is believed.
-            if w.job.gid in changed and (w.job.gid, w.job.lease_token) in held:
+            if w.job.gid in changed and held[w.job.gid] == w.job.lease_token:
                 w.tell(Verdict.CANCELLED if changed[w.job.gid] else Verdict.TAKEN)
                 told += 1
         return told

@@ -551,9 +551,7 @@ class PostgresStore(FencedWrites, ReportsUnavailable):
         """Jobs due that no replica holds, and seconds since the oldest became due (0: none)."""
         waiting = func.now() - func.min(_TX.next_time)
         stmt = select(func.count(), func.coalesce(func.extract("epoch", waiting), 0.0)).where(
-            _TX.status.in_(ACTIVE_STATUSES),
-            _TX.next_time <= func.now(),
-            or_(_TX.lease_expires.is_(None), _TX.lease_expires < func.now()),
+            *_is_due()
         )
         async with self._connect(auto=True) as conn:
             count, age = (await conn.execute(stmt)).one()
